@@ -1,0 +1,163 @@
+// The contract every part of dogpile shares: the NO_VALUE sentinel, the stored value envelope,
+// the backend and mutex interfaces, the serializer shape and the error classes.
+
+/**
+ * Returned by reads when there is no usable value: missing, expired, invalidated or unreadable.
+ * Distinct from `undefined` and `null`, which are ordinary cacheable values. It is a registered
+ * symbol, so two copies of the package loaded in one process still agree on it.
+ */
+export const NO_VALUE: unique symbol = Symbol.for('dogpile.NO_VALUE') as typeof NO_VALUE;
+/** The type of {@link NO_VALUE}. */
+export type NoValue = typeof NO_VALUE;
+
+/** Version of the value envelope. A stored value with another version is read as a miss. */
+export const VALUE_VERSION = 1;
+
+/** Metadata stored beside every payload. */
+export interface CacheMetadata {
+  /** Creation time, milliseconds since the epoch, from the writer's clock. */
+  readonly ct: number;
+  /** Envelope version ({@link VALUE_VERSION}). */
+  readonly v: number;
+  /** How long the creator took, in milliseconds, when known. */
+  readonly d?: number;
+}
+
+/** A payload with its metadata: what backends store and return. */
+export class CachedValue<T = unknown> {
+  /**
+   * @param payload the cached value itself
+   * @param metadata creation time and envelope version
+   * @param now clock used by {@link CachedValue.age}; defaults to `Date.now`
+   */
+  constructor(
+    readonly payload: T,
+    readonly metadata: CacheMetadata,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Creation time in milliseconds since the epoch. */
+  get cachedTime(): number {
+    return this.metadata.ct;
+  }
+
+  /** Age in seconds (fractions included), measured now. */
+  get age(): number {
+    return (this.now() - this.metadata.ct) / 1000;
+  }
+}
+
+/**
+ * A lock for one key, as a backend provides it. `acquire(false)` must not wait; `acquire(true)` may
+ * wait, but only up to the backend's own bounded wait (for example `lockWaitTimeout`), and then
+ * returns `false`. Only the owner's `release()` may free the lock.
+ */
+export interface CacheMutex {
+  acquire(wait: boolean): Promise<boolean>;
+  release(): Promise<void>;
+  locked(): Promise<boolean>;
+  /** Aborted when the lock's ownership was lost (for example its lease ran out). Optional. */
+  readonly signal?: AbortSignal;
+}
+
+/** The storage interface. All methods are async; misses are {@link NO_VALUE}, never `null` holes. */
+export interface CacheBackend {
+  get(key: string): Promise<CachedValue | NoValue>;
+  getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]>;
+  set(key: string, value: CachedValue): Promise<void>;
+  setMulti(entries: Map<string, CachedValue>): Promise<void>;
+  delete(key: string): Promise<void>;
+  deleteMulti(keys: string[]): Promise<void>;
+  /** A distributed lock for `key`, or `null`/absent to use the in-process lock only. */
+  getMutex?(key: string): CacheMutex | null;
+  /** Release connections, timers and files. */
+  close?(): Promise<void>;
+}
+
+/** Turns payloads into bytes for byte-oriented backends (redis, memcached, file) and back. */
+export interface Serializer {
+  serialize(value: unknown): Uint8Array | string;
+  /** May throw on bad input: the value is then read as a miss. Must never execute code. */
+  deserialize(bytes: Uint8Array): unknown;
+}
+
+/** What a backend factory receives besides its `arguments`. */
+export interface BackendContext {
+  /** The serializer byte-oriented backends must use for payloads. */
+  readonly serializer: Serializer;
+  /** The region's name, when it has one (for logs and key prefixes). */
+  readonly regionName: string | undefined;
+}
+
+/** Creates a backend from its `arguments` object (which it must not mutate). */
+export type BackendFactory = (
+  args: Readonly<Record<string, unknown>>,
+  context: BackendContext,
+) => CacheBackend | Promise<CacheBackend>;
+
+/** A source of time in milliseconds since the epoch. Inject one to test expiry without sleeping. */
+export interface Clock {
+  now(): number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/** Base class of every error dogpile throws. */
+export class DogpileError extends Error {
+  override name = 'DogpileError';
+}
+
+/** A region was used before `configure()`. */
+export class RegionNotConfiguredError extends DogpileError {
+  override name = 'RegionNotConfiguredError';
+}
+
+/** `configure()` was called twice without `replaceExistingBackend`. */
+export class RegionAlreadyConfiguredError extends DogpileError {
+  override name = 'RegionAlreadyConfiguredError';
+}
+
+/** No backend is registered under that name, and it is not an importable module. */
+export class PluginNotFoundError extends DogpileError {
+  override name = 'PluginNotFoundError';
+}
+
+/** An option or argument has a bad value; the message names it. */
+export class ValidationError extends DogpileError {
+  override name = 'ValidationError';
+}
+
+/** A waiter gave up waiting for a lock or for another caller's creation. */
+export class LockTimeoutError extends DogpileError {
+  override name = 'LockTimeoutError';
+}
+
+/** A backend operation failed; the original error is in `cause`. */
+export class BackendError extends DogpileError {
+  override name = 'BackendError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Describes a value for an error message, briefly and safely. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'symbol') return value.toString();
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (value === null || typeof value !== 'object') return String(value);
+  if (Array.isArray(value)) return `array(${value.length})`;
+  return `object ${value.constructor?.name ?? 'Object'}`;
+}
+
+/**
+ * Internal: a backend whose reads complete synchronously (the memory backend) exposes this method
+ * so a fresh hit can skip one promise. Not part of the public contract.
+ */
+export const SYNC_GET: unique symbol = Symbol('dogpile.syncGet') as typeof SYNC_GET;
+/** Internal: the shape of a backend that has {@link SYNC_GET}. */
+export interface SyncReadable {
+  [SYNC_GET](key: string): CachedValue | NoValue;
+}

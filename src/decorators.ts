@@ -1,0 +1,315 @@
+// cacheOnArguments / cacheMultiOnArguments: wrap a function so its results are cached by its
+// arguments. The wrapper and its helpers (invalidate, set, get, refresh, key) compute keys with the
+// same code path, so a helper always addresses the entry a call wrote. Works on plain functions and
+// as a standard (TC39) method decorator.
+
+import { NO_VALUE, type NoValue, ValidationError, describe } from './api.js';
+import type { KeyFunction, MultiKeyFunction, ToStr } from './keys.js';
+import type { CacheRegion } from './region.js';
+import type { FunctionKeyGenerator, FunctionMultiKeyGenerator } from './keys.js';
+
+type MaybePromise<T> = T | Promise<T>;
+/** An expiration in seconds, or a function read on every call (for example "until midnight"). */
+export type ExpirationOption = number | null | (() => number | null);
+
+/** Options of `region.cacheOnArguments()`. */
+export interface CacheOnArgumentsOptions {
+  /** Distinguishes functions of the same name; becomes part of the key. */
+  namespace?: string;
+  /** Overrides the region's expiration for this function (seconds, `-1` never, or a function). */
+  expirationTime?: ExpirationOption;
+  /** When it returns false, a result is returned but not stored. */
+  shouldCacheFn?: (value: never) => boolean;
+  /** Converts each argument to a string for the key (then quoted, so keys stay unambiguous). */
+  toStr?: ToStr;
+  /** Overrides the region's key generator for this function. */
+  functionKeyGenerator?: FunctionKeyGenerator;
+}
+
+/** Options of `region.cacheMultiOnArguments()`. */
+export interface CacheMultiOnArgumentsOptions extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator'> {
+  /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. */
+  asDict?: boolean;
+  /** Overrides the region's multi key generator for this function. */
+  functionMultiKeyGenerator?: FunctionMultiKeyGenerator;
+}
+
+/** A function wrapped by `cacheOnArguments`, with helpers that address the same entries. */
+export interface CachedFunction<A extends unknown[], R, This = unknown> {
+  (this: This, ...args: A): Promise<Awaited<R>>;
+  /** Deletes the entry for these arguments. */
+  invalidate(...args: A): Promise<void>;
+  /** Stores `value` as the result for these arguments. */
+  set(value: Awaited<R>, ...args: A): Promise<void>;
+  /** The cached result for these arguments, or NO_VALUE (honours the wrapper's expiration). */
+  get(...args: A): Promise<Awaited<R> | NoValue>;
+  /** Calls the function now, stores and returns its result. */
+  refresh(...args: A): Promise<Awaited<R>>;
+  /** The cache key for these arguments (before the region's key mangler). */
+  key(...args: A): string;
+  /** The unwrapped function. */
+  readonly original: (this: This, ...args: A) => R;
+}
+
+/** What `cacheOnArguments()` returns: wraps a function, or decorates a method. */
+export interface CacheOnArgumentsDecorator {
+  <A extends unknown[], R>(fn: (...args: A) => R): CachedFunction<A, R>;
+  <This, A extends unknown[], R>(
+    method: (this: This, ...args: A) => R,
+    context: ClassMethodDecoratorContext<This, (this: This, ...args: A) => R>,
+  ): CachedFunction<A, R, This>;
+}
+
+/** A function wrapped by `cacheMultiOnArguments`. `Out` is `V[]`, or a record with `asDict`. */
+export interface CachedMultiFunction<A, V, Out, This = unknown> {
+  (this: This, ...args: A[]): Promise<Out>;
+  /** Deletes the entries for these arguments. */
+  invalidate(...args: A[]): Promise<void>;
+  /** Stores values by argument. */
+  set(values: ReadonlyMap<A, V> | Readonly<Record<string, V>>): Promise<void>;
+  /** Cached values aligned with the arguments, NO_VALUE where missing. */
+  get(...args: A[]): Promise<(V | NoValue)[]>;
+  /** Calls the function for all these arguments now, stores and returns the results. */
+  refresh(...args: A[]): Promise<Out>;
+  /** The cache keys for these arguments. */
+  keys(...args: A[]): string[];
+  readonly original: (this: This, ...args: A[]) => unknown;
+}
+
+type ListMultiFn<This, A, V> = (this: This, ...keys: A[]) => MaybePromise<readonly V[]>;
+type DictMultiFn<This, A, V> = (this: This, ...keys: A[]) => MaybePromise<Readonly<Record<string, V>> | ReadonlyMap<A, V>>;
+
+interface ListMultiDecorator {
+  <A, V>(fn: ListMultiFn<unknown, A, V>): CachedMultiFunction<A, V, V[]>;
+  <This, A, V>(
+    method: ListMultiFn<This, A, V>,
+    context: ClassMethodDecoratorContext<This, ListMultiFn<This, A, V>>,
+  ): CachedMultiFunction<A, V, V[], This>;
+}
+interface DictMultiDecorator {
+  <A, V>(fn: DictMultiFn<unknown, A, V>): CachedMultiFunction<A, V, Record<string, V>>;
+  <This, A, V>(
+    method: DictMultiFn<This, A, V>,
+    context: ClassMethodDecoratorContext<This, DictMultiFn<This, A, V>>,
+  ): CachedMultiFunction<A, V, Record<string, V>, This>;
+}
+/** What `cacheMultiOnArguments()` returns. */
+export type CacheMultiOnArgumentsDecorator<D extends boolean> = D extends true ? DictMultiDecorator : ListMultiDecorator;
+
+type AnyFn = (this: unknown, ...args: unknown[]) => unknown;
+
+export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgumentsOptions): CacheOnArgumentsDecorator {
+  checkOptions(options, 'cacheOnArguments');
+  const { namespace, toStr } = options;
+  const shouldCacheFn = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
+  const generator = options.functionKeyGenerator ?? region.functionKeyGenerator;
+  const expiration = expirationReader(options.expirationTime);
+
+  const decorate = (fn: AnyFn, context?: ClassMethodDecoratorContext): unknown => {
+    const target = targetFor(fn, context, namespace, 'cacheOnArguments');
+    let keyFn: KeyFunction | undefined;
+    const keyOf = (self: unknown, args: unknown[]): string => {
+      keyFn ??= generator(namespace, target, toStr);
+      const key = keyFn.apply(self, args);
+      if (typeof key !== 'string') throw new ValidationError(`functionKeyGenerator returned ${describe(key)}, not a string`);
+      return key;
+    };
+    if (context) onDeclaringClass(context, (name) => {
+      target.name = name;
+      keyFn = undefined;
+    });
+
+    const wrapper = function (this: unknown, ...args: unknown[]): Promise<unknown> {
+      let key: string;
+      try {
+        key = keyOf(this, args);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return region.getOrCreate(key, () => fn.apply(this, args), {
+        expirationTime: expiration(),
+        shouldCacheFn,
+      });
+    };
+    return Object.assign(wrapper, {
+      invalidate(this: unknown, ...args: unknown[]) {
+        return region.delete(keyOf(this, args));
+      },
+      set(this: unknown, value: unknown, ...args: unknown[]) {
+        return region.set(keyOf(this, args), value);
+      },
+      get(this: unknown, ...args: unknown[]) {
+        return region.get(keyOf(this, args), { expirationTime: expiration() });
+      },
+      async refresh(this: unknown, ...args: unknown[]) {
+        const key = keyOf(this, args);
+        const value = await fn.apply(this, args);
+        if (!shouldCacheFn || shouldCacheFn(value)) await region.set(key, value);
+        return value;
+      },
+      key(this: unknown, ...args: unknown[]) {
+        return keyOf(this, args);
+      },
+      original: fn,
+    });
+  };
+  return decorate as CacheOnArgumentsDecorator;
+}
+
+export function makeCacheMultiOnArguments<D extends boolean>(
+  region: CacheRegion,
+  options: CacheMultiOnArgumentsOptions,
+): CacheMultiOnArgumentsDecorator<D> {
+  checkOptions(options, 'cacheMultiOnArguments');
+  const { namespace, toStr, asDict = false } = options;
+  const userShouldCache = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
+  const generator = options.functionMultiKeyGenerator ?? region.functionMultiKeyGenerator;
+  const expiration = expirationReader(options.expirationTime);
+  // With asDict, arguments the function leaves out come back as NO_VALUE: never stored.
+  const shouldCacheFn = asDict
+    ? (value: unknown) => value !== NO_VALUE && (!userShouldCache || userShouldCache(value))
+    : userShouldCache;
+
+  const decorate = (fn: AnyFn, context?: ClassMethodDecoratorContext): unknown => {
+    const target = targetFor(fn, context, namespace, 'cacheMultiOnArguments');
+    let keyFn: MultiKeyFunction | undefined;
+    const keysOf = (self: unknown, args: unknown[]): string[] => {
+      keyFn ??= generator(namespace, target, toStr);
+      const keys = keyFn.apply(self, args);
+      if (!Array.isArray(keys) || keys.length !== args.length || keys.some((k) => typeof k !== 'string')) {
+        throw new ValidationError(`functionMultiKeyGenerator must return one string key per argument, got ${describe(keys)}`);
+      }
+      return keys;
+    };
+    if (context) onDeclaringClass(context, (name) => {
+      target.name = name;
+      keyFn = undefined;
+    });
+
+    // Calls the function with the arguments behind `keys`; returns values aligned with `keys`.
+    const callFor = async (self: unknown, keys: readonly string[], argOf: Map<string, unknown>): Promise<unknown[]> => {
+      const args = keys.map((k) => argOf.get(k));
+      const out = await fn.apply(self, args);
+      if (!asDict) {
+        if (!Array.isArray(out) || out.length !== args.length) {
+          throw new ValidationError(`${target.name || 'function'} must return an array of ${args.length} values, got ${describe(out)}`);
+        }
+        return out;
+      }
+      if (out === null || typeof out !== 'object') {
+        throw new ValidationError(`${target.name || 'function'} (asDict) must return an object or Map, got ${describe(out)}`);
+      }
+      return args.map((arg) => pick(out, arg));
+    };
+    const shape = (args: unknown[], values: unknown[]): unknown => {
+      if (!asDict) return values;
+      const result: Record<string, unknown> = {};
+      args.forEach((arg, i) => {
+        if (values[i] !== NO_VALUE) result[String(arg)] = values[i];
+      });
+      return result;
+    };
+
+    const wrapper = async function (this: unknown, ...args: unknown[]): Promise<unknown> {
+      const keys = keysOf(this, args);
+      const argOf = new Map(keys.map((k, i) => [k, args[i]]));
+      const values = await region.getOrCreateMulti<unknown>(keys, (...missing) => callFor(this, missing, argOf), {
+        expirationTime: expiration(),
+        shouldCacheFn,
+      });
+      return shape(args, values);
+    };
+    return Object.assign(wrapper, {
+      invalidate(this: unknown, ...args: unknown[]) {
+        return region.deleteMulti(keysOf(this, args));
+      },
+      set(this: unknown, values: ReadonlyMap<unknown, unknown> | Readonly<Record<string, unknown>>) {
+        const pairs = values instanceof Map ? [...values] : Object.entries(values);
+        const keys = keysOf(
+          this,
+          pairs.map(([a]) => a),
+        );
+        return region.setMulti(new Map(keys.map((k, i) => [k, (pairs[i] as [unknown, unknown])[1]])));
+      },
+      get(this: unknown, ...args: unknown[]) {
+        return region.getMulti(keysOf(this, args), { expirationTime: expiration() });
+      },
+      async refresh(this: unknown, ...args: unknown[]) {
+        const keys = keysOf(this, args);
+        const values = await callFor(this, keys, new Map(keys.map((k, i) => [k, args[i]])));
+        const store = new Map<string, unknown>();
+        keys.forEach((k, i) => {
+          if (!shouldCacheFn || shouldCacheFn(values[i])) store.set(k, values[i]);
+        });
+        await region.setMulti(store);
+        return shape(args, values);
+      },
+      keys(this: unknown, ...args: unknown[]) {
+        return keysOf(this, args);
+      },
+      original: fn,
+    });
+  };
+  return decorate as unknown as CacheMultiOnArgumentsDecorator<D>;
+}
+
+function pick(out: object, arg: unknown): unknown {
+  if (out instanceof Map) return out.has(arg) ? out.get(arg) : NO_VALUE;
+  const name = String(arg);
+  return Object.hasOwn(out, name) ? (out as Record<string, unknown>)[name] : NO_VALUE;
+}
+
+function checkOptions(options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOptions, where: string): void {
+  if (options === null || typeof options !== 'object') {
+    throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
+  }
+  if (options.namespace !== undefined && typeof options.namespace !== 'string') {
+    throw new ValidationError(`${where}: namespace must be a string, got ${describe(options.namespace)}`);
+  }
+  for (const name of ['shouldCacheFn', 'toStr', 'functionKeyGenerator', 'functionMultiKeyGenerator'] as const) {
+    const value = (options as Record<string, unknown>)[name];
+    if (value !== undefined && typeof value !== 'function') {
+      throw new ValidationError(`${where}: ${name} must be a function, got ${describe(value)}`);
+    }
+  }
+  const exp = options.expirationTime;
+  if (exp !== undefined && exp !== null && typeof exp !== 'function' && (typeof exp !== 'number' || !(exp >= 0 || exp === -1))) {
+    throw new ValidationError(`${where}: expirationTime must be seconds >= 0, -1, null or a function, got ${describe(exp)}`);
+  }
+}
+
+function expirationReader(option: ExpirationOption | undefined): () => number | null | undefined {
+  if (typeof option === 'function') return option;
+  return () => option;
+}
+
+function targetFor(fn: unknown, context: ClassMethodDecoratorContext | undefined, namespace: string | undefined, where: string): { name: string } {
+  if (typeof fn !== 'function') throw new ValidationError(`${where}: expected a function to wrap, got ${describe(fn)}`);
+  if (context !== undefined && context.kind !== 'method') {
+    throw new ValidationError(`${where}: can decorate methods only, not a ${String(context.kind)}`);
+  }
+  const name = context ? String(context.name) : fn.name;
+  if (!name && namespace === undefined) {
+    throw new ValidationError(`${where}: cannot name the cache entries of an anonymous function; give it a name or a namespace`);
+  }
+  return { name };
+}
+
+/** Once the class is known, names a decorated method `Class.method` (the class that declares it). */
+function onDeclaringClass(context: ClassMethodDecoratorContext, setName: (name: string) => void): void {
+  let done = false;
+  context.addInitializer(function (this: unknown) {
+    if (done) return;
+    done = true;
+    const methodName = String(context.name);
+    let owner: unknown;
+    if (context.static) owner = this;
+    else {
+      let proto = Object.getPrototypeOf(this);
+      while (proto && !Object.hasOwn(proto, context.name)) proto = Object.getPrototypeOf(proto);
+      owner = proto?.constructor;
+    }
+    const className = (owner as { name?: string } | undefined)?.name;
+    setName(className ? `${className}.${methodName}` : methodName);
+  });
+}

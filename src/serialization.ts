@@ -1,0 +1,66 @@
+// The byte envelope of byte-oriented backends, and the default payload serializer.
+//
+// Envelope layout (all integers big-endian):
+//   0      1 byte   magic 0xD0
+//   1      1 byte   envelope version (VALUE_VERSION)
+//   2      8 bytes  created-at, float64 milliseconds since the epoch
+//   10     8 bytes  creation duration in ms, float64 (NaN when unknown)
+//   18     …        payload bytes from the serializer
+// Anything else (short, other magic, other version, a payload the serializer rejects) decodes to
+// NO_VALUE: a miss, never a crash.
+
+import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8';
+import { CachedValue, NO_VALUE, type NoValue, type Serializer, VALUE_VERSION } from './api.js';
+
+const MAGIC = 0xd0;
+const HEADER_BYTES = 18;
+
+/**
+ * The default serializer: Node's structured-clone format (`node:v8`). It round-trips strings,
+ * numbers (NaN, -0), booleans, null, undefined, arrays, plain objects, Date, Map, Set, BigInt,
+ * RegExp, Buffer and typed arrays. Decoding builds plain data only and never runs code. Class
+ * instances come back as plain objects.
+ */
+export const v8Serializer: Serializer = {
+  serialize: (value) => v8Serialize(value),
+  deserialize: (bytes) => v8Deserialize(bytes),
+};
+
+/**
+ * A JSON serializer for values other languages must read. It loses what JSON loses (undefined,
+ * Date becomes a string, Map/Set/BigInt are not supported).
+ */
+export const jsonSerializer: Serializer = {
+  serialize: (value) => JSON.stringify(value),
+  deserialize: (bytes) => JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')),
+};
+
+/** Encodes a cached value as envelope bytes. */
+export function encodeValue(value: CachedValue, serializer: Serializer): Buffer {
+  const raw = serializer.serialize(value.payload);
+  const payload = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
+  const out = Buffer.allocUnsafe(HEADER_BYTES + payload.byteLength);
+  out[0] = MAGIC;
+  out[1] = VALUE_VERSION;
+  out.writeDoubleBE(value.metadata.ct, 2);
+  out.writeDoubleBE(value.metadata.d ?? Number.NaN, 10);
+  out.set(payload, HEADER_BYTES);
+  return out;
+}
+
+/** Decodes envelope bytes; anything unreadable is {@link NO_VALUE}. */
+export function decodeValue(bytes: Uint8Array | null | undefined, serializer: Serializer): CachedValue | NoValue {
+  if (!bytes || bytes.byteLength < HEADER_BYTES) return NO_VALUE;
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf[0] !== MAGIC || buf[1] !== VALUE_VERSION) return NO_VALUE;
+  const ct = buf.readDoubleBE(2);
+  const d = buf.readDoubleBE(10);
+  if (!Number.isFinite(ct)) return NO_VALUE;
+  let payload: unknown;
+  try {
+    payload = serializer.deserialize(buf.subarray(HEADER_BYTES));
+  } catch {
+    return NO_VALUE;
+  }
+  return new CachedValue(payload, Number.isNaN(d) ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d });
+}
