@@ -1,7 +1,7 @@
 // configureFromConfig: reads a flat config object (process.env, an ini file) into configure()
 // options, coercing string values.
 
-import { ValidationError, describe } from './api.js';
+import { describe, ValidationError } from './api.js';
 import type { ConfigureOptions } from './region.js';
 
 const INT = /^[-+]?\d+$/;

@@ -3,10 +3,9 @@
 // same code path, so a helper always addresses the entry a call wrote. Works on plain functions and
 // as a standard (TC39) method decorator.
 
-import { NO_VALUE, type NoValue, ValidationError, describe } from './api.js';
-import type { KeyFunction, MultiKeyFunction, ToStr } from './keys.js';
+import { describe, NO_VALUE, type NoValue, ValidationError } from './api.js';
+import type { FunctionKeyGenerator, FunctionMultiKeyGenerator, KeyFunction, MultiKeyFunction, ToStr } from './keys.js';
 import type { CacheRegion } from './region.js';
-import type { FunctionKeyGenerator, FunctionMultiKeyGenerator } from './keys.js';
 
 type MaybePromise<T> = T | Promise<T>;
 /** An expiration in seconds, or a function read on every call (for example "until midnight"). */
@@ -114,10 +113,11 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
       if (typeof key !== 'string') throw new ValidationError(`functionKeyGenerator returned ${describe(key)}, not a string`);
       return key;
     };
-    if (context) onDeclaringClass(context, (name) => {
-      target.name = name;
-      keyFn = undefined;
-    });
+    if (context)
+      onDeclaringClass(context, (name) => {
+        target.name = name;
+        keyFn = undefined;
+      });
 
     const wrapper = function (this: unknown, ...args: unknown[]): Promise<unknown> {
       let key: string;
@@ -181,10 +181,11 @@ export function makeCacheMultiOnArguments<D extends boolean>(
       }
       return keys;
     };
-    if (context) onDeclaringClass(context, (name) => {
-      target.name = name;
-      keyFn = undefined;
-    });
+    if (context)
+      onDeclaringClass(context, (name) => {
+        target.name = name;
+        keyFn = undefined;
+      });
 
     // Calls the function with the arguments behind `keys`; returns values aligned with `keys`.
     const callFor = async (self: unknown, keys: readonly string[], argOf: Map<string, unknown>): Promise<unknown[]> => {
@@ -192,7 +193,9 @@ export function makeCacheMultiOnArguments<D extends boolean>(
       const out = await fn.apply(self, args);
       if (!asDict) {
         if (!Array.isArray(out) || out.length !== args.length) {
-          throw new ValidationError(`${target.name || 'function'} must return an array of ${args.length} values, got ${describe(out)}`);
+          throw new ValidationError(
+            `${target.name || 'function'} must return an array of ${args.length} values, got ${describe(out)}`,
+          );
         }
         return out;
       }
@@ -283,7 +286,12 @@ function expirationReader(option: ExpirationOption | undefined): () => number | 
   return () => option;
 }
 
-function targetFor(fn: unknown, context: ClassMethodDecoratorContext | undefined, namespace: string | undefined, where: string): { name: string } {
+function targetFor(
+  fn: unknown,
+  context: ClassMethodDecoratorContext | undefined,
+  namespace: string | undefined,
+  where: string,
+): { name: string } {
   if (typeof fn !== 'function') throw new ValidationError(`${where}: expected a function to wrap, got ${describe(fn)}`);
   if (context !== undefined && context.kind !== 'method') {
     throw new ValidationError(`${where}: can decorate methods only, not a ${String(context.kind)}`);

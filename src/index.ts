@@ -1,13 +1,13 @@
 // dogpile: the public entry point (core and built-in backends).
 
 export {
-  BackendError,
   type BackendContext,
+  BackendError,
   type BackendFactory,
   type CacheBackend,
+  CachedValue,
   type CacheMetadata,
   type CacheMutex,
-  CachedValue,
   type Clock,
   DogpileError,
   LockTimeoutError,
@@ -23,30 +23,30 @@ export {
 export { BaseBackend, ProxyBackend } from './backends/base.js';
 export { DEFAULT_MEMORY_MAX, MemoryBackend, type MemoryBackendArguments } from './backends/memory.js';
 export { NullBackend } from './backends/null.js';
-export { ManualClock, coarseClock, systemClock } from './clock.js';
+export { coarseClock, ManualClock, systemClock } from './clock.js';
 export { coerceValue } from './config.js';
 export type {
+  CachedFunction,
+  CachedMultiFunction,
   CacheMultiOnArgumentsDecorator,
   CacheMultiOnArgumentsOptions,
   CacheOnArgumentsDecorator,
   CacheOnArgumentsOptions,
-  CachedFunction,
-  CachedMultiFunction,
   ExpirationOption,
 } from './decorators.js';
 export { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 export {
+  encodeArg,
   type FunctionKeyGenerator,
   type FunctionMultiKeyGenerator,
-  type KeyMangler,
-  type KeyTarget,
-  type ToStr,
-  encodeArg,
   functionKeyGenerator,
   functionMultiKeyGenerator,
+  type KeyMangler,
+  type KeyTarget,
   kwargFunctionKeyGenerator,
   lengthConditionalMangler,
   sha1MangleKey,
+  type ToStr,
 } from './keys.js';
 export {
   type AsyncCreationRunner,
@@ -56,9 +56,9 @@ export {
   type CreatorContext,
   type GetOptions,
   type GetOrCreateOptions,
+  makeRegion,
   type ProxySpec,
   type RegionOptions,
-  makeRegion,
 } from './region.js';
 export { lookupBackend, registerBackend, registeredBackends } from './registry.js';
 export { decodeValue, encodeValue, jsonSerializer, v8Serializer } from './serialization.js';

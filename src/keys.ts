@@ -5,7 +5,7 @@
 // their key order. Dogpile.cache's `" ".join(str(a))` has neither property.
 
 import { createHash } from 'node:crypto';
-import { ValidationError, describe } from './api.js';
+import { describe, ValidationError } from './api.js';
 
 /** Converts one argument to the text used in a key. */
 export type ToStr = (arg: unknown) => string;
@@ -31,11 +31,7 @@ export interface KeyTarget {
  */
 export type FunctionKeyGenerator = (namespace: string | undefined, fn: KeyTarget, toStr?: ToStr) => KeyFunction;
 /** Like {@link FunctionKeyGenerator}, producing one key per argument. */
-export type FunctionMultiKeyGenerator = (
-  namespace: string | undefined,
-  fn: KeyTarget,
-  toStr?: ToStr,
-) => MultiKeyFunction;
+export type FunctionMultiKeyGenerator = (namespace: string | undefined, fn: KeyTarget, toStr?: ToStr) => MultiKeyFunction;
 
 /**
  * Encodes one value as unambiguous text: strings are JSON-quoted, numbers, bigints, booleans,

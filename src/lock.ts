@@ -136,7 +136,12 @@ export class DogpileLock {
       const flight = this.flights.get(key) as Flight<T> | undefined;
       if (flight) {
         if (found.state === 'stale') results[i] = found.value;
-        else waits.push(boundedWait(flight.promise, run.waitTimeoutMs, key).then((v) => void (results[i] = v)));
+        else
+          waits.push(
+            boundedWait(flight.promise, run.waitTimeoutMs, key).then((v) => {
+              results[i] = v;
+            }),
+          );
         continue;
       }
       const settle = deferred<T>();
@@ -161,12 +166,16 @@ export class DogpileLock {
         else if (entry.held) toCreate.push(entry);
         else
           entry.settle.reject(
-            new LockTimeoutError(`gave up waiting for the creation of ${JSON.stringify(keys[entry.index])} after ${run.waitTimeoutMs} ms`),
+            new LockTimeoutError(
+              `gave up waiting for the creation of ${JSON.stringify(keys[entry.index])} after ${run.waitTimeoutMs} ms`,
+            ),
           );
       });
       if (toCreate.length) {
         const created = await run.createMulti(toCreate.map((e) => keys[e.index] as string));
-        toCreate.forEach((entry, j) => settleWith(entry, created[j] as T, results));
+        toCreate.forEach((entry, j) => {
+          settleWith(entry, created[j] as T, results);
+        });
       }
     } catch (err) {
       for (const entry of owned) entry.settle.reject(err);

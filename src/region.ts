@@ -5,39 +5,39 @@ import {
   BackendError,
   type BackendFactory,
   type CacheBackend,
-  type CacheMutex,
   CachedValue,
+  type CacheMutex,
   type Clock,
   DogpileError,
+  describe,
   NO_VALUE,
   type NoValue,
   RegionAlreadyConfiguredError,
   RegionNotConfiguredError,
-  SYNC_GET,
   type Serializer,
+  SYNC_GET,
   type SyncReadable,
   VALUE_VERSION,
   ValidationError,
-  describe,
 } from './api.js';
 import { ProxyBackend } from './backends/base.js';
 import { coarseClock } from './clock.js';
 import { coerceConfig } from './config.js';
 import {
+  type CacheMultiOnArgumentsDecorator,
   type CacheMultiOnArgumentsOptions,
   type CacheOnArgumentsDecorator,
   type CacheOnArgumentsOptions,
-  type CacheMultiOnArgumentsDecorator,
   makeCacheMultiOnArguments,
   makeCacheOnArguments,
 } from './decorators.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
+  functionKeyGenerator as defaultKeyGenerator,
+  functionMultiKeyGenerator as defaultMultiKeyGenerator,
   type FunctionKeyGenerator,
   type FunctionMultiKeyGenerator,
   type KeyMangler,
-  functionKeyGenerator as defaultKeyGenerator,
-  functionMultiKeyGenerator as defaultMultiKeyGenerator,
 } from './keys.js';
 import { type AsyncHandOff, DogpileLock, type Lookup, MISSING } from './lock.js';
 import { lookupBackend } from './registry.js';
@@ -235,7 +235,9 @@ export class CacheRegion {
     } else if (backend && typeof backend === 'object' && typeof backend.get === 'function') {
       made = backend;
     } else {
-      throw new ValidationError(`configure: backend must be a name, a module specifier or a backend instance, got ${describe(backend)}`);
+      throw new ValidationError(
+        `configure: backend must be a name, a module specifier or a backend instance, got ${describe(backend)}`,
+      );
     }
 
     this.expirationMs = expirationMs;
@@ -382,7 +384,8 @@ export class CacheRegion {
     options?: GetOrCreateOptions<T>,
   ): Promise<T> {
     checkKey(key);
-    if (typeof creator !== 'function') throw new ValidationError(`getOrCreate: creator must be a function, got ${describe(creator)}`);
+    if (typeof creator !== 'function')
+      throw new ValidationError(`getOrCreate: creator must be a function, got ${describe(creator)}`);
     const backend = await this.requireBackend();
     await this.invalidator.sync?.();
     const mangled = this.mangle(key);
@@ -477,7 +480,9 @@ export class CacheRegion {
       waitTimeoutMs: this.waitTimeoutMs,
     });
     const byKey = new Map<string, T>();
-    mangled.forEach((k, i) => byKey.set(k, values[i] as T));
+    mangled.forEach((k, i) => {
+      byKey.set(k, values[i] as T);
+    });
     return keys.map((k) => byKey.get(this.mangle(k)) as T);
   }
 
@@ -629,8 +634,11 @@ export class CacheRegion {
 
   private newValue(payload: unknown, started?: number): CachedValue {
     const now = this.clock.now();
-    const ct = now < this.stampFloor ? this.stampFloor : now;
-    return new CachedValue(payload, started === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: now - started });
+    const ct = Math.max(now, this.stampFloor);
+    return new CachedValue(
+      payload,
+      started === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: now - started },
+    );
   }
 
   private mutexFor(backend: CacheBackend, mangled: string): CacheMutex | null {
@@ -678,7 +686,11 @@ export class CacheRegion {
     });
   }
 
-  private async read<R>(operation: BackendErrorInfo['operation'], key: string | undefined, op: () => Promise<R>): Promise<R | NoValue> {
+  private async read<R>(
+    operation: BackendErrorInfo['operation'],
+    key: string | undefined,
+    op: () => Promise<R>,
+  ): Promise<R | NoValue> {
     try {
       return await op();
     } catch (err) {
@@ -726,7 +738,10 @@ let warned = false;
 function warnOnce(error: BackendError): void {
   if (warned) return;
   warned = true;
-  process.emitWarning(`dogpile: a cache backend failed and the region carried on without it (${error.message}). Pass onError to a region to see every failure.`, 'DogpileWarning');
+  process.emitWarning(
+    `dogpile: a cache backend failed and the region carried on without it (${error.message}). Pass onError to a region to see every failure.`,
+    'DogpileWarning',
+  );
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type BackendFactory, type CacheBackend, PluginNotFoundError, ValidationError, describe } from './api.js';
+import { type BackendFactory, type CacheBackend, describe, PluginNotFoundError, ValidationError } from './api.js';
 import { MemoryBackend, type MemoryBackendArguments } from './backends/memory.js';
 import { NullBackend } from './backends/null.js';
 
@@ -26,12 +26,15 @@ export function registerBackend(name: string, factory: BackendFactory | string):
   }
   if (typeof factory === 'string') {
     const url = resolveSpecifier(factory);
-    if (!url) throw new PluginNotFoundError(`registerBackend(${JSON.stringify(name)}): cannot resolve module ${JSON.stringify(factory)}`);
+    if (!url)
+      throw new PluginNotFoundError(`registerBackend(${JSON.stringify(name)}): cannot resolve module ${JSON.stringify(factory)}`);
     registry.set(name, moduleFactory(factory, url));
   } else if (typeof factory === 'function') {
     registry.set(name, factory);
   } else {
-    throw new ValidationError(`registerBackend(${JSON.stringify(name)}): expected a factory function or a module specifier, got ${describe(factory)}`);
+    throw new ValidationError(
+      `registerBackend(${JSON.stringify(name)}): expected a factory function or a module specifier, got ${describe(factory)}`,
+    );
   }
 }
 

@@ -1,7 +1,7 @@
 // Base classes for backends: BaseBackend fills in the *Multi methods from get/set/delete, and
 // ProxyBackend is the middleware shape (`configure(..., { wrap: [...] })`).
 
-import type { CacheBackend, CacheMutex, CachedValue, NoValue } from '../api.js';
+import type { CacheBackend, CachedValue, CacheMutex, NoValue } from '../api.js';
 
 /**
  * Extend this to write a backend: implement `get`, `set` and `delete`; `getMulti`, `setMulti` and

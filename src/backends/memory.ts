@@ -2,15 +2,7 @@
 // Values are stored by reference, as in dogpile.cache: mutating a returned object mutates the cache.
 
 import { LRUCache } from 'lru-cache';
-import {
-  type CachedValue,
-  NO_VALUE,
-  type NoValue,
-  SYNC_GET,
-  type SyncReadable,
-  ValidationError,
-  describe,
-} from '../api.js';
+import { type CachedValue, describe, NO_VALUE, type NoValue, SYNC_GET, type SyncReadable, ValidationError } from '../api.js';
 import { BaseBackend } from './base.js';
 
 /** Default `max` when neither `max` nor `maxSize` is given: an unbounded cache is a memory leak. */

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { type CacheBackend, CachedValue, NO_VALUE, VALUE_VERSION } from '../api.js';
 import { ManualClock } from '../clock.js';
-import { type CacheRegion, type RegionOptions, makeRegion } from '../region.js';
+import { type CacheRegion, makeRegion, type RegionOptions } from '../region.js';
 
 /** How to run the suite against one backend. */
 export interface ConformanceOptions {
@@ -142,7 +142,13 @@ export function backendConformance(options: ConformanceOptions): void {
       ['array', [1, 'two', null, [3]]],
       ['nested object', { a: { b: { c: [1, { d: 'e' }] } }, f: null }],
       ['Date', new Date('2026-11-25T10:00:00.000Z')],
-      ['Map', new Map<unknown, unknown>([['a', 1], [2, { b: 3 }]])],
+      [
+        'Map',
+        new Map<unknown, unknown>([
+          ['a', 1],
+          [2, { b: 3 }],
+        ]),
+      ],
       ['Set', new Set([1, 'two', 3])],
       ['BigInt', 12345678901234567890123456789n],
       ['Buffer', Buffer.from([0, 1, 2, 250, 255])],

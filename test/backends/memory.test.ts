@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DEFAULT_MEMORY_MAX, MemoryBackend } from '../../src/backends/memory.js';
-import { CachedValue, NO_VALUE, VALUE_VERSION, ValidationError, makeRegion } from '../../src/index.js';
+import { CachedValue, makeRegion, NO_VALUE, VALUE_VERSION, ValidationError } from '../../src/index.js';
 import { backendConformance } from './conformance.js';
 
 backendConformance({ name: 'memory', makeBackend: () => new MemoryBackend({ max: 1000 }) });
@@ -33,7 +33,10 @@ describe('memory backend arguments', () => {
   });
 
   it('rejects bad arguments with ValidationError naming them', () => {
-    assert.throws(() => new MemoryBackend({ max: -1 }), (e: unknown) => e instanceof ValidationError && /max/.test(e.message));
+    assert.throws(
+      () => new MemoryBackend({ max: -1 }),
+      (e: unknown) => e instanceof ValidationError && /max/.test(e.message),
+    );
     assert.throws(() => new MemoryBackend({ max: 1.5 }), ValidationError);
     assert.throws(() => makeRegion().configure('memory', { arguments: { maxSize: 'big' } }), /maxSize.*"big"/);
   });
