@@ -34,7 +34,12 @@ export type {
   CacheOnArgumentsOptions,
   ExpirationOption,
 } from './decorators.js';
-export { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
+export {
+  DefaultInvalidationStrategy,
+  type RegionInvalidationStrategy,
+  type SharedInvalidationOptions,
+  SharedInvalidationStrategy,
+} from './invalidation.js';
 export {
   encodeArg,
   type FunctionKeyGenerator,

@@ -2,7 +2,7 @@
 // The default keeps its timestamps in this process; a strategy may instead share them through a
 // backend (see `sync`), so that `region.invalidate()` reaches every process.
 
-import type { Clock } from './api.js';
+import { type CacheBackend, CachedValue, type Clock, describe, NO_VALUE, VALUE_VERSION, ValidationError } from './api.js';
 
 /**
  * Decides which values a region treats as invalidated. Checks are synchronous because they run on
@@ -22,6 +22,8 @@ export interface RegionInvalidationStrategy {
   wasSoftInvalidated(): boolean;
   /** Optional: refresh shared state; the region awaits it before reads. */
   sync?(): Promise<void> | undefined;
+  /** Optional: called by the region with its backend and clock once the backend is ready. */
+  bind?(backend: CacheBackend, clock: Clock): void;
 }
 
 /**
@@ -61,5 +63,105 @@ export class DefaultInvalidationStrategy implements RegionInvalidationStrategy {
   }
   wasSoftInvalidated(): boolean {
     return !this.hard && this.at > Number.NEGATIVE_INFINITY;
+  }
+}
+
+/** Options of {@link SharedInvalidationStrategy}. */
+export interface SharedInvalidationOptions {
+  /** Backend key holding the invalidation record. Default `dogpile:invalidation:<name>`. */
+  key?: string;
+  /** Name used in the default key (use one per region sharing a backend). Default `default`. */
+  name?: string;
+  /** How long, in seconds, a process trusts its copy before reading the record again. Default 1. */
+  refreshInterval?: number;
+}
+
+interface InvalidationRecord {
+  at: number;
+  hard: boolean;
+}
+
+/**
+ * Region invalidation shared by every process using the same backend: `invalidate()` writes the
+ * timestamp and mode under one key in the backend, and each process re-reads it at most every
+ * `refreshInterval` seconds (so other processes see an invalidation within that time). Python's
+ * dogpile.cache invalidates only the calling process (its issue #138).
+ *
+ * ```ts
+ * region.configure('redis', { arguments: { url }, regionInvalidator: new SharedInvalidationStrategy({ name: 'users' }) });
+ * ```
+ */
+export class SharedInvalidationStrategy implements RegionInvalidationStrategy {
+  private readonly local = new DefaultInvalidationStrategy();
+  private readonly key: string;
+  private readonly refreshMs: number;
+  private backend: CacheBackend | undefined;
+  private clock: Clock = { now: () => Date.now() };
+  private checkedAt = Number.NEGATIVE_INFINITY;
+  private pending: Promise<void> | undefined;
+
+  constructor(options: SharedInvalidationOptions = {}) {
+    const interval = options.refreshInterval ?? 1;
+    if (typeof interval !== 'number' || !(interval >= 0) || !Number.isFinite(interval)) {
+      throw new ValidationError(`SharedInvalidationStrategy: refreshInterval must be seconds >= 0, got ${describe(interval)}`);
+    }
+    this.refreshMs = interval * 1000;
+    this.key = options.key ?? `dogpile:invalidation:${options.name ?? 'default'}`;
+  }
+
+  bind(backend: CacheBackend, clock: Clock): void {
+    this.backend = backend;
+    this.clock = clock;
+    this.checkedAt = Number.NEGATIVE_INFINITY;
+  }
+
+  async invalidate(hard: boolean): Promise<void> {
+    const backend = this.requireBackend();
+    const at = this.clock.now();
+    const record: InvalidationRecord = { at, hard };
+    await backend.set(this.key, new CachedValue(record, { ct: at, v: VALUE_VERSION }));
+    this.local.apply(at, hard);
+    this.checkedAt = at;
+  }
+
+  sync(): Promise<void> | undefined {
+    if (this.pending) return this.pending;
+    const now = this.clock.now();
+    if (now - this.checkedAt < this.refreshMs) return undefined;
+    this.pending = this.refresh(now).finally(() => {
+      this.pending = undefined;
+    });
+    return this.pending;
+  }
+
+  private async refresh(now: number): Promise<void> {
+    const found = await this.requireBackend().get(this.key);
+    this.checkedAt = now;
+    if (found === NO_VALUE) return;
+    const record = found.payload as Partial<InvalidationRecord> | null;
+    if (record && typeof record.at === 'number' && typeof record.hard === 'boolean' && record.at >= this.local.invalidatedAt) {
+      this.local.apply(record.at, record.hard);
+    }
+  }
+
+  private requireBackend(): CacheBackend {
+    if (!this.backend) throw new ValidationError('SharedInvalidationStrategy is not bound to a region backend yet');
+    return this.backend;
+  }
+
+  isInvalidated(createdAt: number): boolean {
+    return this.local.isInvalidated(createdAt);
+  }
+  isHardInvalidated(createdAt: number): boolean {
+    return this.local.isHardInvalidated(createdAt);
+  }
+  isSoftInvalidated(createdAt: number): boolean {
+    return this.local.isSoftInvalidated(createdAt);
+  }
+  wasHardInvalidated(): boolean {
+    return this.local.wasHardInvalidated();
+  }
+  wasSoftInvalidated(): boolean {
+    return this.local.wasSoftInvalidated();
   }
 }

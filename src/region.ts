@@ -574,6 +574,7 @@ export class CacheRegion {
     for (let i = proxies.length - 1; i >= 0; i--) outer = (proxies[i] as ProxyBackend).wrap(outer);
     this.inner = backend;
     this.outer = outer;
+    this.invalidator.bind?.(outer, this.clock);
     const sync = outer === backend ? (backend as Partial<SyncReadable>)[SYNC_GET] : undefined;
     this.syncGet = typeof sync === 'function' ? sync.bind(backend) : undefined;
   }
