@@ -1,0 +1,234 @@
+// One round of the core benchmark for one library, in a fresh process (forked by bench/core.ts):
+// the fresh-hit ops/s of get-or-create on an in-memory store, then a cold and an expiry stampede
+// of concurrent callers. Prints one JSON line (a WorkerResult) on stdout.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BentoCache, bentostore } from 'bentocache';
+import { memoryDriver } from 'bentocache/drivers/memory';
+import { createCache } from 'cache-manager';
+import { LRUCache } from 'lru-cache';
+import { makeRegion } from '../src/index.js';
+
+/** The libraries (and configurations) the benchmark knows. */
+export const SUBJECTS = ['ours', 'raw', 'cm', 'bento', 'bento-noser'] as const;
+export type SubjectName = (typeof SUBJECTS)[number];
+
+/** Outcome of one stampede scenario. */
+export interface StampedeResult {
+  scenario: string;
+  /** Creator calls, counted after the callers resolved and background work settled. */
+  creatorCalls: number;
+  /** Callers that got the old value. */
+  stale: number;
+  /** Callers that got the newly created value (they waited for it). */
+  fresh: number;
+  /** Callers that rejected. */
+  errors: number;
+}
+
+/** What a worker prints. */
+export interface WorkerResult {
+  subject: SubjectName;
+  opsPerSec: number;
+  ops: number;
+  elapsedMs: number;
+  stampedes: StampedeResult[];
+}
+
+type Creator<V> = () => Promise<V>;
+type GetOrCreate = <V>(key: string, creator: Creator<V>) => Promise<V>;
+
+interface Subject {
+  /** The hit-path call, on a store whose TTL (1 h) never lapses during the run. */
+  hit: GetOrCreate;
+  /** Stampede setups: each gets a fresh store. */
+  scenarios: StampedeScenario[];
+}
+
+interface StampedeScenario {
+  name: string;
+  /** Builds a store; `seed` is whether to store an old value and let it expire first. */
+  make(): { call: GetOrCreate; expire: () => Promise<void> };
+}
+
+const KEYS = 1_000;
+const CALLERS = 1_000;
+const CREATOR_MS = 50;
+const SHORT_TTL_MS = 100;
+const HOUR_S = 3600;
+
+const lapse = (): Promise<void> => sleep(SHORT_TTL_MS + 50);
+
+function subject(name: SubjectName): Subject {
+  switch (name) {
+    case 'ours': {
+      const region = makeRegion().configure('memory', { expirationTime: HOUR_S });
+      return {
+        hit: (key, creator) => region.getOrCreate(key, creator),
+        scenarios: [
+          {
+            name: `expirationTime ${SHORT_TTL_MS} ms, wait ${SHORT_TTL_MS + 50} ms (value stays in memory, expired)`,
+            make: () => {
+              const r = makeRegion().configure('memory', { expirationTime: SHORT_TTL_MS / 1000 });
+              return { call: (k, c) => r.getOrCreate(k, c), expire: lapse };
+            },
+          },
+          {
+            name: `same, with backgroundRefresh: true`,
+            make: () => {
+              const r = makeRegion({ backgroundRefresh: true }).configure('memory', { expirationTime: SHORT_TTL_MS / 1000 });
+              return { call: (k, c) => r.getOrCreate(k, c), expire: lapse };
+            },
+          },
+        ],
+      };
+    }
+    case 'raw': {
+      const cache = new LRUCache<string, object>({ max: 10_000 });
+      const wrapper = (c: LRUCache<string, object>): GetOrCreate =>
+        async function raw<V>(k: string, creator: Creator<V>): Promise<V> {
+          const v = c.get(k);
+          if (v !== undefined) return v as V;
+          const n = await creator();
+          c.set(k, n as object);
+          return n;
+        };
+      return {
+        hit: wrapper(cache),
+        scenarios: [
+          {
+            name: `lru-cache ttl ${SHORT_TTL_MS} ms, wait ${SHORT_TTL_MS + 50} ms (no single-flight)`,
+            make: () => ({ call: wrapper(new LRUCache<string, object>({ max: 10_000, ttl: SHORT_TTL_MS })), expire: lapse }),
+          },
+        ],
+      };
+    }
+    case 'cm': {
+      const cache = createCache();
+      return {
+        hit: (key, creator) => cache.wrap(key, creator, HOUR_S * 1000),
+        scenarios: [
+          {
+            name: `wrap ttl ${SHORT_TTL_MS} ms, wait ${SHORT_TTL_MS + 50} ms (entry gone; no stale serving)`,
+            make: () => {
+              const c = createCache();
+              return { call: (k, f) => c.wrap(k, f, SHORT_TTL_MS), expire: lapse };
+            },
+          },
+          {
+            name: `wrap ttl 1000 ms, refreshThreshold 950 ms, wait ${SHORT_TTL_MS + 50} ms (refresh-ahead window)`,
+            make: () => {
+              const c = createCache();
+              return { call: (k, f) => c.wrap(k, f, 1000, 950), expire: lapse };
+            },
+          },
+        ],
+      };
+    }
+    case 'bento':
+    case 'bento-noser': {
+      const serialize = name === 'bento';
+      const make = (): BentoCache<{ memory: ReturnType<typeof bentostore> }> =>
+        new BentoCache({
+          default: 'memory',
+          stores: { memory: bentostore().useL1Layer(memoryDriver({ maxItems: 10_000, serialize })) },
+        });
+      const bento = make();
+      return {
+        hit: (key, factory) => bento.getOrSet({ key, factory, ttl: HOUR_S * 1000 }),
+        scenarios: [
+          {
+            name: `getOrSet ttl ${SHORT_TTL_MS} ms, no grace, wait ${SHORT_TTL_MS + 50} ms (entry gone)`,
+            make: () => {
+              const b = make();
+              return { call: (key, factory) => b.getOrSet({ key, factory, ttl: SHORT_TTL_MS }), expire: lapse };
+            },
+          },
+          {
+            name: `getOrSet ttl ${SHORT_TTL_MS} ms, grace 1h (timeout 0 default), wait ${SHORT_TTL_MS + 50} ms`,
+            make: () => {
+              const b = make();
+              return { call: (key, factory) => b.getOrSet({ key, factory, ttl: SHORT_TTL_MS, grace: '1h' }), expire: lapse };
+            },
+          },
+        ],
+      };
+    }
+  }
+}
+
+/** Sequentially awaited hits over a pre-warmed working set of KEYS keys. */
+async function measureHits(call: GetOrCreate, warmupMs: number, measureMs: number): Promise<{ ops: number; elapsedMs: number }> {
+  const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`);
+  const values = keys.map((k, i) => ({ id: i, name: k }));
+  let misses = 0;
+  const creators = values.map((v) => async () => {
+    misses++;
+    return v;
+  });
+  for (let i = 0; i < KEYS; i++) await call(keys[i] as string, creators[i] as Creator<object>);
+  const missesAfterWarm = misses;
+  const pass = async (): Promise<void> => {
+    for (let i = 0; i < KEYS; i++) await call(keys[i] as string, creators[i] as Creator<object>);
+  };
+  let end = performance.now() + warmupMs;
+  while (performance.now() < end) await pass();
+  let ops = 0;
+  const start = performance.now();
+  end = start + measureMs;
+  let now = start;
+  while (now < end) {
+    await pass();
+    ops += KEYS;
+    now = performance.now();
+  }
+  if (misses !== missesAfterWarm) throw new Error(`hit path called the creator ${misses - missesAfterWarm} times`);
+  return { ops, elapsedMs: now - start };
+}
+
+/** CALLERS concurrent calls on one key; counts creator calls and who got the old vs new value. */
+async function stampede(scenario: string, call: GetOrCreate, expireFirst: (() => Promise<void>) | null): Promise<StampedeResult> {
+  const key = 'hot';
+  if (expireFirst) {
+    await call(key, async () => 'old');
+    await expireFirst();
+  }
+  let creatorCalls = 0;
+  const creator = async (): Promise<string> => {
+    creatorCalls++;
+    await sleep(CREATOR_MS);
+    return 'new';
+  };
+  const settled = await Promise.allSettled(Array.from({ length: CALLERS }, () => call(key, creator)));
+  await sleep(CREATOR_MS * 3); // let background refreshes finish before counting creator calls
+  let stale = 0;
+  let fresh = 0;
+  let errors = 0;
+  for (const s of settled) {
+    if (s.status === 'rejected') errors++;
+    else if (s.value === 'old') stale++;
+    else if (s.value === 'new') fresh++;
+  }
+  return { scenario, creatorCalls, stale, fresh, errors };
+}
+
+async function main(): Promise<void> {
+  const name = process.argv[2] as SubjectName;
+  if (!SUBJECTS.includes(name)) throw new Error(`unknown subject ${JSON.stringify(name)}; one of ${SUBJECTS.join(', ')}`);
+  const warmupMs = Number(process.argv[3] ?? 300);
+  const measureMs = Number(process.argv[4] ?? 600);
+  const s = subject(name);
+  const { ops, elapsedMs } = await measureHits(s.hit, warmupMs, measureMs);
+  const stampedes: StampedeResult[] = [];
+  const cold = s.scenarios[0]?.make();
+  if (cold) stampedes.push(await stampede('cold', cold.call, null));
+  for (const sc of s.scenarios) {
+    const { call, expire } = sc.make();
+    stampedes.push(await stampede(`expiry: ${sc.name}`, call, expire));
+  }
+  const result: WorkerResult = { subject: name, opsPerSec: (ops / elapsedMs) * 1000, ops, elapsedMs, stampedes };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0); // some peers keep timers alive
+}
+
+await main();

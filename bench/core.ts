@@ -1,0 +1,156 @@
+// The core benchmark (`npm run bench`): fresh-hit get-or-create throughput on an in-memory store,
+// ours against a raw lru-cache wrapper, cache-manager and BentoCache, plus creator-call counts of a
+// cold and an expiry stampede. Each library runs in its own fresh process per round (libraries that
+// share code, such as lru-cache, slow each other through shared JIT state), rounds interleaved.
+// Prints a markdown table and saves it to bench/results/core-<date>.md.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { StampedeResult, SubjectName, WorkerResult } from './core-worker.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const workerPath = join(here, 'core-worker.ts');
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 300);
+const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 600);
+const ORDER: readonly SubjectName[] = ['ours', 'raw', 'cm', 'bento', 'bento-noser'];
+
+const LABELS: Record<SubjectName, string> = {
+  ours: 'dogpile `region.getOrCreate` (memory)',
+  raw: 'raw lru-cache wrapper',
+  cm: 'cache-manager `wrap` (default Keyv Map)',
+  bento: 'BentoCache `getOrSet` (memory driver, defaults)',
+  'bento-noser': 'BentoCache `getOrSet` (memory driver, `serialize: false`)',
+};
+
+function runWorker(subject: SubjectName): Promise<WorkerResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', workerPath, subject, String(WARMUP_MS), String(MEASURE_MS)], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      out += chunk;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || !line.startsWith('{')) {
+        reject(new Error(`worker ${subject} exited with code ${code}; output: ${out.slice(0, 500)}`));
+        return;
+      }
+      resolve(JSON.parse(line) as WorkerResult);
+    });
+  });
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+const fmtOps = (n: number): string =>
+  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
+
+function version(pkg: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
+/** "1" when every round agrees, else "min–max". */
+function span(xs: readonly number[]): string {
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  return lo === hi ? String(lo) : `${lo}–${hi}`;
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const rounds: WorkerResult[][] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const round: WorkerResult[] = [];
+    for (const subject of ORDER) round.push(await runWorker(subject));
+    rounds.push(round);
+    const raw = round.find((x) => x.subject === 'raw')?.opsPerSec ?? Number.NaN;
+    process.stderr.write(
+      `round ${r + 1}/${ROUNDS}: ${round.map((x) => `${x.subject} ${fmtOps(x.opsPerSec)} (${(x.opsPerSec / raw).toFixed(3)}x)`).join(', ')}\n`,
+    );
+  }
+
+  const bySubject = (s: SubjectName): WorkerResult[] => rounds.map((round) => round.find((x) => x.subject === s) as WorkerResult);
+  const lines: string[] = [];
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  lines.push(`# Core benchmark, ${started.toISOString().slice(0, 10)}`);
+  lines.push('');
+  lines.push(
+    `Machine: ${availableParallelism()} CPUs (nproc), ${cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; Node ${process.version}; ` +
+      `${process.platform}/${process.arch}. Run at ${started.toISOString()}.`,
+  );
+  lines.push(
+    `Versions: lru-cache ${version('lru-cache')}, cache-manager ${version('cache-manager')} (keyv ${version('keyv')}), ` +
+      `bentocache ${version('bentocache')}.`,
+  );
+  lines.push('');
+  lines.push(
+    `Method: ${ROUNDS} rounds; in each, every library runs in its own fresh Node process, in the order ${ORDER.join(', ')}. ` +
+      `A process warms 1,000 keys (values are small objects), runs ${WARMUP_MS} ms of warm-up passes, then measures ` +
+      `sequentially awaited get-or-create hits over those keys for ≥${MEASURE_MS} ms. Expiry on the hit path is 1 h. ` +
+      `Ratio = median over rounds of (library ops/s ÷ raw lru-cache ops/s in the same round).`,
+  );
+  lines.push('');
+  lines.push('## Fresh-hit path');
+  lines.push('');
+  lines.push('| Library | median ops/s | min–max ops/s | median ratio vs raw lru-cache |');
+  lines.push('|---|---:|---:|---:|');
+  const rawPerRound = bySubject('raw').map((x) => x.opsPerSec);
+  for (const s of ORDER) {
+    const ops = bySubject(s).map((x) => x.opsPerSec);
+    const ratios = ops.map((o, i) => o / (rawPerRound[i] as number));
+    lines.push(
+      `| ${LABELS[s]} | ${fmtOps(median(ops))} | ${fmtOps(Math.min(...ops))}–${fmtOps(Math.max(...ops))} | ${median(ratios).toFixed(3)}x |`,
+    );
+  }
+  lines.push('');
+  lines.push('## Stampedes (1,000 concurrent callers on one key, creator takes 50 ms)');
+  lines.push('');
+  lines.push(
+    'Counts are per round; a range means the rounds disagreed. "Got old value" = returned the expired/stale value at once; ' +
+      '"waited" = returned the newly created value. Creator calls are counted 150 ms after all callers settled, so ' +
+      'background refreshes are included.',
+  );
+  lines.push('');
+  lines.push('| Library | Scenario | creator calls | got old value | waited for new | errors |');
+  lines.push('|---|---|---:|---:|---:|---:|');
+  for (const s of ORDER) {
+    const results = bySubject(s);
+    const scenarios = results[0]?.stampedes.map((x) => x.scenario) ?? [];
+    for (const scenario of scenarios) {
+      const pick = (f: (x: StampedeResult) => number): string =>
+        span(results.map((r) => f(r.stampedes.find((x) => x.scenario === scenario) as StampedeResult)));
+      lines.push(
+        `| ${LABELS[s]} | ${scenario} | ${pick((x) => x.creatorCalls)} | ${pick((x) => x.stale)} | ${pick((x) => x.fresh)} | ${pick((x) => x.errors)} |`,
+      );
+    }
+  }
+  lines.push('');
+  const text = lines.join('\n');
+  process.stdout.write(`${text}\n`);
+  const dir = join(here, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `core-${started.toISOString().slice(0, 10)}.md`);
+  writeFileSync(file, text);
+  process.stderr.write(`saved ${file} (${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`);
+}
+
+await main();
