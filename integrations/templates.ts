@@ -1,0 +1,298 @@
+// dogpile/templates: the engine-agnostic fragment cache that the Nunjucks, Eta and Handlebars
+// integrations build on (the counterpart of dogpile.cache's Mako plugin). Fragment keys, template
+// digests, region lookup, the backend-error policy and single flight live here, once; the engine
+// adapters only parse their syntax and hand over a function that renders the block's body.
+
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  BackendError,
+  CachedValue,
+  type CacheRegion,
+  type DogpileError,
+  encodeArg,
+  LockTimeoutError,
+  MemoryBackend,
+  NO_VALUE,
+  VALUE_VERSION,
+  ValidationError,
+} from '../src/index.js';
+
+/** Options shared by every template integration (`TemplateCacheOptions` in the API). */
+export interface TemplateCacheOptions {
+  /** One region, or regions by name (blocks choose one with `region="name"`). Required. */
+  regions: CacheRegion | Readonly<Record<string, CacheRegion>>;
+  /** Name of the region used when a block names none. Default: the only region, or `"default"`. */
+  defaultRegion?: string;
+  /**
+   * Include a digest of the template source in every fragment key (default `true`), so an edited
+   * template never serves old markup. With `false` keys are stable across edits: bump `version`.
+   */
+  digest?: boolean;
+  /** First component of every stored key. Default `"tpl"`. */
+  keyPrefix?: string;
+  /** Part of every key: changing it makes every fragment miss (an explicit "bust everything"). */
+  version?: string | number;
+  /**
+   * What a backend failure (`BackendError`, `LockTimeoutError`) does to a render. `'render'`
+   * (default): render the body inline and emit `'error'` (or a process warning when nobody
+   * listens). `'throw'`: the render rejects with the error. This policy only sees failures when the
+   * region is created with `failOpen: false`; a fail-open region absorbs them itself.
+   */
+  onError?: 'render' | 'throw';
+  /** Master switch; `false` renders every block inline. Default `true`. */
+  enabled?: boolean;
+  /** Most entries of the in-process tier used by synchronous renders. Default 10,000. */
+  syncMax?: number;
+}
+
+/** Per-fragment options: Mako's `cache_region` / `cache_timeout`, plus a per-render opt-out. */
+export interface FragmentOptions {
+  /** Region name (see {@link TemplateCacheOptions.regions}). */
+  region?: string;
+  /** Seconds until the fragment is stale; overrides the region's expiration. `-1`/`null`: never. */
+  expire?: number | null;
+  /** `false` renders without the cache (and without touching the backend). */
+  enabled?: boolean;
+}
+
+/** The parts a fragment key is made of; see {@link TemplateCache.fragmentKey}. */
+export interface FragmentKeyParts {
+  /** Engine tag: `"nunjucks"`, `"eta"`, `"handlebars"`, or a custom one. */
+  engine: string;
+  /** The template's name or path, when the engine knows it. */
+  template?: string | undefined;
+  /** {@link digestSource} of the template source. */
+  digest: string;
+  /** Identifies the block inside the template (an ordinal, or `partial` for cached partials). */
+  block: string;
+  /** The block's own arguments; encoded injectively with the core's `encodeArg`. */
+  args: readonly unknown[];
+}
+
+/** What the `'error'` event receives besides the error. */
+export interface TemplateErrorInfo {
+  /** The fragment key (before prefix and version). */
+  key: string;
+}
+
+/** A short digest (12 hex chars of SHA-1) of a template or block source. */
+export function digestSource(source: string): string {
+  return createHash('sha1').update(source, 'utf8').digest('hex').slice(0, 12);
+}
+
+/** Reads the per-render opt-out from a render context: `{ dogpile: { enabled: false } }`. */
+export function renderEnabled(context: unknown): boolean {
+  if (context === null || typeof context !== 'object') return true;
+  const opt = (context as { dogpile?: unknown }).dogpile;
+  if (opt === false) return false;
+  if (opt !== null && typeof opt === 'object' && (opt as { enabled?: unknown }).enabled === false) return false;
+  // Express: res.locals.dogpile arrives inside _locals as well as at the top level.
+  const locals = (context as { _locals?: unknown })._locals;
+  if (locals !== null && typeof locals === 'object' && locals !== context) return renderEnabled(locals);
+  return true;
+}
+
+/**
+ * A cache of rendered template fragments over dogpile regions, with the shape of Mako's cache
+ * plugin: `getOrCreate`, `get`, `set`, `invalidate`. Keys given to these methods are prefixed with
+ * `keyPrefix` and `version`; the engine adapters pass {@link TemplateCache.fragmentKey} keys, so a
+ * block's entry can be read or invalidated here with the same parts.
+ *
+ * Emits `'error'` `(error, info: TemplateErrorInfo)` for backend failures absorbed under
+ * `onError: 'render'`; with no listener a process warning is emitted instead (never a crash).
+ */
+export class TemplateCache extends EventEmitter {
+  /** Whether fragments are cached at all. */
+  readonly enabled: boolean;
+  /** Whether keys include the template digest. */
+  readonly digest: boolean;
+  /** The backend-error policy. */
+  readonly onError: 'render' | 'throw';
+  private readonly prefix: string;
+  private readonly regions: ReadonlyMap<string, CacheRegion>;
+  private readonly defaultRegionName: string;
+  private readonly sync: MemoryBackend;
+  private warned = false;
+
+  constructor(options: TemplateCacheOptions) {
+    super();
+    if (options === null || typeof options !== 'object') {
+      throw new ValidationError('TemplateCache: options must be an object with at least `regions`');
+    }
+    const { regions } = options;
+    const map = new Map<string, CacheRegion>();
+    if (isRegion(regions)) {
+      map.set(options.defaultRegion ?? 'default', regions);
+    } else if (regions !== null && typeof regions === 'object') {
+      for (const [name, region] of Object.entries(regions)) {
+        if (!isRegion(region)) throw new ValidationError(`TemplateCache: regions.${name} is not a CacheRegion`);
+        map.set(name, region);
+      }
+    } else {
+      throw new ValidationError('TemplateCache: `regions` must be a CacheRegion or a record of them');
+    }
+    if (map.size === 0) throw new ValidationError('TemplateCache: `regions` is empty');
+    const first = map.keys().next().value as string;
+    this.defaultRegionName = options.defaultRegion ?? (map.size === 1 ? first : 'default');
+    if (!map.has(this.defaultRegionName)) {
+      throw new ValidationError(
+        `TemplateCache: defaultRegion ${JSON.stringify(this.defaultRegionName)} is not one of the regions (${[...map.keys()].join(', ')})`,
+      );
+    }
+    const onError = options.onError ?? 'render';
+    if (onError !== 'render' && onError !== 'throw') {
+      throw new ValidationError(`TemplateCache: onError must be 'render' or 'throw', got ${JSON.stringify(onError)}`);
+    }
+    this.regions = map;
+    this.onError = onError;
+    this.enabled = options.enabled ?? true;
+    this.digest = options.digest ?? true;
+    const version = options.version === undefined ? '' : String(options.version);
+    this.prefix = `${options.keyPrefix ?? 'tpl'}|${version}|`;
+    this.sync = new MemoryBackend({ max: options.syncMax ?? 10_000 });
+  }
+
+  /**
+   * The key an adapter uses for a block: `engine | template id + digest | block id | encoded args`.
+   * The template id is the name (plus `@digest` when digests are on) or, for nameless templates,
+   * `#digest` (always, so two string templates never share fragments).
+   */
+  fragmentKey(parts: FragmentKeyParts): string {
+    let key = `${parts.engine}|`;
+    if (parts.template === undefined || parts.template === '') key += `#${parts.digest}`;
+    else key += this.digest ? `${parts.template}@${parts.digest}` : parts.template;
+    key += `|${parts.block}|`;
+    const args = parts.args;
+    for (let i = 0; i < args.length; i++) key += (i === 0 ? '' : ',') + encodeArg(args[i]);
+    return key;
+  }
+
+  /** The region a fragment uses; an unknown name throws a {@link ValidationError} naming it. */
+  region(name?: string): CacheRegion {
+    const region = this.regions.get(name ?? this.defaultRegionName);
+    if (region === undefined) {
+      throw new ValidationError(
+        `dogpile templates: unknown region ${JSON.stringify(name)} (known: ${[...this.regions.keys()].join(', ')})`,
+      );
+    }
+    return region;
+  }
+
+  /**
+   * The cached fragment under `key`, or the result of `render()`, stored with single flight: of
+   * concurrent callers of a cold key one renders, the others wait (or get the stale fragment).
+   * A render that throws stores nothing and its error reaches every waiter.
+   */
+  async getOrCreate(key: string, render: () => string | Promise<string>, options?: FragmentOptions): Promise<string> {
+    if (!this.enabled || options?.enabled === false) return String(await render());
+    const region = this.region(options?.region);
+    const expire = options?.expire;
+    let produced: string | undefined;
+    const creator = async (): Promise<string> => {
+      const html = String(await render());
+      produced = html;
+      return html;
+    };
+    try {
+      return await region.getOrCreate<string>(
+        this.prefix + key,
+        creator,
+        expire === undefined ? undefined : { expirationTime: expire },
+      );
+    } catch (err) {
+      if (!isCacheFailure(err) || this.onError === 'throw') throw err;
+      this.report(err, key);
+      // The body already ran (and only the store failed): do not run it twice.
+      return produced ?? String(await render());
+    }
+  }
+
+  /**
+   * The synchronous path, for engines rendered without a callback or promise: an in-process tier
+   * (per `TemplateCache`) answers hits; a miss renders inline and is written behind to the region.
+   * There is no cross-process single flight here, and region-wide invalidation does not reach this
+   * tier (use `expire`, `version` or {@link TemplateCache.invalidate}).
+   */
+  getOrCreateSync(key: string, render: () => string, options?: FragmentOptions): string {
+    if (!this.enabled || options?.enabled === false) return String(render());
+    const region = this.region(options?.region);
+    const full = this.prefix + key;
+    const found = this.sync.cache.get(full);
+    const ttl = options?.expire === undefined ? region.expirationTime : options.expire;
+    const ttlMs = ttl === null || ttl === -1 ? -1 : ttl * 1000;
+    if (found !== undefined && (ttlMs === -1 || Date.now() - found.metadata.ct <= ttlMs)) return found.payload as string;
+    const html = String(render());
+    this.sync.cache.set(full, new CachedValue(html, { ct: Date.now(), v: VALUE_VERSION }));
+    region.set(full, html).catch((err: unknown) => {
+      if (isCacheFailure(err)) this.report(err, key);
+    });
+    return html;
+  }
+
+  /** The cached fragment under `key`, or `undefined`. */
+  async get(key: string, options?: Pick<FragmentOptions, 'region' | 'expire'>): Promise<string | undefined> {
+    const region = this.region(options?.region);
+    const value = await this.guard(key, () =>
+      region.get<string>(this.prefix + key, options?.expire === undefined ? undefined : { expirationTime: options.expire }),
+    );
+    return value === NO_VALUE || value === undefined ? undefined : value;
+  }
+
+  /** Stores `html` under `key` (for example a fragment rendered elsewhere). */
+  async set(key: string, html: string, options?: Pick<FragmentOptions, 'region'>): Promise<void> {
+    const region = this.region(options?.region);
+    await this.guard(key, () => region.set(this.prefix + key, String(html)));
+  }
+
+  /** Deletes the fragment under `key` (also from the synchronous tier). Rejects if the backend fails. */
+  async invalidate(key: string, options?: Pick<FragmentOptions, 'region'>): Promise<void> {
+    const region = this.region(options?.region);
+    this.sync.cache.delete(this.prefix + key);
+    await region.delete(this.prefix + key);
+  }
+
+  private async guard<R>(key: string, op: () => Promise<R>): Promise<R | undefined> {
+    try {
+      return await op();
+    } catch (err) {
+      if (!isCacheFailure(err) || this.onError === 'throw') throw err;
+      this.report(err, key);
+      return undefined;
+    }
+  }
+
+  /** Tells listeners about an absorbed backend failure, or warns once when nobody listens. */
+  private report(error: DogpileError, key: string): void {
+    if (this.listenerCount('error') > 0) {
+      try {
+        this.emit('error', error, { key } satisfies TemplateErrorInfo);
+      } catch {}
+      return;
+    }
+    if (this.warned) return;
+    this.warned = true;
+    process.emitWarning(
+      `dogpile templates: a cache backend failed and the block was rendered without it (${error.message}). Listen for 'error' on the TemplateCache to see every failure.`,
+      'DogpileWarning',
+    );
+  }
+}
+
+/** Builds a {@link TemplateCache} from options, or passes an existing one through. */
+export function toTemplateCache(options: TemplateCacheOptions | TemplateCache): TemplateCache {
+  return options instanceof TemplateCache ? options : new TemplateCache(options);
+}
+
+function isRegion(value: unknown): value is CacheRegion {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as CacheRegion).getOrCreate === 'function' &&
+    typeof (value as CacheRegion).configure === 'function'
+  );
+}
+
+function isCacheFailure(err: unknown): err is DogpileError {
+  return err instanceof BackendError || err instanceof LockTimeoutError;
+}
