@@ -1,0 +1,338 @@
+// dogpile/eta: an Eta plugin adding `<% cache … %>…<% endcache %>` blocks and `cachedInclude()`,
+// over TemplateCache. Only Eta syntax lives here: a processAST rewrite turns the two tags into a
+// call that captures the body's output buffer, and processFnString picks the async form (renderAsync)
+// or the synchronous one (render, through TemplateCache's in-process tier).
+
+import { relative } from 'node:path';
+import { DogpileError, ValidationError } from '../src/index.js';
+import {
+  digestSource,
+  type FragmentOptions,
+  renderEnabled,
+  type TemplateCache,
+  type TemplateCacheOptions,
+  toTemplateCache,
+} from './templates.js';
+
+export { TemplateCache, type TemplateCacheOptions } from './templates.js';
+
+/** Options of {@link dogpileEta}: TemplateCache options, or an existing TemplateCache. */
+export type EtaCacheOptions = TemplateCacheOptions | TemplateCache;
+
+/** An Eta AST node as plugins see it: a text chunk, or a tag. */
+export type EtaAstNode = string | { t: string; val: string; lineNo?: number };
+
+/** The Eta plugin returned by {@link dogpileEta} (pass it in `plugins`). */
+export interface DogpileEtaPlugin {
+  processTemplate(source: string): string;
+  processAST(ast: EtaAstNode[]): EtaAstNode[];
+  processFnString(fnString: string): string;
+  /** The TemplateCache behind the plugin (for `get`, `set`, `invalidate`, `'error'` events). */
+  readonly cache: TemplateCache;
+  /** Identifies the plugin to the compiled templates. */
+  readonly __dogpileId: string;
+  /** Called by compiled templates; not for direct use. */
+  readonly runtime: EtaRuntime;
+}
+
+/** The parts of an `Eta` instance the runtime uses (`this` inside compiled templates). */
+export interface EtaLike {
+  config: { views?: string; autoEscape?: boolean; cache?: boolean };
+  resolvePath(name: string, options?: object): string;
+  readFile(path: string): string;
+  render(name: string, data: object, meta?: object): string;
+  renderAsync(name: string, data: object, meta?: object): Promise<string>;
+}
+
+/** What compiled templates call; internal but stable for the lifetime of one plugin. */
+export interface EtaRuntime {
+  block(
+    eta: EtaLike,
+    options: EtaRenderOptions | undefined,
+    it: unknown,
+    meta: string,
+    args: unknown[],
+    opts: unknown,
+    body: () => Promise<string>,
+  ): Promise<string>;
+  blockSync(
+    eta: EtaLike,
+    options: EtaRenderOptions | undefined,
+    it: unknown,
+    meta: string,
+    args: unknown[],
+    opts: unknown,
+    body: () => string,
+  ): string;
+  include(
+    eta: EtaLike,
+    options: EtaRenderOptions | undefined,
+    it: unknown,
+    name: string,
+    data: unknown,
+    opts: unknown,
+  ): Promise<string>;
+  includeSync(
+    eta: EtaLike,
+    options: EtaRenderOptions | undefined,
+    it: unknown,
+    name: string,
+    data: unknown,
+    opts: unknown,
+  ): string;
+}
+
+/** The `options` (meta) argument of a compiled Eta template. */
+export interface EtaRenderOptions {
+  filepath?: string;
+}
+
+const AWAIT = '/*__dp_await__*/';
+const ASYNC = '/*__dp_async__*/';
+const BLOCK = '/*__dp_block__*/';
+const OPEN_RE = /^\s*cache\s+(?![=.([])([\s\S]*?)\s*;?\s*$/;
+const CLOSE_RE = /^\s*endcache\s*;?\s*$/;
+const BLOCK_OPTIONS = new Set(['region', 'expire']);
+const INCLUDE_OPTIONS = new Set(['key', 'region', 'expire']);
+let nextId = 0;
+
+/**
+ * An Eta plugin: `new Eta({ views, plugins: [dogpileEta({ regions })] })`.
+ *
+ * ```eta
+ * <% cache "sidebar", it.user.id, { region: "pages", expire: 60 } %>…<% endcache %>
+ * <%~ await cachedInclude("card", { product }, { key: product.id, expire: 60 }) %>
+ * ```
+ *
+ * The arguments of `cache` form the key; a trailing object literal holds the options.
+ * `cachedInclude` renders the partial with only the given data. Render with `renderAsync`; a
+ * synchronous `render` uses TemplateCache's in-process tier (and `cachedInclude` without `await`).
+ */
+export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
+  const cache = toTemplateCache(options);
+  const id = `dp${nextId++}`;
+  let source = '';
+  const runtime = makeRuntime(cache);
+  return {
+    cache,
+    __dogpileId: id,
+    runtime,
+    processTemplate(src: string): string {
+      source = src;
+      return src;
+    },
+    processAST(ast: EtaAstNode[]): EtaAstNode[] {
+      const digest = digestSource(source);
+      const out: EtaAstNode[] = [];
+      let depth = 0;
+      let ordinal = 0;
+      let opens = 0;
+      let closes = 0;
+      for (const node of ast) {
+        if (typeof node === 'string' || node.t !== 'e') {
+          out.push(node);
+          continue;
+        }
+        const open = OPEN_RE.exec(node.val);
+        if (open) {
+          opens++;
+          depth++;
+          ordinal++;
+          const { args, opts } = splitArgs(open[1] ?? '');
+          const meta = JSON.stringify(`${digest}|b${ordinal}|${lineOf(source, 'cache', opens)}`);
+          out.push({
+            ...node,
+            val: `{ const __dp_v = ${AWAIT}__dp.${BLOCK}(this, options, ${'it'}, ${meta}, [${args}], ${opts || 'undefined'}, ${ASYNC}() => { const __dp_s = __eta.res; __eta.res = ''; try {`,
+          });
+          continue;
+        }
+        if (CLOSE_RE.test(node.val)) {
+          closes++;
+          if (depth === 0)
+            throw parseError(`<% endcache %> without a matching <% cache %> at line ${lineOf(source, 'endcache', closes)}`);
+          depth--;
+          out.push({ ...node, val: 'return __eta.res; } finally { __eta.res = __dp_s; } }); __eta.res += __dp_v; }' });
+          continue;
+        }
+        out.push(node);
+      }
+      if (depth > 0) {
+        throw parseError(`<% cache %> at line ${lineOf(source, 'cache', opens - depth + 1)} has no matching <% endcache %>`);
+      }
+      return out;
+    },
+    processFnString(fn: string): string {
+      const isAsync = fn.includes('await includeAsync (__eta.layout');
+      const header =
+        `const __dp = this.config.plugins.find((p) => p && p.__dogpileId === ${JSON.stringify(id)}).runtime;\n` +
+        (isAsync
+          ? 'const cachedInclude = (__n, __d, __o) => __dp.include(this, options, it, __n, __d, __o);\n'
+          : 'const cachedInclude = (__n, __d, __o) => __dp.includeSync(this, options, it, __n, __d, __o);\n');
+      return (
+        header +
+        fn
+          .replaceAll(AWAIT, isAsync ? 'await ' : '')
+          .replaceAll(ASYNC, isAsync ? 'async ' : '')
+          .replaceAll(BLOCK, isAsync ? 'block' : 'blockSync')
+      );
+    },
+  };
+}
+
+/**
+ * A bare Express engine for an Eta instance: `app.engine('eta', etaEngine(eta))`. Views are rendered
+ * with `renderAsync` by their path relative to `eta.config.views` (Eta rejects absolute paths).
+ */
+export function etaEngine(eta: EtaLike): (file: string, options: object, cb: (err: unknown, html?: string) => void) => void {
+  return (file, options, cb) => {
+    const views = eta.config.views;
+    const name = views ? relative(views, file) : file;
+    eta.renderAsync(name, options).then(
+      (html) => cb(null, html),
+      (err: unknown) => cb(err),
+    );
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+
+function makeRuntime(cache: TemplateCache): EtaRuntime {
+  const templateName = (eta: EtaLike, options: EtaRenderOptions | undefined): string | undefined => {
+    const file = options?.filepath;
+    if (!file) return undefined;
+    const views = eta.config.views;
+    return views ? relative(views, file) : file;
+  };
+  const engine = (eta: EtaLike): string => (eta.config.autoEscape === false ? 'eta-raw' : 'eta');
+  const blockKey = (
+    eta: EtaLike,
+    options: EtaRenderOptions | undefined,
+    it: unknown,
+    meta: string,
+    args: unknown[],
+    opts: unknown,
+  ) => {
+    const [digest = '', block = '', line = '?'] = meta.split('|');
+    const fragment = fragmentOptions(opts, BLOCK_OPTIONS, `<% cache %> at line ${line}`);
+    if (!renderEnabled(it)) fragment.enabled = false;
+    const key = cache.fragmentKey({ engine: engine(eta), template: templateName(eta, options), digest, block, args });
+    return { key, fragment };
+  };
+  const digests = new Map<string, string>();
+  const includeKey = (
+    eta: EtaLike,
+    options: EtaRenderOptions | undefined,
+    it: unknown,
+    name: string,
+    data: unknown,
+    opts: unknown,
+  ) => {
+    if (typeof name !== 'string') throw new ValidationError('cachedInclude: the first argument must be a template name');
+    if (data !== undefined && (data === null || typeof data !== 'object')) {
+      throw new ValidationError('cachedInclude: the second argument must be the partial’s data object');
+    }
+    const fragment = fragmentOptions(opts, INCLUDE_OPTIONS, `cachedInclude(${JSON.stringify(name)})`);
+    const vars: Record<string, unknown> = { ...(data as Record<string, unknown> | undefined) };
+    if (!renderEnabled(it)) {
+      fragment.enabled = false;
+      vars.dogpile = { enabled: false };
+    }
+    let digest: string;
+    let id = name;
+    if (name.startsWith('@')) {
+      digest = digestSource(name);
+    } else {
+      const path = eta.resolvePath(name, options);
+      id = eta.config.views ? relative(eta.config.views, path) : path;
+      const known = eta.config.cache ? digests.get(path) : undefined;
+      digest = known ?? digestSource(eta.readFile(path));
+      if (eta.config.cache) digests.set(path, digest);
+    }
+    const keyArg = opts !== null && typeof opts === 'object' && 'key' in opts ? (opts as { key: unknown }).key : vars;
+    const key = cache.fragmentKey({ engine: engine(eta), template: id, digest, block: 'partial', args: [keyArg] });
+    return { key, fragment, vars };
+  };
+  return {
+    block(eta, options, it, meta, args, opts, body) {
+      const { key, fragment } = blockKey(eta, options, it, meta, args, opts);
+      return cache.getOrCreate(key, body, fragment);
+    },
+    blockSync(eta, options, it, meta, args, opts, body) {
+      const { key, fragment } = blockKey(eta, options, it, meta, args, opts);
+      return cache.getOrCreateSync(key, body, fragment);
+    },
+    include(eta, options, it, name, data, opts) {
+      const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts);
+      return cache.getOrCreate(key, () => eta.renderAsync(name, vars, options), fragment);
+    },
+    includeSync(eta, options, it, name, data, opts) {
+      const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts);
+      return cache.getOrCreateSync(key, () => eta.render(name, vars, options), fragment);
+    },
+  };
+}
+
+function fragmentOptions(opts: unknown, allowed: Set<string>, where: string): FragmentOptions {
+  const out: FragmentOptions = {};
+  if (opts === undefined || opts === null) return out;
+  if (typeof opts !== 'object') throw new ValidationError(`${where}: options must be an object literal`);
+  for (const [k, v] of Object.entries(opts)) {
+    if (!allowed.has(k))
+      throw new ValidationError(`${where}: unknown option ${JSON.stringify(k)} (allowed: ${[...allowed].join(', ')})`);
+    if (k === 'region') {
+      if (typeof v !== 'string') throw new ValidationError(`${where}: region must be a region name`);
+      out.region = v;
+    } else if (k === 'expire') {
+      if (!(v === null || (typeof v === 'number' && (v >= 0 || v === -1)))) {
+        throw new ValidationError(`${where}: expire must be a number of seconds, got ${String(v)}`);
+      }
+      out.expire = v;
+    }
+  }
+  return out;
+}
+
+/** Splits `a, b, { expire: 60 }` at top-level commas; a trailing object literal is the options. */
+function splitArgs(text: string): { args: string; opts: string } {
+  const parts: string[] = [];
+  let depth = 0;
+  let quote: string | undefined;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = undefined;
+      continue;
+    }
+    if (c === '"' || c === "'" || c === '`') quote = c;
+    else if (c === '(' || c === '[' || c === '{') depth++;
+    else if (c === ')' || c === ']' || c === '}') depth--;
+    else if (c === ',' && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  const trimmed = parts.map((p) => p.trim()).filter((p) => p !== '');
+  const last = trimmed[trimmed.length - 1];
+  if (last?.startsWith('{')) return { args: trimmed.slice(0, -1).join(', '), opts: last };
+  return { args: trimmed.join(', '), opts: '' };
+}
+
+/** The line of the n-th `<% cache` (or `endcache`) tag in the source, for messages. */
+function lineOf(source: string, tag: 'cache' | 'endcache', n: number): number {
+  const re = tag === 'cache' ? /<%[-_]?\s*cache\s/g : /<%[-_]?\s*endcache\b/g;
+  let match: RegExpExecArray | null = null;
+  for (let i = 0; i < n; i++) {
+    match = re.exec(source);
+    if (!match) return 0;
+  }
+  return match ? source.slice(0, match.index).split('\n').length : 0;
+}
+
+function parseError(message: string): DogpileError {
+  const err = new DogpileError(`dogpile/eta: ${message}`);
+  err.name = 'EtaParseError';
+  return err;
+}
