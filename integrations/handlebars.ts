@@ -1,0 +1,380 @@
+// dogpile/handlebars: `{{#cache}}…{{/cache}}` blocks and `{{cachedPartial}}` for Handlebars, over
+// TemplateCache. Handlebars helpers are synchronous, so inside a render started by this module's
+// compile() a block records its body as a deferred thunk and leaves an unforgeable token; after the
+// synchronous pass the tokens are resolved through TemplateCache.getOrCreate (real single flight
+// against async backends) and substituted. A helper called by a bare Handlebars render falls back to
+// TemplateCache's synchronous in-process tier.
+
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, extname, join, relative } from 'node:path';
+import Handlebars from 'handlebars';
+import { DogpileError, ValidationError } from '../src/index.js';
+import {
+  digestSource,
+  type FragmentOptions,
+  renderEnabled,
+  type TemplateCache,
+  type TemplateCacheOptions,
+  toTemplateCache,
+} from './templates.js';
+
+export { TemplateCache, type TemplateCacheOptions } from './templates.js';
+
+/** A Handlebars environment (`Handlebars` itself or `Handlebars.create()`). */
+export type HandlebarsEnv = typeof Handlebars;
+
+/** Options of {@link installHandlebars}: TemplateCache options, or an existing TemplateCache. */
+export type HandlebarsCacheOptions = TemplateCacheOptions | TemplateCache;
+
+/** A compiled template: renders to a Promise of the final HTML, every cached block resolved. */
+export type AsyncTemplate = (context?: unknown, runtimeOptions?: Handlebars.RuntimeOptions) => Promise<string>;
+
+/** What {@link installHandlebars} returns. */
+export interface DogpileHandlebars {
+  /** Compiles `source`; `name` identifies the template in fragment keys (default: its digest). */
+  compile(source: string, options?: { name?: string } & CompileOptions): AsyncTemplate;
+  /** Registers a partial, compiled so that its own cache blocks get keys of their own. */
+  registerPartial(name: string, source: string): void;
+  /** The TemplateCache behind the helpers. */
+  readonly cache: TemplateCache;
+  /** The Handlebars environment the helpers are installed on. */
+  readonly handlebars: HandlebarsEnv;
+}
+
+/** Handlebars compile options (passed through). */
+export type CompileOptions = Parameters<HandlebarsEnv['compile']>[1];
+
+interface HelperOptions {
+  fn: (context: unknown, options?: { data?: unknown; blockParams?: unknown[] }) => string;
+  hash: Record<string, unknown>;
+  data?: Record<string, unknown> & { root?: unknown };
+  loc?: { start: { line: number; column: number } };
+}
+
+interface Deferred {
+  token: string;
+  key: string;
+  fragment: FragmentOptions;
+  thunk: () => string;
+}
+
+/** Tokens of one render; `current` is the collector of the synchronous pass in progress. */
+class Collector {
+  readonly entries: Deferred[] = [];
+  constructor(
+    readonly nonce: string,
+    readonly counter: { n: number },
+  ) {}
+  token(): string {
+    return `\u0000dp${this.nonce}:${this.counter.n++}\u0000`;
+  }
+}
+
+let current: Collector | undefined;
+
+function collect<R>(collector: Collector, fn: () => R): R {
+  const previous = current;
+  current = collector;
+  try {
+    return fn();
+  } finally {
+    current = previous;
+  }
+}
+
+const BLOCK_OPTIONS = new Set(['region', 'expire']);
+const PARTIAL_OPTIONS = new Set(['key', 'region', 'expire']);
+const META = ['__tpl', '__dg', '__blk'];
+
+/**
+ * Installs the `cache` block helper and the `cachedPartial` helper on a Handlebars environment.
+ *
+ * ```hbs
+ * {{#cache "sidebar" user.id region="pages" expire=60}}…{{/cache}}
+ * {{cachedPartial "card" key=product.id expire=60 product=product}}
+ * ```
+ *
+ * Positional parameters of `cache` form the key; `cachedPartial` renders the partial with only its
+ * other hash pairs as context. Templates from the returned `compile` return `Promise<string>`.
+ * Limits: inline partials (`{{#*inline}}`) defined outside a cache block are not visible inside it;
+ * a cache block inside another helper that transforms its output (e.g. upper-casing) is an error.
+ */
+export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOptions): DogpileHandlebars {
+  const cache = toTemplateCache(options);
+  const partialDigests = new Map<string, string>();
+
+  const inject = (source: string, name: string | undefined): unknown => {
+    const ast = Handlebars.parse(source);
+    const digest = digestSource(source);
+    let ordinal = 0;
+    const visit = (node: unknown): void => {
+      if (node === null || typeof node !== 'object') return;
+      if (Array.isArray(node)) {
+        for (const child of node) visit(child);
+        return;
+      }
+      const n = node as { type?: string; path?: { original?: unknown }; hash?: { pairs: unknown[] } | null; loc?: unknown };
+      if (n.type === 'BlockStatement' && n.path?.original === 'cache') {
+        ordinal++;
+        n.hash ??= { type: 'Hash', pairs: [], loc: n.loc } as unknown as { pairs: unknown[] };
+        const meta = { __tpl: name ?? '', __dg: digest, __blk: `b${ordinal}` };
+        for (const [key, value] of Object.entries(meta)) {
+          n.hash.pairs.push({
+            type: 'HashPair',
+            key,
+            value: { type: 'StringLiteral', value, original: value, loc: n.loc },
+            loc: n.loc,
+          });
+        }
+      }
+      for (const [k, v] of Object.entries(node)) if (k !== 'loc' && k !== 'hash') visit(v);
+    };
+    visit(ast);
+    return ast;
+  };
+
+  const compileSync = (source: string, name: string | undefined, compileOptions?: CompileOptions) =>
+    hbs.compile(inject(source, name), compileOptions);
+
+  // Partials registered as strings are compiled through the injector, so their blocks are keyed by
+  // the partial's own name and digest.
+  const originalRegister = hbs.registerPartial.bind(hbs) as (name: string, partial: unknown) => void;
+  const registerPartial = (name: string, partial: unknown): void => {
+    if (typeof partial === 'string') {
+      partialDigests.set(name, digestSource(partial));
+      originalRegister(name, compileSync(partial, `partial:${name}`));
+    } else {
+      originalRegister(name, partial);
+    }
+  };
+  (hbs as { registerPartial: unknown }).registerPartial = (nameOrSpec: unknown, partial?: unknown) => {
+    if (typeof nameOrSpec === 'string') registerPartial(nameOrSpec, partial);
+    else if (nameOrSpec !== null && typeof nameOrSpec === 'object') {
+      for (const [k, v] of Object.entries(nameOrSpec)) registerPartial(k, v);
+    }
+  };
+  for (const [name, partial] of Object.entries(hbs.partials as Record<string, unknown>)) {
+    if (typeof partial === 'string') registerPartial(name, partial);
+  }
+
+  hbs.registerHelper('cache', function cacheHelper(this: unknown, ...params: unknown[]) {
+    const options = params.pop() as HelperOptions;
+    const line = options.loc?.start.line ?? '?';
+    const where = `{{#cache}} at line ${line}`;
+    if (typeof options.fn !== 'function')
+      throw new ValidationError(`${where}: cache is a block helper ({{#cache …}}…{{/cache}})`);
+    const hash = options.hash ?? {};
+    const fragment = fragmentOptions(hash, BLOCK_OPTIONS, where);
+    const tpl = typeof hash.__tpl === 'string' ? hash.__tpl : '';
+    const digest = typeof hash.__dg === 'string' ? hash.__dg : `loc${line}:${options.loc?.start.column ?? '?'}`;
+    const block = typeof hash.__blk === 'string' ? hash.__blk : 'b?';
+    if (!renderEnabled(options.data?.root)) return options.fn(this, { data: options.data });
+    const key = cache.fragmentKey({ engine: 'handlebars', template: tpl || undefined, digest, block, args: params });
+    const collector = current;
+    if (collector === undefined) {
+      return cache.getOrCreateSync(key, () => options.fn(this, { data: options.data }), fragment);
+    }
+    const data = snapshot(options.data);
+    const token = collector.token();
+    collector.entries.push({ token, key, fragment, thunk: () => options.fn(this, { data }) });
+    return token;
+  });
+
+  hbs.registerHelper('cachedPartial', function cachedPartialHelper(this: unknown, ...params: unknown[]) {
+    const options = params.pop() as HelperOptions;
+    const name = params[0];
+    const where = `{{cachedPartial}} at line ${options.loc?.start.line ?? '?'}`;
+    if (typeof name !== 'string' || params.length !== 1) throw new ValidationError(`${where}: expected one partial name`);
+    const vars: Record<string, unknown> = {};
+    const optionHash: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(options.hash ?? {})) (PARTIAL_OPTIONS.has(k) ? optionHash : vars)[k] = v;
+    const fragment = fragmentOptions(optionHash, PARTIAL_OPTIONS, where);
+    const exphbs = options.data?.exphbs as { partials?: Record<string, unknown> } | undefined;
+    let partial = exphbs?.partials?.[name] ?? (hbs.partials as Record<string, unknown>)[name];
+    if (partial === undefined) throw new DogpileError(`${where}: the partial ${JSON.stringify(name)} could not be found`);
+    if (typeof partial === 'string') {
+      registerPartial(name, partial);
+      partial = (hbs.partials as Record<string, unknown>)[name];
+    }
+    const render = partial as (ctx: unknown, opts?: unknown) => string;
+    const enabled = renderEnabled(options.data?.root);
+    if (!enabled) {
+      vars.dogpile = { enabled: false };
+      fragment.enabled = false;
+    }
+    const digest = partialDigests.get(name) ?? digestSource(String(render));
+    const keyArg = 'key' in optionHash ? optionHash.key : vars;
+    const key = cache.fragmentKey({
+      engine: 'handlebars',
+      template: `partial:${name}`,
+      digest,
+      block: 'partial',
+      args: [keyArg],
+    });
+    const thunk = () => render(vars, { data: { root: vars } });
+    const collector = current;
+    if (collector === undefined || !enabled) {
+      return new hbs.SafeString(collector === undefined ? cache.getOrCreateSync(key, thunk, fragment) : thunk());
+    }
+    const token = collector.token();
+    collector.entries.push({ token, key, fragment, thunk });
+    return new hbs.SafeString(token);
+  });
+
+  const resolve = async (html: string, collector: Collector): Promise<string> => {
+    if (collector.entries.length === 0) return html;
+    const parts = await Promise.all(
+      collector.entries.map((entry) =>
+        cache.getOrCreate(
+          entry.key,
+          () => {
+            const inner = new Collector(collector.nonce, collector.counter);
+            const body = collect(inner, entry.thunk);
+            return resolve(body, inner);
+          },
+          entry.fragment,
+        ),
+      ),
+    );
+    let out = html;
+    collector.entries.forEach((entry, i) => {
+      const pieces = out.split(entry.token);
+      if (pieces.length !== 2) {
+        throw new DogpileError(
+          'dogpile/handlebars: a cached block’s output was transformed by an enclosing helper (its placeholder was lost or duplicated); move the cache block outside that helper',
+        );
+      }
+      out = pieces.join(parts[i] ?? '');
+    });
+    return out;
+  };
+
+  return {
+    cache,
+    handlebars: hbs,
+    registerPartial,
+    compile(source, compileOptions) {
+      const { name, ...rest } = compileOptions ?? {};
+      const template = compileSync(source, name, rest);
+      return (context, runtimeOptions) => {
+        const collector = new Collector(randomBytes(6).toString('hex'), { n: 0 });
+        let html: string;
+        try {
+          html = collect(collector, () => template(context, runtimeOptions));
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        return resolve(html, collector);
+      };
+    },
+  };
+}
+
+/** Options of {@link handlebarsEngine}. */
+export interface HandlebarsEngineOptions {
+  /** The views directory (template names in keys are relative to it). */
+  views: string;
+  /** Directory of partials, registered by file name without extension. Default `<views>/partials`. */
+  partialsDir?: string;
+  /** Layout view (relative to `views`, without extension) wrapping every page via `{{{body}}}`; `false` for none. Default `layouts/main` if it exists. */
+  layout?: string | false;
+  /** View file extension. Default `.hbs`. */
+  extname?: string;
+}
+
+/**
+ * A bare Express engine for `app.engine('hbs', handlebarsEngine(dh, { views }))`: compiles each view
+ * with {@link DogpileHandlebars.compile} (cached while Express's `view cache` is on), registers the
+ * partials directory, and wraps pages in a layout. A render option `layout: false` disables the
+ * layout for one render.
+ */
+export function handlebarsEngine(
+  dh: DogpileHandlebars,
+  options: HandlebarsEngineOptions,
+): (file: string, locals: object, cb: (err: unknown, html?: string) => void) => void {
+  const ext = options.extname ?? '.hbs';
+  const partialsDir = options.partialsDir ?? join(options.views, 'partials');
+  let registered = false;
+  const registerPartials = (): void => {
+    let files: string[] = [];
+    try {
+      files = readdirSync(partialsDir).filter((f) => extname(f) === ext);
+    } catch {
+      return;
+    }
+    for (const file of files) dh.registerPartial(basename(file, ext), readFileSync(join(partialsDir, file), 'utf8'));
+  };
+  const compiled = new Map<string, AsyncTemplate>();
+  const load = (file: string, cacheViews: boolean): AsyncTemplate | undefined => {
+    let template = cacheViews ? compiled.get(file) : undefined;
+    if (template) return template;
+    let source: string;
+    try {
+      source = readFileSync(file, 'utf8');
+    } catch {
+      return undefined;
+    }
+    template = dh.compile(source, { name: relative(options.views, file) });
+    compiled.set(file, template);
+    return template;
+  };
+  return (file, locals, cb) => {
+    const cacheViews = (locals as { cache?: unknown }).cache === true;
+    if (!registered || !cacheViews) {
+      registerPartials();
+      registered = true;
+    }
+    const run = async (): Promise<string> => {
+      const page = load(file, cacheViews);
+      if (!page) throw new DogpileError(`dogpile/handlebars: cannot read view ${file}`);
+      const body = await page(locals);
+      const layoutOpt = (locals as { layout?: unknown }).layout;
+      const layoutName =
+        layoutOpt === false ? false : typeof layoutOpt === 'string' ? layoutOpt : (options.layout ?? 'layouts/main');
+      if (layoutName === false) return body;
+      const layout = load(join(options.views, layoutName + ext), cacheViews);
+      if (!layout) {
+        if (options.layout === undefined && typeof layoutOpt !== 'string') return body;
+        throw new DogpileError(`dogpile/handlebars: layout ${JSON.stringify(layoutName)} not found`);
+      }
+      return layout({ ...locals, body });
+    };
+    run().then(
+      (html) => cb(null, html),
+      (err: unknown) => cb(err),
+    );
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+
+function fragmentOptions(hash: Record<string, unknown>, allowed: Set<string>, where: string): FragmentOptions {
+  const out: FragmentOptions = {};
+  for (const [k, v] of Object.entries(hash)) {
+    if (META.includes(k)) continue;
+    if (!allowed.has(k))
+      throw new ValidationError(`${where}: unknown option ${JSON.stringify(k)} (allowed: ${[...allowed].join(', ')})`);
+    if (k === 'region') {
+      if (typeof v !== 'string') throw new ValidationError(`${where}: region must be a region name`);
+      out.region = v;
+    } else if (k === 'expire') {
+      if (!(v === null || (typeof v === 'number' && (v >= 0 || v === -1)))) {
+        throw new ValidationError(`${where}: expire must be a number of seconds, got ${String(v)}`);
+      }
+      out.expire = v;
+    }
+  }
+  return out;
+}
+
+/**
+ * Copies a data frame and its parents: `each` mutates one frame across iterations (`@index`,
+ * `@first`), so a deferred body must keep the values of its own iteration.
+ */
+function snapshot(data: unknown): unknown {
+  if (data === null || typeof data !== 'object') return data;
+  const copy: Record<string, unknown> = { ...(data as Record<string, unknown>) };
+  if ('_parent' in copy) copy._parent = snapshot(copy._parent);
+  return copy;
+}
