@@ -7,8 +7,9 @@
 
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, extname, join, relative } from 'node:path';
-import Handlebars from 'handlebars';
+import type Handlebars from 'handlebars';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
   digestSource,
@@ -102,10 +103,13 @@ const META = ['__tpl', '__dg', '__blk'];
  */
 export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOptions): DogpileHandlebars {
   const cache = toTemplateCache(options);
+  // `parse` exists only on the main export, not on create() instances. Loaded here, not at import
+  // time, so that dogpile/express can import this module without handlebars installed.
+  const parse = (createRequire(import.meta.url)('handlebars') as HandlebarsEnv).parse;
   const partialDigests = new Map<string, string>();
 
   const inject = (source: string, name: string | undefined): unknown => {
-    const ast = Handlebars.parse(source);
+    const ast = parse(source);
     const digest = digestSource(source);
     let ordinal = 0;
     const visit = (node: unknown): void => {

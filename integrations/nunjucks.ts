@@ -3,7 +3,7 @@
 // and single flight are TemplateCache's. Async rendering (a callback, or renderNunjucks()) is the
 // normal path; a synchronous render uses TemplateCache's in-process tier and never returns null.
 
-import nunjucks from 'nunjucks';
+import { createRequire } from 'node:module';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
   digestSource,
@@ -69,8 +69,11 @@ let patched = false;
 function watchSyncRenders(): void {
   if (patched) return;
   patched = true;
-  const proto = (nunjucks as unknown as { Template: { prototype: { render: (...args: unknown[]) => unknown } } }).Template
-    .prototype;
+  // Loaded here, not at import time: dogpile/express imports this module without needing nunjucks.
+  const nunjucks = createRequire(import.meta.url)('nunjucks') as {
+    Template: { prototype: { render: (...args: unknown[]) => unknown } };
+  };
+  const proto = nunjucks.Template.prototype;
   const original = proto.render;
   proto.render = function render(this: unknown, ...args: unknown[]): unknown {
     if (args.some((a) => typeof a === 'function')) return original.apply(this, args);

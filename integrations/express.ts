@@ -1,0 +1,96 @@
+// dogpile/express: one call that sets up an Express app's views with the dogpile cache tags
+// installed, for Nunjucks, Eta or Handlebars. The engines are loaded only when chosen, so this module
+// needs only the engine you use. The bare engine factories are re-exported for app.engine().
+
+import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
+import { ValidationError } from '../src/index.js';
+import { type DogpileEtaPlugin, dogpileEta, type EtaLike, etaEngine } from './eta.js';
+import { type DogpileHandlebars, type HandlebarsEnv, handlebarsEngine, installHandlebars } from './handlebars.js';
+import { installNunjucks, type NunjucksEnvironment, nunjucksEngine } from './nunjucks.js';
+import { type TemplateCache, type TemplateCacheOptions, toTemplateCache } from './templates.js';
+
+export { etaEngine } from './eta.js';
+export { handlebarsEngine } from './handlebars.js';
+export { nunjucksEngine } from './nunjucks.js';
+export { TemplateCache, type TemplateCacheOptions } from './templates.js';
+
+/** The parts of an Express application used here. */
+export interface ExpressAppLike {
+  engine(ext: string, fn: (path: string, options: object, callback: (e: unknown, rendered?: string) => void) => void): unknown;
+  set(setting: string, value: unknown): unknown;
+}
+
+/** Engines {@link dogpileViews} can set up. */
+export type ViewEngineName = 'nunjucks' | 'eta' | 'handlebars';
+
+/** Options of {@link dogpileViews}: the engine, the views directory, and TemplateCache options. */
+export type DogpileViewsOptions<E extends ViewEngineName = ViewEngineName> = TemplateCacheOptions & {
+  /** Which engine renders the views. */
+  engine: E;
+  /** The views directory (one directory). */
+  views: string;
+  /** Use this TemplateCache instead of creating one from the options (to share it or listen to it). */
+  templateCache?: TemplateCache;
+  /** Nunjucks only: watch and reload templates (default false). */
+  watch?: boolean;
+};
+
+/** What {@link dogpileViews} returns for each engine. */
+export interface ViewEnvironments {
+  /** A `nunjucks.Environment` over the views directory. */
+  nunjucks: NunjucksEnvironment & { opts?: object };
+  /** An `Eta` instance with the dogpile plugin. */
+  eta: EtaLike & { readonly dogpile: DogpileEtaPlugin };
+  /** The Handlebars integration (`.handlebars` is the environment, `.compile` the async compiler). */
+  handlebars: DogpileHandlebars;
+}
+
+const EXTENSIONS: Record<ViewEngineName, string> = { nunjucks: 'njk', eta: 'eta', handlebars: 'hbs' };
+
+/**
+ * Registers `engine` on the app with the cache tags installed, sets `views` and `view engine`
+ * (`njk`, `eta` or `hbs`), and returns the engine's environment. Render one response uncached with
+ * `res.render(view, { dogpile: { enabled: false } })` or `res.locals.dogpile = { enabled: false }`.
+ */
+export function dogpileViews<E extends ViewEngineName>(
+  app: ExpressAppLike,
+  options: DogpileViewsOptions<E>,
+): ViewEnvironments[E] {
+  if (options === null || typeof options !== 'object') throw new ValidationError('dogpileViews: options are required');
+  const { engine, views: viewsOption, templateCache, watch, ...cacheOptions } = options;
+  if (typeof viewsOption !== 'string') throw new ValidationError('dogpileViews: `views` must be a directory path');
+  const views = resolve(viewsOption);
+  const ext = EXTENSIONS[engine];
+  if (ext === undefined) {
+    throw new ValidationError(`dogpileViews: unknown engine ${JSON.stringify(engine)} (nunjucks, eta or handlebars)`);
+  }
+  const cache = templateCache ?? toTemplateCache(cacheOptions);
+  const require = createRequire(import.meta.url);
+  let env: ViewEnvironments[ViewEngineName];
+  if (engine === 'nunjucks') {
+    const nunjucks = require('nunjucks') as {
+      Environment: new (loader: unknown, opts: object) => ViewEnvironments['nunjucks'];
+      FileSystemLoader: new (path: string, opts: object) => unknown;
+    };
+    const nj = new nunjucks.Environment(new nunjucks.FileSystemLoader(views, { watch: watch ?? false }), { autoescape: true });
+    installNunjucks(nj, cache);
+    app.engine(ext, nunjucksEngine(nj));
+    env = nj;
+  } else if (engine === 'eta') {
+    const { Eta } = require('eta') as { Eta: new (config: object) => EtaLike };
+    const plugin = dogpileEta(cache);
+    const eta = new Eta({ views, plugins: [plugin] }) as EtaLike & { dogpile: DogpileEtaPlugin };
+    eta.dogpile = plugin;
+    app.engine(ext, etaEngine(eta));
+    env = eta;
+  } else {
+    const handlebars = require('handlebars') as HandlebarsEnv;
+    const dh = installHandlebars(handlebars.create(), cache);
+    app.engine(ext, handlebarsEngine(dh, { views }));
+    env = dh;
+  }
+  app.set('views', views);
+  app.set('view engine', ext);
+  return env as ViewEnvironments[E];
+}
