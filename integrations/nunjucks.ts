@@ -19,8 +19,12 @@ export { TemplateCache, type TemplateCacheOptions } from './templates.js';
 /** The parts of a Nunjucks `Environment` this module uses. */
 export interface NunjucksEnvironment {
   addExtension(name: string, extension: object): unknown;
-  getTemplate(name: string, cb: (err: Error | null, tmpl?: NunjucksTemplate) => void): unknown;
-  render(name: string, ctx: object | undefined, cb: (err: Error | null, res?: string | null) => void): unknown;
+  getTemplate(
+    name: string,
+    eagerCompile: boolean | undefined,
+    cb: (err: Error | null, tmpl: NunjucksTemplate | null) => void,
+  ): unknown;
+  render(name: string, ctx: object | undefined, cb: (err: Error | null, res: string | null) => void): unknown;
   on?(event: 'load', listener: (name: string, source: { src?: unknown }) => void): unknown;
 }
 
@@ -28,13 +32,13 @@ export interface NunjucksEnvironment {
 export interface NunjucksTemplate {
   tmplStr?: unknown;
   path?: string;
-  render(ctx: object, cb: (err: Error | null, res?: string | null) => void): unknown;
+  render(ctx: object, cb: (err: Error | null, res: string | null) => void): unknown;
 }
 
 /** Options of {@link installNunjucks}: TemplateCache options, or an existing TemplateCache. */
 export type NunjucksCacheOptions = TemplateCacheOptions | TemplateCache;
 
-type Callback = (err: unknown, value?: string) => void;
+type Callback = (err: unknown, value?: unknown) => void;
 type Body = (cb?: (err: unknown, html?: string) => void) => unknown;
 
 interface ParserLike {
@@ -64,6 +68,9 @@ const INCLUDE_OPTIONS = new Set(['key', 'region', 'expire']);
 // cannot interleave with anything, so a module-level counter is exact.
 let syncDepth = 0;
 let patched = false;
+// Nunjucks' SafeString marker. `autoescape: false` on the extension is not enough: the transformer
+// rebuilds CallExtensionAsync nodes whose bodies contain async filters and drops that flag.
+let markSafe: (html: string) => unknown = (html) => html;
 
 /** Makes callback-less `Template.render` calls visible to the tags (once per process). */
 function watchSyncRenders(): void {
@@ -72,7 +79,9 @@ function watchSyncRenders(): void {
   // Loaded here, not at import time: dogpile/express imports this module without needing nunjucks.
   const nunjucks = createRequire(import.meta.url)('nunjucks') as {
     Template: { prototype: { render: (...args: unknown[]) => unknown } };
+    runtime: { markSafe: (html: string) => unknown };
   };
+  markSafe = nunjucks.runtime.markSafe;
   const proto = nunjucks.Template.prototype;
   const original = proto.render;
   proto.render = function render(this: unknown, ...args: unknown[]): unknown {
@@ -202,7 +211,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
         opts.enabled = false;
         vars.dogpile = { enabled: false };
       }
-      env.getTemplate(name, (err, tmpl) => {
+      env.getTemplate(name, false, (err, tmpl) => {
         if (err || !tmpl) {
           callback(err ?? new DogpileError(`${where}: template ${JSON.stringify(name)} not found`));
           return;
@@ -332,13 +341,13 @@ function runSync(callback: Callback, produce: () => string): void {
     callback(err);
     return;
   }
-  callback(null, html);
+  callback(null, markSafe(html));
 }
 
 /** Calls the template's continuation; an error further down the template reaches the render once. */
 function continueWith(callback: Callback, html: string): void {
   try {
-    callback(null, html);
+    callback(null, markSafe(html));
   } catch (err) {
     callback(err);
   }
