@@ -1,0 +1,166 @@
+// The template benchmark (`npm run bench:templates`): for Nunjucks, Eta and Handlebars, a page with
+// 10 cached blocks whose bodies each busy-wait ~1 ms. Measures the hit render against the uncached
+// render (per-render opt-out), and the per-block cost of a hit on the memory backend:
+// (hit render − render of the same page without the blocks) / 10. Medians over several runs.
+// Prints a markdown table and saves it to bench/results/templates-<date>.md.
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Eta } from 'eta';
+import Handlebars from 'handlebars';
+import nunjucks from 'nunjucks';
+import { dogpileEta } from '../integrations/eta.js';
+import { installHandlebars } from '../integrations/handlebars.js';
+import { installNunjucks, renderNunjucks } from '../integrations/nunjucks.js';
+import { TemplateCache } from '../integrations/templates.js';
+import { makeRegion } from '../src/index.js';
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const HIT_ITERATIONS = Number(process.env.BENCH_HITS ?? 3000);
+const COLD_ITERATIONS = Number(process.env.BENCH_COLD ?? 10);
+const BLOCKS = 10;
+const BODY_MS = 1;
+
+/** Busy-waits about BODY_MS: the stand-in for an expensive block body. */
+function spin(): string {
+  const end = performance.now() + BODY_MS;
+  while (performance.now() < end) {}
+  return 'x';
+}
+
+type Render = (ctx: Record<string, unknown>) => Promise<string>;
+interface Subject {
+  engine: string;
+  page: Render;
+  bare: Render;
+}
+
+function pageSources(block: (i: number, body: string) => string, spinExpr: string, text: (i: number) => string) {
+  let page = '<html><body>';
+  let bare = '<html><body>';
+  for (let i = 0; i < BLOCKS; i++) {
+    page += `<section>${text(i)}${block(i, `<p>${spinExpr}</p>`)}</section>`;
+    bare += `<section>${text(i)}</section>`;
+  }
+  return { page: `${page}</body></html>`, bare: `${bare}</body></html>` };
+}
+
+function subjects(dir: string): Subject[] {
+  const regions = () => new TemplateCache({ regions: makeRegion().configure('memory') });
+
+  const nj = new nunjucks.Environment(new nunjucks.FileSystemLoader(join(dir, 'njk')), { autoescape: true });
+  nj.addGlobal('spin', spin);
+  installNunjucks(nj, regions());
+  const njSrc = pageSources(
+    (i, body) => `{% cache "block", ${i}, user.id %}${body}{% endcache %}`,
+    '{{ spin() }}',
+    (i) => `<h2>{{ title }} ${i}</h2>`,
+  );
+  mkdirSync(join(dir, 'njk'));
+  writeFileSync(join(dir, 'njk', 'page.njk'), njSrc.page);
+  writeFileSync(join(dir, 'njk', 'bare.njk'), njSrc.bare);
+
+  mkdirSync(join(dir, 'eta'));
+  const eta = new Eta({ views: join(dir, 'eta'), cache: true, plugins: [dogpileEta(regions())] });
+  const etaSrc = pageSources(
+    (i, body) => `<% cache "block", ${i}, it.user.id %>${body}<% endcache %>`,
+    '<%= it.spin() %>',
+    (i) => `<h2><%= it.title %> ${i}</h2>`,
+  );
+  writeFileSync(join(dir, 'eta', 'page.eta'), etaSrc.page);
+  writeFileSync(join(dir, 'eta', 'bare.eta'), etaSrc.bare);
+
+  const hbs = Handlebars.create();
+  hbs.registerHelper('spin', spin);
+  const dh = installHandlebars(hbs, regions());
+  const hbSrc = pageSources(
+    (i, body) => `{{#cache "block" ${i} user.id}}${body}{{/cache}}`,
+    '{{spin}}',
+    (i) => `<h2>{{title}} ${i}</h2>`,
+  );
+  const hbPage = dh.compile(hbSrc.page, { name: 'page' });
+  const hbBare = dh.compile(hbSrc.bare, { name: 'bare' });
+
+  return [
+    {
+      engine: 'nunjucks',
+      page: (ctx) => renderNunjucks(nj, 'page.njk', ctx),
+      bare: (ctx) => renderNunjucks(nj, 'bare.njk', ctx),
+    },
+    {
+      engine: 'eta',
+      page: (ctx) => eta.renderAsync('page', { ...ctx, spin }),
+      bare: (ctx) => eta.renderAsync('bare', { ...ctx, spin }),
+    },
+    { engine: 'handlebars', page: (ctx) => hbPage(ctx), bare: (ctx) => hbBare(ctx) },
+  ];
+}
+
+/** Mean time per call in microseconds over `n` sequential awaited calls. */
+async function timePerCall(fn: () => Promise<unknown>, n: number): Promise<number> {
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) await fn();
+  return Number(process.hrtime.bigint() - start) / 1000 / n;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'dogpile-bench-tpl-'));
+  try {
+    const rows: string[] = [];
+    for (const s of subjects(dir)) {
+      const ctx = { title: 'Bench <page>', user: { id: 42 } };
+      const uncachedCtx = { ...ctx, dogpile: { enabled: false } };
+      // Warm up the JIT and the cache.
+      await s.page(ctx);
+      for (let i = 0; i < 500; i++) {
+        await s.page(ctx);
+        await s.bare(ctx);
+      }
+      if ((await s.page(ctx)) !== (await s.page(uncachedCtx))) throw new Error(`${s.engine}: cached and uncached output differ`);
+      const hit: number[] = [];
+      const bare: number[] = [];
+      const cold: number[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        hit.push(await timePerCall(() => s.page(ctx), HIT_ITERATIONS));
+        bare.push(await timePerCall(() => s.bare(ctx), HIT_ITERATIONS));
+        cold.push(await timePerCall(() => s.page(uncachedCtx), COLD_ITERATIONS));
+      }
+      const h = median(hit);
+      const b = median(bare);
+      const c = median(cold);
+      const perBlock = (h - b) / BLOCKS;
+      rows.push(
+        `| ${s.engine} | ${(c / 1000).toFixed(2)} ms | ${h.toFixed(1)} µs | ${b.toFixed(1)} µs | ${(c / h).toFixed(0)}× | ${perBlock.toFixed(2)} µs |`,
+      );
+    }
+    const date = new Date().toISOString().slice(0, 10);
+    const table = [
+      `## Template fragment cache: ${BLOCKS} cached blocks, each body ~${BODY_MS} ms of CPU (memory backend)`,
+      '',
+      `Node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} × ${cpus().length}, ${date}. Medians of ${RUNS} runs (${HIT_ITERATIONS} hit renders, ${COLD_ITERATIONS} uncached renders per run), sequential awaited renders.`,
+      '',
+      '| engine | uncached render | hit render | same page without blocks | speed-up | per-block hit overhead |',
+      '|---|---|---|---|---|---|',
+      ...rows,
+      '',
+      'Per-block hit overhead = (hit render − render of the same page with the blocks removed) / 10. Target ≤ 2 µs.',
+      '',
+    ].join('\n');
+    console.log(table);
+    const out = join(dirname(fileURLToPath(import.meta.url)), 'results');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, `templates-${date}.md`), table);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
