@@ -203,6 +203,7 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
     const views = eta.config.views;
     return views ? relative(views, file) : file;
   };
+  const metas = new Map<string, string[]>();
   const engine = (eta: EtaLike): string => (eta.config.autoEscape === false ? 'eta-raw' : 'eta');
   const blockKey = (
     eta: EtaLike,
@@ -212,7 +213,12 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
     args: unknown[],
     opts: unknown,
   ) => {
-    const [digest = '', block = '', line = '?'] = meta.split('|');
+    let parts = metas.get(meta);
+    if (parts === undefined) {
+      parts = meta.split('|');
+      metas.set(meta, parts);
+    }
+    const [digest = '', block = '', line = '?'] = parts;
     const fragment = fragmentOptions(opts, BLOCK_OPTIONS, `<% cache %> at line ${line}`);
     if (!renderEnabled(it)) fragment.enabled = false;
     const key = cache.fragmentKey({ engine: engine(eta), template: templateName(eta, options), digest, block, args });

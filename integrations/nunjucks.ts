@@ -152,7 +152,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     run(context: ContextLike, meta: string, ...rest: unknown[]): void {
       const callback = rest.pop() as Callback;
       const body = rest.pop() as Body;
-      const [name, digest, block, line] = JSON.parse(meta) as [string, string, string, number];
+      const [name, digest, block, line] = parseMeta(meta);
       let key: string;
       let opts: FragmentOptions;
       try {
@@ -267,6 +267,18 @@ export function nunjucksEngine(
 }
 
 // ------------------------------------------------------------------------------------------------
+
+const metaCache = new Map<string, [string, string, string, number]>();
+
+/** The compile-time literal of a block (template name, digest, block id, line), parsed once. */
+function parseMeta(meta: string): [string, string, string, number] {
+  let parsed = metaCache.get(meta);
+  if (parsed === undefined) {
+    parsed = JSON.parse(meta) as [string, string, string, number];
+    metaCache.set(meta, parsed);
+  }
+  return parsed;
+}
 
 function splitKwargs(args: unknown[]): { positional: unknown[]; kwargs: Record<string, unknown> } {
   const last = args[args.length - 1];

@@ -184,28 +184,29 @@ export class TemplateCache extends EventEmitter {
    * concurrent callers of a cold key one renders, the others wait (or get the stale fragment).
    * A render that throws stores nothing and its error reaches every waiter.
    */
-  async getOrCreate(key: string, render: () => string | Promise<string>, options?: FragmentOptions): Promise<string> {
-    if (!this.enabled || options?.enabled === false) return String(await render());
-    const region = this.region(options?.region);
+  getOrCreate(key: string, render: () => string | Promise<string>, options?: FragmentOptions): Promise<string> {
+    if (!this.enabled || options?.enabled === false) return renderInline(render);
+    let region: CacheRegion;
+    try {
+      region = this.region(options?.region);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const expire = options?.expire;
-    let produced: string | undefined;
+    // Written by our creator, so a failure after the body ran (the store) does not run it twice.
+    const state: { html?: string } = {};
     const creator = async (): Promise<string> => {
       const html = String(await render());
-      produced = html;
+      state.html = html;
       return html;
     };
-    try {
-      return await region.getOrCreate<string>(
-        this.prefix + key,
-        creator,
-        expire === undefined ? undefined : { expirationTime: expire },
-      );
-    } catch (err) {
-      if (!isCacheFailure(err) || this.onError === 'throw') throw err;
-      this.report(err, key);
-      // The body already ran (and only the store failed): do not run it twice.
-      return produced ?? String(await render());
-    }
+    return region
+      .getOrCreate<string>(this.prefix + key, creator, expire === undefined ? undefined : { expirationTime: expire })
+      .then(undefined, (err: unknown) => {
+        if (!isCacheFailure(err) || this.onError === 'throw') throw err;
+        this.report(err, key);
+        return state.html ?? renderInline(render);
+      });
   }
 
   /**
@@ -221,7 +222,9 @@ export class TemplateCache extends EventEmitter {
     const found = this.sync.cache.get(full);
     const ttl = options?.expire === undefined ? region.expirationTime : options.expire;
     const ttlMs = ttl === null || ttl === -1 ? -1 : ttl * 1000;
-    if (found !== undefined && (ttlMs === -1 || Date.now() - found.metadata.ct <= ttlMs)) return found.payload as string;
+    if (found !== undefined && (ttlMs === -1 || (ttlMs !== 0 && Date.now() - found.metadata.ct <= ttlMs))) {
+      return found.payload as string;
+    }
     const html = String(render());
     this.sync.cache.set(full, new CachedValue(html, { ct: Date.now(), v: VALUE_VERSION }));
     region.set(full, html).catch((err: unknown) => {
@@ -282,6 +285,10 @@ export class TemplateCache extends EventEmitter {
 /** Builds a {@link TemplateCache} from options, or passes an existing one through. */
 export function toTemplateCache(options: TemplateCacheOptions | TemplateCache): TemplateCache {
   return options instanceof TemplateCache ? options : new TemplateCache(options);
+}
+
+async function renderInline(render: () => string | Promise<string>): Promise<string> {
+  return String(await render());
 }
 
 function isRegion(value: unknown): value is CacheRegion {
