@@ -24,8 +24,11 @@ export type EtaAstNode = string | { t: string; val: string; lineNo?: number };
 
 /** The Eta plugin returned by {@link dogpileEta} (pass it in `plugins`). */
 export interface DogpileEtaPlugin {
+  /** Eta hook: remembers the source (for the template digest and line numbers in errors). */
   processTemplate(source: string): string;
+  /** Eta hook: rewrites `cache` / `endcache` tags into a call that captures the body. */
   processAST(ast: EtaAstNode[]): EtaAstNode[];
+  /** Eta hook: chooses the async or synchronous form and defines `cachedInclude`. */
   processFnString(fnString: string): string;
   /** The TemplateCache behind the plugin (for `get`, `set`, `invalidate`, `'error'` events). */
   readonly cache: TemplateCache;
@@ -37,6 +40,7 @@ export interface DogpileEtaPlugin {
 
 /** The parts of an `Eta` instance the runtime uses (`this` inside compiled templates). */
 export interface EtaLike {
+  /** Eta's configuration (`views`, escaping, template caching). */
   config: { views?: string; autoEscape?: boolean; cache?: boolean };
   resolvePath(name: string, options?: object): string;
   readFile(path: string): string;
@@ -46,6 +50,7 @@ export interface EtaLike {
 
 /** What compiled templates call; internal but stable for the lifetime of one plugin. */
 export interface EtaRuntime {
+  /** A cache block in an async template: the body runs only on a miss. */
   block(
     eta: EtaLike,
     options: EtaRenderOptions | undefined,
@@ -84,6 +89,7 @@ export interface EtaRuntime {
 
 /** The `options` (meta) argument of a compiled Eta template. */
 export interface EtaRenderOptions {
+  /** Absolute path of the file template being rendered (absent for string templates). */
   filepath?: string;
 }
 
@@ -263,14 +269,17 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
       const { key, fragment } = blockKey(eta, options, it, meta, args, opts);
       return cache.getOrCreate(key, body, fragment);
     },
+    /** A cache block in a synchronous template (TemplateCache's in-process tier). */
     blockSync(eta, options, it, meta, args, opts, body) {
       const { key, fragment } = blockKey(eta, options, it, meta, args, opts);
       return cache.getOrCreateSync(key, body, fragment);
     },
+    /** `await cachedInclude(name, data, opts)` in an async template. */
     include(eta, options, it, name, data, opts) {
       const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts);
       return cache.getOrCreate(key, () => eta.renderAsync(name, vars, options), fragment);
     },
+    /** `cachedInclude(name, data, opts)` in a synchronous template. */
     includeSync(eta, options, it, name, data, opts) {
       const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts);
       return cache.getOrCreateSync(key, () => eta.render(name, vars, options), fragment);

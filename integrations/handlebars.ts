@@ -98,6 +98,8 @@ const META = ['__tpl', '__dg', '__blk'];
  *
  * Positional parameters of `cache` form the key; `cachedPartial` renders the partial with only its
  * other hash pairs as context. Templates from the returned `compile` return `Promise<string>`.
+ * String partials registered on `hbs` (before or after this call) are compiled so that their own
+ * cache blocks are keyed by the partial's name: `hbs.registerPartial` is wrapped for that.
  * Limits: inline partials (`{{#*inline}}`) defined outside a cache block are not visible inside it;
  * a cache block inside another helper that transforms its output (e.g. upper-casing) is an error.
  */

@@ -18,20 +18,27 @@ export { TemplateCache, type TemplateCacheOptions } from './templates.js';
 
 /** The parts of a Nunjucks `Environment` this module uses. */
 export interface NunjucksEnvironment {
+  /** Adds a tag extension. */
   addExtension(name: string, extension: object): unknown;
+  /** Loads a template (callback form). */
   getTemplate(
     name: string,
     eagerCompile: boolean | undefined,
     cb: (err: Error | null, tmpl: NunjucksTemplate | null) => void,
   ): unknown;
+  /** Renders a named template asynchronously. */
   render(name: string, ctx: object | undefined, cb: (err: Error | null, res: string | null) => void): unknown;
+  /** Fired by loaders with each template's name and source (used for readable keys). */
   on?(event: 'load', listener: (name: string, source: { src?: unknown }) => void): unknown;
 }
 
 /** The parts of a Nunjucks `Template` this module uses. */
 export interface NunjucksTemplate {
+  /** The template source, when compiled from a string. */
   tmplStr?: unknown;
+  /** The file path, when loaded from a file. */
   path?: string;
+  /** Renders with only `ctx` as variables. */
   render(ctx: object, cb: (err: Error | null, res: string | null) => void): unknown;
 }
 
