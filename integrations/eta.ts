@@ -203,11 +203,18 @@ export function etaEngine(eta: EtaLike): (file: string, options: object, cb: (er
 // ------------------------------------------------------------------------------------------------
 
 function makeRuntime(cache: TemplateCache): EtaRuntime {
+  // path.relative is slow for a per-block call; a view's name never changes.
+  const names = new Map<string, string>();
   const templateName = (eta: EtaLike, options: EtaRenderOptions | undefined): string | undefined => {
     const file = options?.filepath;
     if (!file) return undefined;
-    const views = eta.config.views;
-    return views ? relative(views, file) : file;
+    let name = names.get(file);
+    if (name === undefined) {
+      const views = eta.config.views;
+      name = views ? relative(views, file) : file;
+      names.set(file, name);
+    }
+    return name;
   };
   const metas = new Map<string, string[]>();
   const engine = (eta: EtaLike): string => (eta.config.autoEscape === false ? 'eta-raw' : 'eta');

@@ -54,7 +54,7 @@ interface HelperOptions {
 }
 
 interface Deferred {
-  token: string;
+  index: number;
   key: string;
   fragment: FragmentOptions;
   thunk: () => string;
@@ -63,12 +63,19 @@ interface Deferred {
 /** Tokens of one render; `current` is the collector of the synchronous pass in progress. */
 class Collector {
   readonly entries: Deferred[] = [];
+  /** Starts every token; the nonce makes tokens unforgeable by user data. */
+  readonly marker: string;
   constructor(
     readonly nonce: string,
     readonly counter: { n: number },
-  ) {}
-  token(): string {
-    return `\u0000dp${this.nonce}:${this.counter.n++}\u0000`;
+  ) {
+    this.marker = `\u0000dp${nonce}:`;
+  }
+  /** Records a deferred body and returns its token (`marker + index + NUL`). */
+  add(key: string, fragment: FragmentOptions, thunk: () => string): string {
+    const index = this.counter.n++;
+    this.entries.push({ index, key, fragment, thunk });
+    return `${this.marker}${index}\u0000`;
   }
 }
 
@@ -182,9 +189,7 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
       return cache.getOrCreateSync(key, () => options.fn(this, { data: options.data }), fragment);
     }
     const data = snapshot(options.data);
-    const token = collector.token();
-    collector.entries.push({ token, key, fragment, thunk: () => options.fn(this, { data }) });
-    return token;
+    return collector.add(key, fragment, () => options.fn(this, { data }));
   });
 
   hbs.registerHelper('cachedPartial', function cachedPartialHelper(this: unknown, ...params: unknown[]) {
@@ -223,9 +228,7 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
     if (collector === undefined || !enabled) {
       return new hbs.SafeString(collector === undefined ? cache.getOrCreateSync(key, thunk, fragment) : thunk());
     }
-    const token = collector.token();
-    collector.entries.push({ token, key, fragment, thunk });
-    return new hbs.SafeString(token);
+    return new hbs.SafeString(collector.add(key, fragment, thunk));
   });
 
   const resolve = async (html: string, collector: Collector): Promise<string> => {
@@ -243,16 +246,21 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
         ),
       ),
     );
-    let out = html;
-    collector.entries.forEach((entry, i) => {
-      const pieces = out.split(entry.token);
-      if (pieces.length !== 2) {
-        throw new DogpileError(
-          'dogpile/handlebars: a cached block’s output was transformed by an enclosing helper (its placeholder was lost or duplicated); move the cache block outside that helper',
-        );
-      }
-      out = pieces.join(parts[i] ?? '');
-    });
+    // One pass over the output. Tokens of one collector are numbered consecutively from its first.
+    const pieces = html.split(collector.marker);
+    const entries = collector.entries;
+    const first = entries[0]?.index ?? 0;
+    const seen = new Uint8Array(entries.length);
+    if (pieces.length - 1 !== entries.length) throw transformedError();
+    let out = pieces[0] ?? '';
+    for (let j = 1; j < pieces.length; j++) {
+      const piece = pieces[j] as string;
+      const end = piece.indexOf('\u0000');
+      const i = Number(piece.slice(0, end)) - first;
+      if (end < 0 || !(i >= 0 && i < entries.length) || seen[i]) throw transformedError();
+      seen[i] = 1;
+      out += parts[i] + piece.slice(end + 1);
+    }
     return out;
   };
 
@@ -372,6 +380,12 @@ function fragmentOptions(hash: Record<string, unknown>, allowed: Set<string>, wh
     }
   }
   return out;
+}
+
+function transformedError(): DogpileError {
+  return new DogpileError(
+    'dogpile/handlebars: a cached block’s output was transformed by an enclosing helper (its placeholder was lost or duplicated); move the cache block outside that helper',
+  );
 }
 
 /**

@@ -194,14 +194,18 @@ export class TemplateCache extends EventEmitter {
     }
     const expire = options?.expire;
     // Written by our creator, so a failure after the body ran (the store) does not run it twice.
+    // (Closures are passed inline: named local functions cost more under some transpilers.)
     const state: { html?: string } = {};
-    const creator = async (): Promise<string> => {
-      const html = String(await render());
-      state.html = html;
-      return html;
-    };
     return region
-      .getOrCreate<string>(this.prefix + key, creator, expire === undefined ? undefined : { expirationTime: expire })
+      .getOrCreate<string>(
+        this.prefix + key,
+        async () => {
+          const html = String(await render());
+          state.html = html;
+          return html;
+        },
+        expire === undefined ? undefined : { expirationTime: expire },
+      )
       .then(undefined, (err: unknown) => {
         if (!isCacheFailure(err) || this.onError === 'throw') throw err;
         this.report(err, key);
