@@ -25,12 +25,15 @@ export interface ExpressAppLike {
 export type ViewEngineName = 'nunjucks' | 'eta' | 'handlebars';
 
 /** Options of {@link dogpileViews}: the engine, the views directory, and TemplateCache options. */
-export type DogpileViewsOptions<E extends ViewEngineName = ViewEngineName> = TemplateCacheOptions & {
+export type DogpileViewsOptions<E extends ViewEngineName = ViewEngineName> = Partial<TemplateCacheOptions> & {
   /** Which engine renders the views. */
   engine: E;
   /** The views directory (one directory). */
   views: string;
-  /** Use this TemplateCache instead of creating one from the options (to share it or listen to it). */
+  /**
+   * Use this TemplateCache instead of creating one from the options (to share it, or to listen to
+   * its `'error'` events); `regions` and the other cache options are then not needed.
+   */
   templateCache?: TemplateCache;
   /** Nunjucks only: watch and reload templates (default false). */
   watch?: boolean;
@@ -65,7 +68,10 @@ export function dogpileViews<E extends ViewEngineName>(
   if (ext === undefined) {
     throw new ValidationError(`dogpileViews: unknown engine ${JSON.stringify(engine)} (nunjucks, eta or handlebars)`);
   }
-  const cache = templateCache ?? toTemplateCache(cacheOptions);
+  if (templateCache === undefined && cacheOptions.regions === undefined) {
+    throw new ValidationError('dogpileViews: give `regions` (or an existing `templateCache`)');
+  }
+  const cache = templateCache ?? toTemplateCache(cacheOptions as TemplateCacheOptions);
   const require = createRequire(import.meta.url);
   let env: ViewEnvironments[ViewEngineName];
   if (engine === 'nunjucks') {

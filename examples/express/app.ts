@@ -59,7 +59,7 @@ export function createApp(options: ExampleOptions): { app: express.Express; db: 
   const cache = new TemplateCacheClass({ regions: { pages: options.region } });
   cache.on('error', (err: Error) => console.error(`dogpile: cache backend failed, rendered inline: ${err.message}`));
   const views = fileURLToPath(new URL(`./views/${options.engine}`, import.meta.url));
-  const env = dogpileViews(app, { engine: options.engine, views, regions: options.region, templateCache: cache });
+  const env = dogpileViews(app, { engine: options.engine, views, templateCache: cache });
   if (options.engine === 'handlebars') {
     // Handlebars cannot call methods or build arrays in templates: two small helpers.
     const hbs = (env as DogpileHandlebars).handlebars;

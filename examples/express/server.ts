@@ -15,8 +15,13 @@ const redisUrl = process.env.REDIS_URL;
 
 // failOpen: false lets the TemplateCache see backend failures (it still renders inline and logs).
 const region = makeRegion({ name: 'pages', failOpen: false });
-if (redisUrl) region.configure('redis', { expirationTime: 600, arguments: { url: redisUrl, distributedLock: true } });
-else region.configure('memory', { expirationTime: 600 });
+try {
+  if (redisUrl) region.configure('redis', { expirationTime: 600, arguments: { url: redisUrl, distributedLock: true } });
+  else region.configure('memory', { expirationTime: 600 });
+} catch (err) {
+  console.error(`cannot configure the cache region: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
 
 const { app } = createApp({ engine, region });
 const server = app.listen(port, () => {
