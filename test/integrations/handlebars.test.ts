@@ -88,6 +88,15 @@ describe('handlebars specifics', () => {
     await assert.rejects(tpl({}), /transformed by an enclosing helper/);
   });
 
+  it('cache blocks inside string partials are keyed by the partial, not the caller', async () => {
+    const t = setup();
+    t.hbs.registerPartial('one', '{{#cache "same"}}one{{/cache}}');
+    t.hbs.registerPartial('two', '{{#cache "same"}}two{{/cache}}');
+    const tpl = t.dh.compile('{{> one}}|{{> two}}|{{#cache "same"}}page{{/cache}}', { name: 'host' });
+    assert.equal(await tpl({}), 'one|two|page');
+    assert.equal(await tpl({}), 'one|two|page');
+  });
+
   it('a bare synchronous Handlebars render falls back to the in-process tier', () => {
     const t = setup();
     const tpl = t.hbs.compile('{{#cache "s"}}{{n 1}}{{/cache}}');
