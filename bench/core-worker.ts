@@ -1,13 +1,13 @@
-// One round of the core benchmark for one library, in a fresh process (forked by bench/core.ts):
-// the fresh-hit ops/s of get-or-create on an in-memory store, then a cold and an expiry stampede
-// of concurrent callers. Prints one JSON line (a WorkerResult) on stdout.
+// One round of the core benchmark for one library, in a fresh process (spawned by bench/core.ts).
+// Mode `hit`: fresh-hit ops/s of get-or-create on an in-memory store. Mode `stampede`: creator
+// calls of a cold and of expiry stampedes of concurrent callers. Prints one JSON line (a
+// WorkerResult) on stdout. Usage: core-worker.ts <subject> [hit|stampede] [warmupMs] [measureMs]
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BentoCache, bentostore } from 'bentocache';
-import { memoryDriver } from 'bentocache/drivers/memory';
-import { createCache } from 'cache-manager';
-import { LRUCache } from 'lru-cache';
-import { makeRegion } from '../src/index.js';
+import type { LRUCache as LRU } from 'lru-cache';
+
+// Each library is imported only in the process that measures it, so no other library's code is
+// even loaded next to it.
 
 /** The libraries (and configurations) the benchmark knows. */
 export const SUBJECTS = ['ours', 'raw', 'cm', 'bento', 'bento-noser'] as const;
@@ -26,13 +26,22 @@ export interface StampedeResult {
   errors: number;
 }
 
-/** What a worker prints. */
-export interface WorkerResult {
-  subject: SubjectName;
+/** Fresh-hit throughput of one process. */
+export interface HitResult {
+  /** Median over the slices: robust to bursts of load from other processes on the machine. */
   opsPerSec: number;
+  /** Total ops over total time. */
+  meanOpsPerSec: number;
   ops: number;
   elapsedMs: number;
-  stampedes: StampedeResult[];
+  slices: number;
+}
+
+/** What a worker prints (one of `hit` or `stampedes`, by mode). */
+export interface WorkerResult {
+  subject: SubjectName;
+  hit?: HitResult;
+  stampedes?: StampedeResult[];
 }
 
 type Creator<V> = () => Promise<V>;
@@ -47,7 +56,7 @@ interface Subject {
 
 interface StampedeScenario {
   name: string;
-  /** Builds a store; `seed` is whether to store an old value and let it expire first. */
+  /** Builds a fresh store, and says how to make a value stored in it expire. */
   make(): { call: GetOrCreate; expire: () => Promise<void> };
 }
 
@@ -56,12 +65,14 @@ const CALLERS = 1_000;
 const CREATOR_MS = 50;
 const SHORT_TTL_MS = 100;
 const HOUR_S = 3600;
+const SLICE_MS = 100;
 
 const lapse = (): Promise<void> => sleep(SHORT_TTL_MS + 50);
 
-function subject(name: SubjectName): Subject {
+async function subject(name: SubjectName): Promise<Subject> {
   switch (name) {
     case 'ours': {
+      const { makeRegion } = await import('../src/index.js');
       const region = makeRegion().configure('memory', { expirationTime: HOUR_S });
       return {
         hit: (key, creator) => region.getOrCreate(key, creator),
@@ -84,8 +95,9 @@ function subject(name: SubjectName): Subject {
       };
     }
     case 'raw': {
+      const { LRUCache } = await import('lru-cache');
       const cache = new LRUCache<string, object>({ max: 10_000 });
-      const wrapper = (c: LRUCache<string, object>): GetOrCreate =>
+      const wrapper = (c: LRU<string, object>): GetOrCreate =>
         async function raw<V>(k: string, creator: Creator<V>): Promise<V> {
           const v = c.get(k);
           if (v !== undefined) return v as V;
@@ -104,6 +116,7 @@ function subject(name: SubjectName): Subject {
       };
     }
     case 'cm': {
+      const { createCache } = await import('cache-manager');
       const cache = createCache();
       return {
         hit: (key, creator) => cache.wrap(key, creator, HOUR_S * 1000),
@@ -127,8 +140,10 @@ function subject(name: SubjectName): Subject {
     }
     case 'bento':
     case 'bento-noser': {
+      const { BentoCache, bentostore } = await import('bentocache');
+      const { memoryDriver } = await import('bentocache/drivers/memory');
       const serialize = name === 'bento';
-      const make = (): BentoCache<{ memory: ReturnType<typeof bentostore> }> =>
+      const make = () =>
         new BentoCache({
           default: 'memory',
           stores: { memory: bentostore().useL1Layer(memoryDriver({ maxItems: 10_000, serialize })) },
@@ -157,8 +172,11 @@ function subject(name: SubjectName): Subject {
   }
 }
 
-/** Sequentially awaited hits over a pre-warmed working set of KEYS keys. */
-async function measureHits(call: GetOrCreate, warmupMs: number, measureMs: number): Promise<{ ops: number; elapsedMs: number }> {
+/**
+ * Sequentially awaited hits over a pre-warmed working set of KEYS keys, timed in slices of
+ * SLICE_MS (whole passes over the keys) for at least `measureMs` in all.
+ */
+async function measureHits(call: GetOrCreate, warmupMs: number, measureMs: number): Promise<HitResult> {
   const keys = Array.from({ length: KEYS }, (_, i) => `user:${i}`);
   const values = keys.map((k, i) => ({ id: i, name: k }));
   let misses = 0;
@@ -173,17 +191,31 @@ async function measureHits(call: GetOrCreate, warmupMs: number, measureMs: numbe
   };
   let end = performance.now() + warmupMs;
   while (performance.now() < end) await pass();
+  const slices: number[] = [];
   let ops = 0;
   const start = performance.now();
   end = start + measureMs;
   let now = start;
   while (now < end) {
-    await pass();
-    ops += KEYS;
-    now = performance.now();
+    const sliceStart = now;
+    let sliceOps = 0;
+    while (now - sliceStart < SLICE_MS) {
+      await pass();
+      sliceOps += KEYS;
+      now = performance.now();
+    }
+    slices.push((sliceOps / (now - sliceStart)) * 1000);
+    ops += sliceOps;
   }
   if (misses !== missesAfterWarm) throw new Error(`hit path called the creator ${misses - missesAfterWarm} times`);
-  return { ops, elapsedMs: now - start };
+  const elapsedMs = now - start;
+  return { opsPerSec: median(slices), meanOpsPerSec: (ops / elapsedMs) * 1000, ops, elapsedMs, slices: slices.length };
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /** CALLERS concurrent calls on one key; counts creator calls and who got the old vs new value. */
@@ -213,20 +245,24 @@ async function stampede(scenario: string, call: GetOrCreate, expireFirst: (() =>
 }
 
 async function main(): Promise<void> {
-  const name = process.argv[2] as SubjectName;
+  const [name, mode = 'hit', warmup = '300', measure = '600'] = process.argv.slice(2) as [SubjectName, string?, string?, string?];
   if (!SUBJECTS.includes(name)) throw new Error(`unknown subject ${JSON.stringify(name)}; one of ${SUBJECTS.join(', ')}`);
-  const warmupMs = Number(process.argv[3] ?? 300);
-  const measureMs = Number(process.argv[4] ?? 600);
-  const s = subject(name);
-  const { ops, elapsedMs } = await measureHits(s.hit, warmupMs, measureMs);
-  const stampedes: StampedeResult[] = [];
-  const cold = s.scenarios[0]?.make();
-  if (cold) stampedes.push(await stampede('cold', cold.call, null));
-  for (const sc of s.scenarios) {
-    const { call, expire } = sc.make();
-    stampedes.push(await stampede(`expiry: ${sc.name}`, call, expire));
+  const s = await subject(name);
+  const result: WorkerResult = { subject: name };
+  if (mode === 'hit') {
+    result.hit = await measureHits(s.hit, Number(warmup), Number(measure));
+  } else if (mode === 'stampede') {
+    const stampedes: StampedeResult[] = [];
+    const cold = s.scenarios[0]?.make();
+    if (cold) stampedes.push(await stampede('cold', cold.call, null));
+    for (const sc of s.scenarios) {
+      const { call, expire } = sc.make();
+      stampedes.push(await stampede(`expiry: ${sc.name}`, call, expire));
+    }
+    result.stampedes = stampedes;
+  } else {
+    throw new Error(`unknown mode ${JSON.stringify(mode)}; hit or stampede`);
   }
-  const result: WorkerResult = { subject: name, opsPerSec: (ops / elapsedMs) * 1000, ops, elapsedMs, stampedes };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0); // some peers keep timers alive
 }

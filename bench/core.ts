@@ -6,16 +6,17 @@
 
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { StampedeResult, SubjectName, WorkerResult } from './core-worker.js';
+import type { HitResult, StampedeResult, SubjectName, WorkerResult } from './core-worker.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const workerPath = join(here, 'core-worker.ts');
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+const STAMPEDE_ROUNDS = Number(process.env.BENCH_STAMPEDE_ROUNDS ?? 3);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 300);
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 600);
 const ORDER: readonly SubjectName[] = ['ours', 'raw', 'cm', 'bento', 'bento-noser'];
@@ -28,9 +29,10 @@ const LABELS: Record<SubjectName, string> = {
   'bento-noser': 'BentoCache `getOrSet` (memory driver, `serialize: false`)',
 };
 
-function runWorker(subject: SubjectName): Promise<WorkerResult> {
+function runWorker(subject: SubjectName, mode: 'hit' | 'stampede'): Promise<WorkerResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', workerPath, subject, String(WARMUP_MS), String(MEASURE_MS)], {
+    const args = ['--import', 'tsx', workerPath, subject, mode, String(WARMUP_MS), String(MEASURE_MS)];
+    const child = spawn(process.execPath, args, {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -68,6 +70,19 @@ function version(pkg: string): string {
   }
 }
 
+/** A markdown table with padded columns (as biome formats it); `align` has one 'l' or 'r' per column. */
+function table(headers: readonly string[], align: string, rows: readonly (readonly string[])[]): string[] {
+  const len = (x: string): number => [...x].length;
+  const widths = headers.map((h, i) => Math.max(len(h), ...rows.map((r) => len(r[i] ?? ''))));
+  const cell = (x: string, i: number): string => {
+    const pad = ' '.repeat((widths[i] as number) - len(x));
+    return align[i] === 'r' ? pad + x : x + pad;
+  };
+  const line = (cells: readonly string[]): string => `| ${cells.map(cell).join(' | ')} |`;
+  const rule = widths.map((w, i) => (align[i] === 'r' ? `${'-'.repeat(w - 1)}:` : '-'.repeat(w)));
+  return [line(headers), `| ${rule.join(' | ')} |`, ...rows.map(line)];
+}
+
 /** "1" when every round agrees, else "min–max". */
 function span(xs: readonly number[]): string {
   const lo = Math.min(...xs);
@@ -77,25 +92,40 @@ function span(xs: readonly number[]): string {
 
 async function main(): Promise<void> {
   const started = new Date();
-  const rounds: WorkerResult[][] = [];
+  const rounds: Map<SubjectName, HitResult>[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const round: WorkerResult[] = [];
-    for (const subject of ORDER) round.push(await runWorker(subject));
+    const round = new Map<SubjectName, HitResult>();
+    for (const subject of ORDER) {
+      const { hit } = await runWorker(subject, 'hit');
+      if (!hit) throw new Error(`worker ${subject} returned no hit result`);
+      round.set(subject, hit);
+    }
     rounds.push(round);
-    const raw = round.find((x) => x.subject === 'raw')?.opsPerSec ?? Number.NaN;
-    process.stderr.write(
-      `round ${r + 1}/${ROUNDS}: ${round.map((x) => `${x.subject} ${fmtOps(x.opsPerSec)} (${(x.opsPerSec / raw).toFixed(3)}x)`).join(', ')}\n`,
-    );
+    const raw = round.get('raw')?.opsPerSec ?? Number.NaN;
+    const summary = ORDER.map((s) => {
+      const ops = round.get(s)?.opsPerSec ?? Number.NaN;
+      return `${s} ${fmtOps(ops)} (${(ops / raw).toFixed(3)}x)`;
+    });
+    process.stderr.write(`hit round ${r + 1}/${ROUNDS}: ${summary.join(', ')}\n`);
+  }
+  const stampedeRounds: Map<SubjectName, StampedeResult[]>[] = [];
+  for (let r = 0; r < STAMPEDE_ROUNDS; r++) {
+    const round = new Map<SubjectName, StampedeResult[]>();
+    for (const subject of ORDER) round.set(subject, (await runWorker(subject, 'stampede')).stampedes ?? []);
+    stampedeRounds.push(round);
+    process.stderr.write(`stampede round ${r + 1}/${STAMPEDE_ROUNDS} done\n`);
   }
 
-  const bySubject = (s: SubjectName): WorkerResult[] => rounds.map((round) => round.find((x) => x.subject === s) as WorkerResult);
+  const opsOf = (s: SubjectName): number[] => rounds.map((round) => round.get(s)?.opsPerSec ?? Number.NaN);
   const lines: string[] = [];
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   lines.push(`# Core benchmark, ${started.toISOString().slice(0, 10)}`);
   lines.push('');
   lines.push(
     `Machine: ${availableParallelism()} CPUs (nproc), ${cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB; Node ${process.version}; ` +
-      `${process.platform}/${process.arch}. Run at ${started.toISOString()}.`,
+      `${process.platform}/${process.arch}; load average at start ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}. Run at ${started.toISOString()}.`,
   );
   lines.push(
     `Versions: lru-cache ${version('lru-cache')}, cache-manager ${version('cache-manager')} (keyv ${version('keyv')}), ` +
@@ -103,46 +133,57 @@ async function main(): Promise<void> {
   );
   lines.push('');
   lines.push(
-    `Method: ${ROUNDS} rounds; in each, every library runs in its own fresh Node process, in the order ${ORDER.join(', ')}. ` +
-      `A process warms 1,000 keys (values are small objects), runs ${WARMUP_MS} ms of warm-up passes, then measures ` +
-      `sequentially awaited get-or-create hits over those keys for ≥${MEASURE_MS} ms. Expiry on the hit path is 1 h. ` +
+    `Method: ${ROUNDS} rounds; in each, every library runs in its own fresh Node process (importing only that library), ` +
+      `in the order ${ORDER.join(', ')}. A process warms 1,000 keys (values are small objects), runs ${WARMUP_MS} ms of ` +
+      `warm-up passes, then times sequentially awaited get-or-create hits over those keys for ≥${MEASURE_MS} ms in ` +
+      `100 ms slices; its figure is the median slice. Expiry on the hit path is 1 h. ` +
       `Ratio = median over rounds of (library ops/s ÷ raw lru-cache ops/s in the same round).`,
   );
   lines.push('');
   lines.push('## Fresh-hit path');
   lines.push('');
-  lines.push('| Library | median ops/s | min–max ops/s | median ratio vs raw lru-cache |');
-  lines.push('|---|---:|---:|---:|');
-  const rawPerRound = bySubject('raw').map((x) => x.opsPerSec);
+  const hitRows: string[][] = [];
+  const rawPerRound = opsOf('raw');
   for (const s of ORDER) {
-    const ops = bySubject(s).map((x) => x.opsPerSec);
+    const ops = opsOf(s);
     const ratios = ops.map((o, i) => o / (rawPerRound[i] as number));
-    lines.push(
-      `| ${LABELS[s]} | ${fmtOps(median(ops))} | ${fmtOps(Math.min(...ops))}–${fmtOps(Math.max(...ops))} | ${median(ratios).toFixed(3)}x |`,
-    );
+    hitRows.push([
+      LABELS[s],
+      fmtOps(median(ops)),
+      `${fmtOps(Math.min(...ops))}–${fmtOps(Math.max(...ops))}`,
+      `${median(ratios).toFixed(3)}x`,
+    ]);
   }
+  lines.push(...table(['Library', 'median ops/s', 'min–max ops/s', 'median ratio vs raw lru-cache'], 'lrrr', hitRows));
   lines.push('');
   lines.push('## Stampedes (1,000 concurrent callers on one key, creator takes 50 ms)');
   lines.push('');
   lines.push(
-    'Counts are per round; a range means the rounds disagreed. "Got old value" = returned the expired/stale value at once; ' +
+    `${STAMPEDE_ROUNDS} rounds, each library in its own fresh process. Counts are per round; a range means the rounds disagreed. "Got old value" = returned the expired/stale value at once; ` +
       '"waited" = returned the newly created value. Creator calls are counted 150 ms after all callers settled, so ' +
       'background refreshes are included.',
   );
   lines.push('');
-  lines.push('| Library | Scenario | creator calls | got old value | waited for new | errors |');
-  lines.push('|---|---|---:|---:|---:|---:|');
+  const stampedeRows: string[][] = [];
   for (const s of ORDER) {
-    const results = bySubject(s);
-    const scenarios = results[0]?.stampedes.map((x) => x.scenario) ?? [];
+    const results = stampedeRounds.map((round) => round.get(s) ?? []);
+    const scenarios = results[0]?.map((x) => x.scenario) ?? [];
     for (const scenario of scenarios) {
       const pick = (f: (x: StampedeResult) => number): string =>
-        span(results.map((r) => f(r.stampedes.find((x) => x.scenario === scenario) as StampedeResult)));
-      lines.push(
-        `| ${LABELS[s]} | ${scenario} | ${pick((x) => x.creatorCalls)} | ${pick((x) => x.stale)} | ${pick((x) => x.fresh)} | ${pick((x) => x.errors)} |`,
-      );
+        span(results.map((r) => f(r.find((x) => x.scenario === scenario) as StampedeResult)));
+      stampedeRows.push([
+        LABELS[s],
+        scenario,
+        pick((x) => x.creatorCalls),
+        pick((x) => x.stale),
+        pick((x) => x.fresh),
+        pick((x) => x.errors),
+      ]);
     }
   }
+  lines.push(
+    ...table(['Library', 'Scenario', 'creator calls', 'got old value', 'waited for new', 'errors'], 'llrrrr', stampedeRows),
+  );
   lines.push('');
   const text = lines.join('\n');
   process.stdout.write(`${text}\n`);
