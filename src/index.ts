@@ -21,6 +21,8 @@ export {
   ValidationError,
 } from './api.js';
 export { BaseBackend, ProxyBackend } from './backends/base.js';
+export { FileBackend, type FileBackendArguments } from './backends/file.js';
+export { MemcachedBackend, type MemcachedBackendArguments } from './backends/memcached.js';
 export { DEFAULT_MEMORY_MAX, MemoryBackend, type MemoryBackendArguments } from './backends/memory.js';
 export { NullBackend } from './backends/null.js';
 export { coarseClock, ManualClock, systemClock } from './clock.js';

@@ -13,6 +13,8 @@ import { NullBackend } from './backends/null.js';
 const registry = new Map<string, BackendFactory>([
   ['memory', (args) => new MemoryBackend(args as MemoryBackendArguments)],
   ['null', () => new NullBackend()],
+  ['memcached', async (args, ctx) => (await import('./backends/memcached.js')).createMemcachedBackend(args, ctx)],
+  ['file', async (args, ctx) => (await import('./backends/file.js')).createFileBackend(args, ctx)],
 ]);
 
 /**

@@ -1,0 +1,306 @@
+// The file backend (dogpile.cache's dbm analogue): an LMDB environment on local disk, shared safely
+// by every process on the host, with values as envelope bytes and a per-key lock built on LMDB's
+// serialized write transactions. `lmdb` is an optional peer dependency, imported on first use.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname, extname, resolve as resolvePath } from 'node:path';
+import type { Database, RootDatabase } from 'lmdb';
+import {
+  type BackendContext,
+  BackendError,
+  type CachedValue,
+  type CacheMutex,
+  describe,
+  type NoValue,
+  PluginNotFoundError,
+  ValidationError,
+} from '../api.js';
+import { decodeValue, encodeValue } from '../serialization.js';
+import { BaseBackend } from './base.js';
+
+/** Keys longer than this many UTF-8 bytes are stored under their SHA-1 (LMDB's limit is 1978). */
+const MAX_KEY_BYTES = 1000;
+
+/** Arguments of the `file` backend. */
+export interface FileBackendArguments {
+  /**
+   * Where the LMDB environment lives (required). A path with an extension (`cache.mdb`) is a data
+   * file (its lock file sits beside it); otherwise a directory. Parent directories are created.
+   */
+  path: string;
+  /** Lease of the per-key lock, seconds (renewed while held; an expired lease may be taken over). Default 30. */
+  lockTimeout?: number;
+  /** How long `acquire(true)` polls for the lock, seconds. Default 10. */
+  lockWaitTimeout?: number;
+}
+
+interface LockRecord {
+  token: string;
+  expiresAt: number;
+}
+
+interface ParsedArguments {
+  path: string;
+  lockTimeoutMs: number;
+  lockWaitTimeoutMs: number;
+}
+
+function parseArguments(args: Readonly<Record<string, unknown>>): ParsedArguments {
+  const known = new Set(['path', 'lockTimeout', 'lockWaitTimeout']);
+  for (const name of Object.keys(args)) {
+    if (!known.has(name)) {
+      throw new ValidationError(`file backend: unknown argument ${JSON.stringify(name)} (known: ${[...known].join(', ')})`);
+    }
+  }
+  const path = args.path;
+  if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+    throw new ValidationError(`file backend: path must be a non-empty file or directory path, got ${describe(path)}`);
+  }
+  const seconds = (name: string, def: number, min: number): number => {
+    const v = args[name] ?? def;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
+      throw new ValidationError(`file backend: ${name} must be a number of seconds >= ${min}, got ${describe(args[name])}`);
+    }
+    return v;
+  };
+  return {
+    path: resolvePath(path),
+    lockTimeoutMs: seconds('lockTimeout', 30, 0.05) * 1000,
+    lockWaitTimeoutMs: seconds('lockWaitTimeout', 10, 0) * 1000,
+  };
+}
+
+/**
+ * The file backend. Values live in one LMDB environment (memory-mapped, multi-process safe,
+ * crash-safe commits); locks live in a second named database of the same environment, as records
+ * `{ token, expiresAt }` written in a write transaction (LMDB runs one writer at a time across
+ * processes, which makes check-and-set atomic). The lock is always distributed.
+ */
+export class FileBackend extends BaseBackend {
+  private readonly options: ParsedArguments;
+  private closed = false;
+
+  /** Use {@link createFileBackend} (it loads `lmdb`); this takes the opened environment. */
+  constructor(
+    args: Readonly<Record<string, unknown>>,
+    private readonly context: BackendContext,
+    private readonly root: RootDatabase,
+    /** The named database that holds the values. */
+    readonly db: Database<Buffer, string>,
+    private readonly locks: Database<LockRecord, string>,
+  ) {
+    super();
+    this.options = parseArguments(args);
+  }
+
+  /** The key as stored: the key itself, or `dogpile-sha1:<hex>` when too long for LMDB. */
+  storeKey(key: string): string {
+    if (key.length > 0 && Buffer.byteLength(key, 'utf8') <= MAX_KEY_BYTES) return key;
+    return `dogpile-sha1:${createHash('sha1').update(key, 'utf8').digest('hex')}`;
+  }
+
+  private async call<T>(what: string, op: () => T | Promise<T>): Promise<T> {
+    if (this.closed) throw new BackendError(`file backend ${JSON.stringify(this.options.path)}: ${what} after close()`);
+    try {
+      return await op();
+    } catch (cause) {
+      if (cause instanceof BackendError) throw cause;
+      throw new BackendError(`file backend ${JSON.stringify(this.options.path)}: ${what} failed`, { cause });
+    }
+  }
+
+  async get(key: string): Promise<CachedValue | NoValue> {
+    const bytes = await this.call(`get ${JSON.stringify(key)}`, () => this.db.get(this.storeKey(key)));
+    return decodeValue(bytes, this.context.serializer);
+  }
+
+  async set(key: string, value: CachedValue): Promise<void> {
+    const bytes = encodeValue(value, this.context.serializer);
+    await this.call(`set ${JSON.stringify(key)}`, () => this.db.put(this.storeKey(key), bytes));
+  }
+
+  override async setMulti(entries: Map<string, CachedValue>): Promise<void> {
+    const encoded = [...entries].map(([k, v]) => [this.storeKey(k), encodeValue(v, this.context.serializer)] as const);
+    await this.call(`setMulti of ${encoded.length} keys`, () =>
+      this.db.transaction(() => {
+        for (const [k, bytes] of encoded) this.db.put(k, bytes);
+      }),
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call(`delete ${JSON.stringify(key)}`, () => this.db.remove(this.storeKey(key)));
+  }
+
+  override async deleteMulti(keys: string[]): Promise<void> {
+    await this.call(`deleteMulti of ${keys.length} keys`, () =>
+      this.db.transaction(() => {
+        for (const k of keys) this.db.remove(this.storeKey(k));
+      }),
+    );
+  }
+
+  /** The per-key lock (always provided: the file backend's lock is shared by every process on the host). */
+  getMutex(key: string): CacheMutex {
+    return new FileMutex(this, this.storeKey(key), this.options);
+  }
+
+  /** @internal Atomically takes the lock for `key` if free or expired; true when taken. */
+  tryLock(key: string, token: string): Promise<boolean> {
+    return this.call('lock acquire', () =>
+      this.locks.transactionSync(() => {
+        const current = this.locks.get(key);
+        if (current && current.expiresAt > Date.now()) return false;
+        this.locks.putSync(key, { token, expiresAt: Date.now() + this.options.lockTimeoutMs });
+        return true;
+      }),
+    );
+  }
+
+  /** @internal Extends the lease if `token` still owns it; false when it was lost. */
+  renewLock(key: string, token: string): Promise<boolean> {
+    return this.call('lock renew', () =>
+      this.locks.transactionSync(() => {
+        const current = this.locks.get(key);
+        if (current?.token !== token) return false;
+        this.locks.putSync(key, { token, expiresAt: Date.now() + this.options.lockTimeoutMs });
+        return true;
+      }),
+    );
+  }
+
+  /** @internal Frees the lock only if `token` owns it. */
+  unlock(key: string, token: string): Promise<void> {
+    return this.call('lock release', () =>
+      this.locks.transactionSync(() => {
+        if (this.locks.get(key)?.token === token) this.locks.removeSync(key);
+      }),
+    );
+  }
+
+  /** @internal Whether an unexpired lock record exists for `key`. */
+  isLocked(key: string): Promise<boolean> {
+    return this.call('lock check', () => {
+      const current = this.locks.get(key);
+      return current !== undefined && current.expiresAt > Date.now();
+    });
+  }
+
+  /** Closes the environment. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.root.close();
+  }
+}
+
+/**
+ * The file lock: a `{ token, expiresAt }` record taken in a write transaction when absent or
+ * expired, renewed every lease/3 while held (`signal` aborts if it was lost), freed only by its
+ * token. `acquire(true)` polls (5 ms, growing to 50 ms) up to `lockWaitTimeout`.
+ */
+class FileMutex implements CacheMutex {
+  private token: string | undefined;
+  private renewal: ReturnType<typeof setInterval> | undefined;
+  private controller = new AbortController();
+
+  constructor(
+    private readonly backend: FileBackend,
+    private readonly key: string,
+    private readonly options: ParsedArguments,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  async acquire(wait: boolean): Promise<boolean> {
+    if (this.token) return false;
+    const token = randomBytes(16).toString('hex');
+    let won = await this.backend.tryLock(this.key, token);
+    if (!won && wait) {
+      const deadline = Date.now() + this.options.lockWaitTimeoutMs;
+      let delay = 5;
+      while (!won && Date.now() < deadline) {
+        await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+        delay = Math.min(delay * 1.5, 50);
+        won = await this.backend.tryLock(this.key, token);
+      }
+    }
+    if (!won) return false;
+    this.token = token;
+    this.controller = new AbortController();
+    this.renewal = setInterval(() => {
+      this.backend.renewLock(this.key, token).then(
+        (ok) => {
+          if (!ok && this.token === token) this.lost();
+        },
+        () => {},
+      );
+    }, this.options.lockTimeoutMs / 3);
+    this.renewal.unref?.();
+    return true;
+  }
+
+  private lost(): void {
+    this.stopRenewal();
+    this.token = undefined;
+    this.controller.abort(new BackendError(`file lock ${JSON.stringify(this.key)} was lost (lease expired)`));
+  }
+
+  private stopRenewal(): void {
+    if (this.renewal) clearInterval(this.renewal);
+    this.renewal = undefined;
+  }
+
+  async release(): Promise<void> {
+    const token = this.token;
+    if (!token) return;
+    this.stopRenewal();
+    this.token = undefined;
+    await this.backend.unlock(this.key, token);
+  }
+
+  locked(): Promise<boolean> {
+    return this.backend.isLocked(this.key);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Factory registered as `file`: validates `args` (never mutated), creates parent directories,
+ * loads `lmdb` and opens the environment.
+ */
+export async function createFileBackend(args: Readonly<Record<string, unknown>>, context: BackendContext): Promise<FileBackend> {
+  const { path } = parseArguments(args);
+  let lmdb: typeof import('lmdb');
+  try {
+    lmdb = await import('lmdb');
+  } catch (cause) {
+    throw new PluginNotFoundError('file backend: the optional peer dependency "lmdb" is not installed (npm install lmdb)', {
+      cause,
+    });
+  }
+  const isFile = extname(path) !== '';
+  try {
+    mkdirSync(isFile ? dirname(path) : path, { recursive: true });
+  } catch (cause) {
+    throw new BackendError(`file backend: cannot create the directory for path ${JSON.stringify(path)}`, { cause });
+  }
+  let root: RootDatabase;
+  let db: Database<Buffer, string>;
+  let locks: Database<LockRecord, string>;
+  try {
+    // Named databases have their names as keys of the root one, so values get a named one too.
+    root = lmdb.open({ path, noSubdir: isFile, maxDbs: 4 });
+    db = root.openDB<Buffer, string>({ name: 'dogpile-values', encoding: 'binary', compression: false });
+    locks = root.openDB<LockRecord, string>({ name: 'dogpile-locks', encoding: 'json', cache: false });
+  } catch (cause) {
+    throw new BackendError(`file backend: cannot open the LMDB environment at ${JSON.stringify(path)}`, { cause });
+  }
+  return new FileBackend(args, context, root, db, locks);
+}

@@ -1,0 +1,530 @@
+// The memcached backend: values as envelope bytes over memcached's text protocol, several servers
+// on a consistent-hash ring, and an optional cross-process lock (add + token, cas-checked release,
+// lease renewal). The protocol client is our own small one over node:net (see MemcachedClient):
+// no npm client offered gets/cas, consistent hashing, binary-safe values and per-request timeouts
+// together.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { Socket } from 'node:net';
+import {
+  type BackendContext,
+  BackendError,
+  type CachedValue,
+  type CacheMutex,
+  describe,
+  NO_VALUE,
+  type NoValue,
+  ValidationError,
+} from '../api.js';
+import { decodeValue, encodeValue } from '../serialization.js';
+import { BaseBackend } from './base.js';
+
+/** memcached reads an expiry above 30 days as an absolute Unix timestamp. */
+const THIRTY_DAYS = 60 * 60 * 24 * 30;
+/** memcached's key limit in bytes. */
+const MAX_KEY_BYTES = 250;
+
+/** Arguments of the `memcached` backend. */
+export interface MemcachedBackendArguments {
+  /** `"host:port"`, a comma-separated list of them, or an array. Several servers form a consistent-hash ring. Default `"127.0.0.1:11211"`. */
+  servers?: string | readonly string[];
+  /**
+   * Physical TTL of stored values, seconds (0 = no expiry, the default). It must exceed the region's
+   * `expirationTime` plus the creator's run time, or stale values vanish before they can be served
+   * while one caller regenerates. Values above 30 days are sent as absolute timestamps.
+   */
+  memcachedExpireTime?: number;
+  /** Provide a cross-process lock through memcached (default false: in-process lock only). */
+  distributedLock?: boolean;
+  /**
+   * Lease of the distributed lock, whole seconds (renewed every third of it while held). memcached
+   * counts whole seconds, so a lock whose holder died is free after lockTimeout to lockTimeout + 1
+   * seconds. Default 30.
+   */
+  lockTimeout?: number;
+  /** How long `acquire(true)` polls for the lock, seconds. Default 10. */
+  lockWaitTimeout?: number;
+  /** Prepended to every key (printable ASCII, at most 100 bytes). Default `""`. */
+  keyPrefix?: string;
+  /** Per-request timeout, seconds: a dead or hung server fails the call after this. Default 2. */
+  timeout?: number;
+}
+
+interface ParsedArguments {
+  servers: string[];
+  expire: number;
+  distributedLock: boolean;
+  lockTimeout: number;
+  lockWaitTimeout: number;
+  keyPrefix: string;
+  timeoutMs: number;
+}
+
+function parseArguments(args: Readonly<Record<string, unknown>>): ParsedArguments {
+  const bad = (name: string, want: string): never => {
+    throw new ValidationError(`memcached backend: ${name} must be ${want}, got ${describe(args[name])}`);
+  };
+  const known = new Set([
+    'servers',
+    'memcachedExpireTime',
+    'distributedLock',
+    'lockTimeout',
+    'lockWaitTimeout',
+    'keyPrefix',
+    'timeout',
+  ]);
+  for (const name of Object.keys(args)) {
+    if (!known.has(name)) {
+      throw new ValidationError(`memcached backend: unknown argument ${JSON.stringify(name)} (known: ${[...known].join(', ')})`);
+    }
+  }
+  const rawServers = args.servers ?? '127.0.0.1:11211';
+  let servers: string[];
+  if (typeof rawServers === 'string') servers = rawServers.split(',').map((s) => s.trim());
+  else if (Array.isArray(rawServers) && rawServers.every((s) => typeof s === 'string')) servers = [...(rawServers as string[])];
+  else return bad('servers', 'a "host:port" string or an array of them');
+  if (servers.length === 0 || !servers.every((s) => /^[^\s:]+:\d{1,5}$/.test(s) && Number(s.split(':')[1]) < 65536)) {
+    bad('servers', 'a "host:port" string or a non-empty array of them');
+  }
+  const seconds = (name: string, def: number, min: number, integer = false): number => {
+    const v = args[name] ?? def;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
+      bad(name, `${integer ? 'an integer' : 'a number'} of seconds >= ${min}`);
+    }
+    return v as number;
+  };
+  const expire = seconds('memcachedExpireTime', 0, 0, true);
+  const lockTimeout = seconds('lockTimeout', 30, 1, true);
+  if (lockTimeout > THIRTY_DAYS) bad('lockTimeout', 'at most 30 days');
+  const lockWaitTimeout = seconds('lockWaitTimeout', 10, 0);
+  const timeout = seconds('timeout', 2, 0.001);
+  const distributedLock = args.distributedLock ?? false;
+  if (typeof distributedLock !== 'boolean') bad('distributedLock', 'a boolean');
+  const keyPrefix = args.keyPrefix ?? '';
+  if (typeof keyPrefix !== 'string' || !/^[\x21-\x7e]{0,100}$/.test(keyPrefix)) {
+    bad('keyPrefix', 'a string of at most 100 printable ASCII characters without spaces');
+  }
+  return {
+    servers: [...new Set(servers)],
+    expire,
+    distributedLock: distributedLock as boolean,
+    lockTimeout,
+    lockWaitTimeout,
+    keyPrefix: keyPrefix as string,
+    timeoutMs: timeout * 1000,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Protocol client
+
+/** One retrieved item. */
+interface Item {
+  value: Buffer;
+  cas: string;
+}
+
+type Reply = { kind: 'line'; line: string } | { kind: 'items'; items: Map<string, Item> };
+
+interface Pending {
+  readonly retrieval: boolean;
+  resolve(reply: Reply): void;
+  reject(err: Error): void;
+}
+
+/** One pipelined connection to one server. A timeout or socket error fails every pending request. */
+class Connection {
+  private socket: Socket | undefined;
+  private buffer: Buffer = Buffer.alloc(0);
+  private queue: Pending[] = [];
+  private items = new Map<string, Item>();
+  private closed = false;
+
+  constructor(
+    readonly address: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  request(payload: Buffer | string, retrieval: boolean): Promise<Reply> {
+    if (this.closed) return Promise.reject(new Error(`memcached connection to ${this.address} is closed`));
+    const socket = this.connect();
+    return new Promise<Reply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(socket, new Error(`memcached ${this.address}: no reply after ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.queue.push({
+        retrieval,
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      socket.write(payload);
+    });
+  }
+
+  private connect(): Socket {
+    if (this.socket) return this.socket;
+    const [host, port] = this.address.split(':') as [string, string];
+    const socket = new Socket();
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.socket !== socket) return;
+      this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+      try {
+        this.parse();
+      } catch (err) {
+        this.fail(socket, err as Error);
+      }
+    });
+    socket.on('error', (err) => this.fail(socket, err));
+    socket.on('close', () => this.fail(socket, new Error(`memcached ${this.address}: connection closed`)));
+    socket.connect(Number(port), host);
+    this.socket = socket;
+    return socket;
+  }
+
+  private fail(socket: Socket, err: Error): void {
+    if (this.socket !== socket) return;
+    this.socket = undefined;
+    this.buffer = Buffer.alloc(0);
+    this.items = new Map();
+    const queue = this.queue;
+    this.queue = [];
+    socket.destroy();
+    for (const p of queue) p.reject(err);
+  }
+
+  private parse(): void {
+    for (;;) {
+      const head = this.queue[0];
+      if (!head) {
+        if (this.buffer.length) throw new Error(`memcached ${this.address}: unexpected data`);
+        return;
+      }
+      const eol = this.buffer.indexOf('\r\n');
+      if (eol < 0) return;
+      const line = this.buffer.toString('latin1', 0, eol);
+      if (head.retrieval && line.startsWith('VALUE ')) {
+        const [, key, , bytes, cas] = line.split(' ');
+        const size = Number(bytes);
+        const end = eol + 2 + size;
+        if (this.buffer.length < end + 2) return;
+        this.items.set(key as string, { value: Buffer.from(this.buffer.subarray(eol + 2, end)), cas: cas ?? '' });
+        this.buffer = this.buffer.subarray(end + 2);
+        continue;
+      }
+      this.buffer = this.buffer.subarray(eol + 2);
+      this.queue.shift();
+      if (line === 'ERROR' || line.startsWith('CLIENT_ERROR') || line.startsWith('SERVER_ERROR')) {
+        this.items = new Map();
+        head.reject(new Error(`memcached ${this.address}: ${line}`));
+      } else if (head.retrieval) {
+        const items = this.items;
+        this.items = new Map();
+        if (line === 'END') head.resolve({ kind: 'items', items });
+        else head.reject(new Error(`memcached ${this.address}: unexpected reply ${JSON.stringify(line)}`));
+      } else {
+        head.resolve({ kind: 'line', line });
+      }
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.socket) this.fail(this.socket, new Error(`memcached connection to ${this.address} is closed`));
+  }
+}
+
+/**
+ * A minimal memcached text-protocol client: get/gets, set/add/cas, delete, touch, pipelined per
+ * server, with a ketama-style consistent-hash ring (160 points per server, md5) over the servers.
+ * Keys must already be protocol-safe (the backend mangles them).
+ */
+export class MemcachedClient {
+  private readonly connections: Connection[];
+  private readonly ring: { point: number; conn: Connection }[] = [];
+
+  /** @param servers `host:port` addresses; @param timeoutMs per-request timeout */
+  constructor(servers: readonly string[], timeoutMs: number) {
+    this.connections = servers.map((s) => new Connection(s, timeoutMs));
+    for (const conn of this.connections) {
+      for (let i = 0; i < 40; i++) {
+        const digest = createHash('md5').update(`${conn.address}-${i}`).digest();
+        for (let j = 0; j < 4; j++) this.ring.push({ point: digest.readUInt32LE(j * 4), conn });
+      }
+    }
+    this.ring.sort((a, b) => a.point - b.point);
+  }
+
+  /** The address of the server that owns `key`. */
+  serverFor(key: string): string {
+    return this.pick(key).address;
+  }
+
+  private pick(key: string): Connection {
+    if (this.connections.length === 1) return this.connections[0] as Connection;
+    const h = createHash('md5').update(key).digest().readUInt32LE(0);
+    let lo = 0;
+    let hi = this.ring.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.ring[mid] as { point: number }).point < h) lo = mid + 1;
+      else hi = mid;
+    }
+    return (this.ring[lo % this.ring.length] as { conn: Connection }).conn;
+  }
+
+  /** Reads several keys (grouped per server); `cas` asks for cas ids (`gets`). */
+  async getMulti(keys: readonly string[], cas = false): Promise<Map<string, Item>> {
+    const groups = new Map<Connection, string[]>();
+    for (const key of keys) {
+      const conn = this.pick(key);
+      const list = groups.get(conn);
+      if (list) list.push(key);
+      else groups.set(conn, [key]);
+    }
+    const out = new Map<string, Item>();
+    await Promise.all(
+      [...groups].map(async ([conn, list]) => {
+        const reply = await conn.request(`${cas ? 'gets' : 'get'} ${[...new Set(list)].join(' ')}\r\n`, true);
+        if (reply.kind === 'items') for (const [k, v] of reply.items) out.set(k, v);
+      }),
+    );
+    return out;
+  }
+
+  /** Reads one key. */
+  async get(key: string, cas = false): Promise<Item | undefined> {
+    return (await this.getMulti([key], cas)).get(key);
+  }
+
+  /** `set`, `add` or `cas` (with `casId`); resolves to the server's reply line (STORED, NOT_STORED, EXISTS, NOT_FOUND). */
+  async store(command: 'set' | 'add' | 'cas', key: string, value: Buffer, exptime: number, casId?: string): Promise<string> {
+    const head = `${command} ${key} 0 ${exptime} ${value.length}${command === 'cas' ? ` ${casId}` : ''}\r\n`;
+    const reply = await this.pick(key).request(Buffer.concat([Buffer.from(head, 'latin1'), value, CRLF]), false);
+    return reply.kind === 'line' ? reply.line : '';
+  }
+
+  /** Deletes a key; true when it existed. */
+  async delete(key: string): Promise<boolean> {
+    const reply = await this.pick(key).request(`delete ${key}\r\n`, false);
+    return reply.kind === 'line' && reply.line === 'DELETED';
+  }
+
+  /** Closes every connection. */
+  close(): void {
+    for (const c of this.connections) c.close();
+  }
+}
+
+const CRLF = Buffer.from('\r\n');
+
+// ---------------------------------------------------------------------------------------------
+// Backend
+
+/**
+ * The memcached backend. Values are stored as envelope bytes (so the default item limit of 1 MB
+ * bounds a value; start memcached with `-I` to raise it). Keys memcached cannot carry (whitespace,
+ * control or non-ASCII characters, more than 250 bytes with the prefix) are replaced by
+ * `<prefix>dogpile-sha1:<hex>`, so no key can ever reach the wire as a command.
+ */
+export class MemcachedBackend extends BaseBackend {
+  /** The protocol client (exposed for tests and diagnostics). */
+  readonly client: MemcachedClient;
+  private readonly options: ParsedArguments;
+
+  /** @param args see {@link MemcachedBackendArguments}; never mutated */
+  constructor(
+    args: Readonly<Record<string, unknown>>,
+    private readonly context: BackendContext,
+  ) {
+    super();
+    this.options = parseArguments(args);
+    this.client = new MemcachedClient(this.options.servers, this.options.timeoutMs);
+  }
+
+  /** The key as sent to memcached: prefixed, and hashed when the protocol could not carry it. */
+  wireKey(key: string): string {
+    const full = `${this.options.keyPrefix}${key}`;
+    if (full.length <= MAX_KEY_BYTES && /^[\x21-\x7e]*$/.test(full) && full.length > 0) return full;
+    return `${this.options.keyPrefix}dogpile-sha1:${createHash('sha1').update(full, 'utf8').digest('hex')}`;
+  }
+
+  private exptime(): number {
+    const ttl = this.options.expire;
+    return ttl > THIRTY_DAYS ? Math.floor(Date.now() / 1000) + ttl : ttl;
+  }
+
+  private async call<T>(what: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (cause) {
+      if (cause instanceof BackendError) throw cause;
+      throw new BackendError(`memcached backend: ${what} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    }
+  }
+
+  async get(key: string): Promise<CachedValue | NoValue> {
+    const item = await this.call(`get ${JSON.stringify(key)}`, () => this.client.get(this.wireKey(key)));
+    return item ? decodeValue(item.value, this.context.serializer) : NO_VALUE;
+  }
+
+  override async getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]> {
+    if (keys.length === 0) return [];
+    const wire = keys.map((k) => this.wireKey(k));
+    const items = await this.call(`getMulti of ${keys.length} keys`, () => this.client.getMulti(wire));
+    return wire.map((w) => {
+      const item = items.get(w);
+      return item ? decodeValue(item.value, this.context.serializer) : NO_VALUE;
+    });
+  }
+
+  async set(key: string, value: CachedValue): Promise<void> {
+    const bytes = encodeValue(value, this.context.serializer);
+    const reply = await this.call(`set ${JSON.stringify(key)}`, () =>
+      this.client.store('set', this.wireKey(key), bytes, this.exptime()),
+    );
+    if (reply !== 'STORED') throw new BackendError(`memcached backend: set ${JSON.stringify(key)} got ${reply}`);
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call(`delete ${JSON.stringify(key)}`, () => this.client.delete(this.wireKey(key)));
+  }
+
+  /** A distributed lock for `key` when `distributedLock` is on; otherwise null. */
+  getMutex(key: string): CacheMutex | null {
+    if (!this.options.distributedLock) return null;
+    return new MemcachedMutex(this, this.wireKey(`_lock:${key}`), this.options);
+  }
+
+  /** @internal used by the mutex */
+  lockCall<T>(what: string, op: (client: MemcachedClient) => Promise<T>): Promise<T> {
+    return this.call(what, () => op(this.client));
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
+  }
+}
+
+const TOMBSTONE = Buffer.from('released');
+
+/**
+ * The lock: `add lockKey token` with the lease as expiry. Release reads the key with `gets` and,
+ * only if it still holds our token, swaps it with `cas` for a tombstone and then deletes it. The
+ * text protocol has no cas-checked delete, so a residual race remains: if the tombstone is evicted
+ * between the cas and the delete and another process adds the lock in that instant, our delete
+ * frees its lock. While held, the lease is renewed every lockTimeout/3 with the same gets+cas; if
+ * the lock is found lost, `signal` is aborted.
+ */
+class MemcachedMutex implements CacheMutex {
+  private token: Buffer | undefined;
+  private renewal: ReturnType<typeof setInterval> | undefined;
+  private controller = new AbortController();
+
+  constructor(
+    private readonly backend: MemcachedBackend,
+    private readonly lockKey: string,
+    private readonly options: ParsedArguments,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /**
+   * memcached's clock ticks in whole seconds and an item expires when the tick reaches its expiry,
+   * so an expiry of N lasts between N-1 and N seconds: one second is added to the lease.
+   */
+  private get leaseSeconds(): number {
+    return this.options.lockTimeout + 1;
+  }
+
+  private async tryAdd(token: Buffer): Promise<boolean> {
+    const reply = await this.backend.lockCall('lock add', (c) => c.store('add', this.lockKey, token, this.leaseSeconds));
+    return reply === 'STORED';
+  }
+
+  async acquire(wait: boolean): Promise<boolean> {
+    if (this.token) return false;
+    const token = randomBytes(16);
+    let won = await this.tryAdd(token);
+    if (!won && wait) {
+      const deadline = Date.now() + this.options.lockWaitTimeout * 1000;
+      let delay = 5;
+      while (!won && Date.now() < deadline) {
+        await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
+        delay = Math.min(delay * 1.5, 50);
+        won = await this.tryAdd(token);
+      }
+    }
+    if (!won) return false;
+    this.token = token;
+    this.controller = new AbortController();
+    const every = (this.options.lockTimeout * 1000) / 3;
+    this.renewal = setInterval(() => {
+      this.renew(token).catch(() => {});
+    }, every);
+    this.renewal.unref?.();
+    return true;
+  }
+
+  private async renew(token: Buffer): Promise<void> {
+    if (this.token !== token) return;
+    const item = await this.backend.lockCall('lock renew', (c) => c.get(this.lockKey, true));
+    let ok = false;
+    if (item?.value.equals(token)) {
+      const reply = await this.backend.lockCall('lock renew', (c) =>
+        c.store('cas', this.lockKey, token, this.leaseSeconds, item.cas),
+      );
+      ok = reply === 'STORED';
+    }
+    if (!ok && this.token === token) this.lost();
+  }
+
+  private lost(): void {
+    this.stopRenewal();
+    this.token = undefined;
+    this.controller.abort(new BackendError(`memcached lock ${JSON.stringify(this.lockKey)} was lost (lease expired)`));
+  }
+
+  private stopRenewal(): void {
+    if (this.renewal) clearInterval(this.renewal);
+    this.renewal = undefined;
+  }
+
+  async release(): Promise<void> {
+    const token = this.token;
+    if (!token) return;
+    this.stopRenewal();
+    this.token = undefined;
+    const item = await this.backend.lockCall('lock release', (c) => c.get(this.lockKey, true));
+    if (!item?.value.equals(token)) return;
+    const reply = await this.backend.lockCall('lock release', (c) =>
+      c.store('cas', this.lockKey, TOMBSTONE, this.leaseSeconds, item.cas),
+    );
+    if (reply === 'STORED') await this.backend.lockCall('lock release', (c) => c.delete(this.lockKey));
+  }
+
+  async locked(): Promise<boolean> {
+    const item = await this.backend.lockCall('lock check', (c) => c.get(this.lockKey));
+    return item !== undefined && !item.value.equals(TOMBSTONE);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Factory registered as `memcached`: validates `args` (never mutated) and returns the backend. */
+export async function createMemcachedBackend(
+  args: Readonly<Record<string, unknown>>,
+  context: BackendContext,
+): Promise<MemcachedBackend> {
+  return new MemcachedBackend(args, context);
+}
