@@ -289,12 +289,20 @@ export class MemcachedClient {
       else groups.set(conn, [key]);
     }
     const out = new Map<string, Item>();
-    await Promise.all(
-      [...groups].map(async ([conn, list]) => {
-        const reply = await conn.request(`${cas ? 'gets' : 'get'} ${[...new Set(list)].join(' ')}\r\n`, true);
-        if (reply.kind === 'items') for (const [k, v] of reply.items) out.set(k, v);
-      }),
-    );
+    const requests: Promise<void>[] = [];
+    for (const [conn, list] of groups) {
+      const unique = [...new Set(list)];
+      // At most 100 keys per command keeps each request line well under memcached's line limits.
+      for (let i = 0; i < unique.length; i += 100) {
+        const batch = unique.slice(i, i + 100);
+        requests.push(
+          conn.request(`${cas ? 'gets' : 'get'} ${batch.join(' ')}\r\n`, true).then((reply) => {
+            if (reply.kind === 'items') for (const [k, v] of reply.items) out.set(k, v);
+          }),
+        );
+      }
+    }
+    await Promise.all(requests);
     return out;
   }
 

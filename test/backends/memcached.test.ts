@@ -226,6 +226,27 @@ describe('memcached failures', () => {
     }
   });
 
+  it('a value over the server item limit (1 MB by default) is a BackendError; the connection stays usable', async () => {
+    const small = await startMemcached();
+    const b = new MemcachedBackend({ servers: `127.0.0.1:${small.port}` }, context);
+    try {
+      await assert.rejects(b.set('big', v('x'.repeat(1536 * 1024))), BackendError);
+      await b.set('small', v('fits'));
+      const got = await b.get('small');
+      assert.ok(got !== NO_VALUE && got.payload === 'fits');
+      const keys = Array.from({ length: 250 }, (_, i) => `many:${i}`);
+      await b.setMulti(new Map(keys.map((k) => [k, v(k)])));
+      const all = await b.getMulti(keys);
+      assert.deepEqual(
+        all.map((x) => (x === NO_VALUE ? NO_VALUE : x.payload)),
+        keys,
+      );
+    } finally {
+      await b.close();
+      await small.stop();
+    }
+  });
+
   it('a server that accepts but never answers fails each call after `timeout`', async () => {
     const sockets: import('node:net').Socket[] = [];
     const silent: Server = createServer((s) => {
