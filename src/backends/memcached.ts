@@ -428,7 +428,7 @@ const TOMBSTONE = Buffer.from('released');
  * text protocol has no cas-checked delete, so a residual race remains: if the tombstone is evicted
  * between the cas and the delete and another process adds the lock in that instant, our delete
  * frees its lock. While held, the lease is renewed every lockTimeout/3 with the same gets+cas; if
- * the lock is found lost, `signal` is aborted.
+ * the lock is found lost, or renewals keep failing for a whole lease, `signal` is aborted.
  */
 class MemcachedMutex implements CacheMutex {
   private token: Buffer | undefined;
@@ -475,8 +475,17 @@ class MemcachedMutex implements CacheMutex {
     this.token = token;
     this.controller = new AbortController();
     const every = (this.options.lockTimeout * 1000) / 3;
+    let confirmedAt = Date.now();
     this.renewal = setInterval(() => {
-      this.renew(token).catch(() => {});
+      this.renew(token).then(
+        () => {
+          confirmedAt = Date.now();
+        },
+        () => {
+          // The server cannot be reached: once the lease may have run out, ownership is gone.
+          if (this.token === token && Date.now() - confirmedAt >= this.options.lockTimeout * 1000) this.lost();
+        },
+      );
     }, every);
     this.renewal.unref?.();
     return true;

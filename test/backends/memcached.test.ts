@@ -226,6 +226,25 @@ describe('memcached failures', () => {
     }
   });
 
+  it('a held lock whose server goes away aborts its signal once a lease has passed without renewal', async () => {
+    const dying = await startMemcached();
+    const b = new MemcachedBackend(
+      { servers: `127.0.0.1:${dying.port}`, distributedLock: true, lockTimeout: 1, timeout: 0.3 },
+      context,
+    );
+    try {
+      const m = b.getMutex('held');
+      assert.ok(m);
+      assert.equal(await m.acquire(false), true);
+      await dying.stop();
+      await new Promise((r) => setTimeout(r, 1800));
+      assert.equal(m.signal?.aborted, true);
+      await m.release(); // no longer held: nothing to do, no error
+    } finally {
+      await b.close();
+    }
+  });
+
   it('a value over the server item limit (1 MB by default) is a BackendError; the connection stays usable', async () => {
     const small = await startMemcached();
     const b = new MemcachedBackend({ servers: `127.0.0.1:${small.port}` }, context);
