@@ -5,36 +5,10 @@ import { describe, it } from 'node:test';
 import { Eta } from 'eta';
 import { dogpileEta } from '../../integrations/eta.js';
 import { makeRegion } from '../../src/index.js';
-import { argExpr, type EngineUnderTest, templateSuite } from './suite.js';
+import { etaUnderTest } from './engines.js';
+import { templateSuite } from './suite.js';
 
-const opts = (o?: { region?: string; expire?: number }) => {
-  if (!o) return '';
-  const parts = [o.region ? `region: "${o.region}"` : '', o.expire !== undefined ? `expire: ${o.expire}` : ''].filter(Boolean);
-  return parts.length ? `, { ${parts.join(', ')} }` : '';
-};
-
-const engine: EngineUnderTest = {
-  name: 'eta',
-  ext: 'eta',
-  block: (args, body, o) => `<% cache ${args.map((a) => argExpr(a, 'it.')).join(', ')}${opts(o)} %>${body}<% endcache %>`,
-  expr: (p) => `<%= it.${p} %>`,
-  maybe: (p) => `<%= it.${p} ?? '' %>`,
-  count: (p) => `<%= this.config.hooks.count(it.${p}) %>`,
-  boom: () => '<%= this.config.hooks.boom() %>',
-  partial: (name, key, v, path) => `<%~ await cachedInclude("./${name}", { ${v}: it.${path} }, { key: it.${key} }) %>`,
-  make(dir, cache, hooks) {
-    // Unknown config keys survive in this.config, so the templates reach the hooks as this.config.hooks.
-    const eta = new Eta({ views: dir, autoTrim: false, plugins: [dogpileEta(cache)], hooks } as ConstructorParameters<
-      typeof Eta
-    >[0]);
-    return {
-      render: (name, ctx) => eta.renderAsync(name, ctx),
-      renderSync: (name, ctx) => eta.render(name, ctx),
-    };
-  },
-};
-
-templateSuite(engine);
+templateSuite(etaUnderTest);
 
 describe('eta specifics', () => {
   const make = () => new Eta({ plugins: [dogpileEta({ regions: makeRegion().configure('memory') })] });

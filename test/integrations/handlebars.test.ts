@@ -1,46 +1,14 @@
 // Handlebars integration: the shared template suite, plus Handlebars-specific cases (each/@index,
 // block params, with, forged tokens, a bare synchronous Handlebars render).
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 import Handlebars from 'handlebars';
 import { installHandlebars } from '../../integrations/handlebars.js';
 import { makeRegion } from '../../src/index.js';
-import { argExpr, type EngineUnderTest, templateSuite } from './suite.js';
+import { handlebarsUnderTest } from './engines.js';
+import { templateSuite } from './suite.js';
 
-const opts = (o?: { region?: string; expire?: number }) =>
-  (o?.region ? ` region="${o.region}"` : '') + (o?.expire !== undefined ? ` expire=${o.expire}` : '');
-
-const engine: EngineUnderTest = {
-  name: 'handlebars',
-  ext: 'hbs',
-  block: (args, body, o) => `{{#cache ${args.map((a) => argExpr(a)).join(' ')}${opts(o)}}}${body}{{/cache}}`,
-  expr: (p) => `{{${p}}}`,
-  maybe: (p) => `{{${p}}}`,
-  count: (p) => `{{count ${p}}}`,
-  boom: () => '{{boom}}',
-  partial: (name, key, v, path) => `{{cachedPartial "${name}" key=${key} ${v}=${path}}}`,
-  make(dir, cache, hooks) {
-    const hbs = Handlebars.create();
-    hbs.registerHelper('count', hooks.count);
-    hbs.registerHelper('boom', hooks.boom);
-    const dh = installHandlebars(hbs, cache);
-    const load = () => {
-      for (const f of readdirSync(dir)) dh.registerPartial(basename(f, '.hbs'), readFileSync(join(dir, f), 'utf8'));
-    };
-    const read = (name: string) => readFileSync(join(dir, `${name}.hbs`), 'utf8');
-    return {
-      render: (name, ctx) => {
-        load();
-        return dh.compile(read(name), { name })(ctx);
-      },
-      renderSync: (name, ctx) => hbs.compile(read(name))(ctx),
-    };
-  },
-};
-
-templateSuite(engine);
+templateSuite(handlebarsUnderTest);
 
 describe('handlebars specifics', () => {
   const setup = () => {

@@ -3,36 +3,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import nunjucks from 'nunjucks';
-import { installNunjucks, renderNunjucks } from '../../integrations/nunjucks.js';
+import { installNunjucks } from '../../integrations/nunjucks.js';
 import { TemplateCache } from '../../integrations/templates.js';
 import { makeRegion } from '../../src/index.js';
-import { argExpr, type EngineUnderTest, templateSuite } from './suite.js';
+import { nunjucksUnderTest } from './engines.js';
+import { templateSuite } from './suite.js';
 
-const opts = (o?: { region?: string; expire?: number }) =>
-  (o?.region ? `, region="${o.region}"` : '') + (o?.expire !== undefined ? `, expire=${o.expire}` : '');
-
-const engine: EngineUnderTest = {
-  name: 'nunjucks',
-  ext: 'njk',
-  block: (args, body, o) => `{% cache ${args.map((a) => argExpr(a)).join(', ')}${opts(o)} %}${body}{% endcache %}`,
-  expr: (p) => `{{ ${p} }}`,
-  maybe: (p) => `{{ ${p} }}`,
-  count: (p) => `{{ count(${p}) }}`,
-  boom: () => '{{ boom() }}',
-  partial: (name, key, v, path) => `{% cachedinclude "${name}.njk", key=${key}, ${v}=${path} %}`,
-  make(dir, cache, hooks) {
-    const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(dir, { noCache: true }), { autoescape: true });
-    env.addGlobal('count', hooks.count);
-    env.addGlobal('boom', hooks.boom);
-    installNunjucks(env, cache);
-    return {
-      render: (name, ctx) => renderNunjucks(env, `${name}.njk`, ctx),
-      renderSync: (name, ctx) => env.render(`${name}.njk`, ctx),
-    };
-  },
-};
-
-templateSuite(engine);
+templateSuite(nunjucksUnderTest);
 
 describe('nunjucks specifics', () => {
   const setup = () => {
