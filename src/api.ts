@@ -87,6 +87,8 @@ export interface BackendContext {
   readonly serializer: Serializer;
   /** The region's name, when it has one (for logs and key prefixes). */
   readonly regionName: string | undefined;
+  /** The region's expiration in seconds (null: never), so a store TTL can be checked against it. */
+  readonly expirationTime?: number | null;
 }
 
 /** Creates a backend from its `arguments` object (which it must not mutate). */

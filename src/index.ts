@@ -25,6 +25,15 @@ export { FileBackend, type FileBackendArguments } from './backends/file.js';
 export { MemcachedBackend, type MemcachedBackendArguments } from './backends/memcached.js';
 export { DEFAULT_MEMORY_MAX, MemoryBackend, type MemoryBackendArguments } from './backends/memory.js';
 export { NullBackend } from './backends/null.js';
+export {
+  createRedisBackend,
+  createRedisClusterBackend,
+  createRedisSentinelBackend,
+  LockLostError,
+  RedisBackend,
+  type RedisBackendArguments,
+  RedisDistributedMutex,
+} from './backends/redis.js';
 export { coarseClock, ManualClock, systemClock } from './clock.js';
 export { coerceValue } from './config.js';
 export type {

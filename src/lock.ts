@@ -28,8 +28,8 @@ export type AsyncHandOff = (release: () => Promise<void>) => void;
 export interface DogpileRun<T> {
   /** The key as stored (mangled). */
   readonly key: string;
-  /** The backend's distributed mutex for the key, or null for the in-process lock alone. */
-  readonly mutex: CacheMutex | null;
+  /** The backend's distributed mutex for the key, or null for the in-process lock alone (asked of the owner only). */
+  mutex(): CacheMutex | null;
   /** One backend read, classified. */
   read(): Promise<Lookup<T>>;
   /** Runs the creator and stores its value (unless told not to); returns it. */
@@ -83,7 +83,7 @@ export class DogpileLock {
   }
 
   private async own<T>(first: Lookup<T>, run: DogpileRun<T>): Promise<T> {
-    const mutex = run.mutex ?? LOCAL_MUTEX;
+    const mutex = run.mutex() ?? LOCAL_MUTEX;
     let released = false;
     const release = async (): Promise<void> => {
       if (released) return;

@@ -231,7 +231,11 @@ export class CacheRegion {
     let made: CacheBackend | Promise<CacheBackend>;
     if (typeof backend === 'string') {
       const factory: BackendFactory = lookupBackend(backend);
-      made = factory(Object.freeze({ ...args }), { serializer: this.serializer, regionName: this.name });
+      made = factory(Object.freeze({ ...args }), {
+        serializer: this.serializer,
+        regionName: this.name,
+        expirationTime: expirationMs === NEVER ? null : expirationMs / 1000,
+      });
     } else if (backend && typeof backend === 'object' && typeof backend.get === 'function') {
       made = backend;
     } else {
@@ -422,7 +426,7 @@ export class CacheRegion {
     }
     return this.lock.getOrCreate<T>(this.lookup<T>(found, expMs), {
       key: mangled,
-      mutex: this.mutexFor(backend, mangled),
+      mutex: () => this.mutexFor(backend, mangled),
       read: async () => this.lookup<T>(await this.read('get', key, () => backend.get(mangled)), expMs),
       create,
       handOff,

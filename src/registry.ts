@@ -13,6 +13,9 @@ import { NullBackend } from './backends/null.js';
 const registry = new Map<string, BackendFactory>([
   ['memory', (args) => new MemoryBackend(args as MemoryBackendArguments)],
   ['null', () => new NullBackend()],
+  ['redis', async (args, ctx) => (await import('./backends/redis.js')).createRedisBackend(args, ctx)],
+  ['redis-sentinel', async (args, ctx) => (await import('./backends/redis.js')).createRedisSentinelBackend(args, ctx)],
+  ['redis-cluster', async (args, ctx) => (await import('./backends/redis.js')).createRedisClusterBackend(args, ctx)],
   ['memcached', async (args, ctx) => (await import('./backends/memcached.js')).createMemcachedBackend(args, ctx)],
   ['file', async (args, ctx) => (await import('./backends/file.js')).createFileBackend(args, ctx)],
 ]);

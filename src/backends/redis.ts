@@ -1,0 +1,502 @@
+// The Redis backends (`redis`, `redis-sentinel`, `redis-cluster`) on ioredis, with a distributed
+// per-key lock: SET NX PX with a random token, release by a Lua compare-and-delete, a lease renewed
+// while the creator runs, and waiters in other processes woken by pub/sub (with a bounded poll).
+// ioredis is an optional peer dependency: it is imported when a region first uses these backends.
+
+import { randomUUID } from 'node:crypto';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import {
+  type BackendContext,
+  BackendError,
+  type CachedValue,
+  type CacheMutex,
+  DogpileError,
+  describe,
+  type NoValue,
+  type Serializer,
+  ValidationError,
+} from '../api.js';
+import { decodeValue, encodeValue } from '../serialization.js';
+import { BaseBackend } from './base.js';
+
+/** Arguments of the `redis`, `redis-sentinel` and `redis-cluster` backends (seconds throughout). */
+export interface RedisBackendArguments {
+  /** `redis://[user:pass@]host:port/db` (or `rediss://` for TLS). */
+  url?: string;
+  host?: string;
+  port?: number;
+  db?: number;
+  username?: string;
+  password?: string;
+  /** `true` or ioredis/tls connection options. */
+  tls?: boolean | Record<string, unknown>;
+  /** An existing ioredis client (Redis or Cluster). The backend does not close it. */
+  client?: Redis | Cluster;
+  /**
+   * Physical TTL of stored values. Make it longer than the region's expirationTime plus the worst
+   * creation time, so that a stale value is still readable while it is regenerated (a shorter one
+   * turns every expiry into a miss that all callers wait on; the backend warns). Default: none.
+   */
+  redisExpirationTime?: number;
+  /** Prepended to every key, lock keys included. Default none. */
+  keyPrefix?: string;
+  /** Use a Redis lock so one creator runs per key across processes. Default false (true for sentinel). */
+  distributedLock?: boolean;
+  /** Lease of the lock: a holder that dies frees it after this long; a live one renews it. Default 30. */
+  lockTimeout?: number;
+  /** Longest wait for a lock held elsewhere. Default 10. */
+  lockWaitTimeout?: number;
+  /** A command that gets no answer in this time fails (so an unreachable server never hangs a caller). Default 5. */
+  commandTimeout?: number;
+  /** Connection timeout. Default 5. */
+  connectTimeout?: number;
+  /** redis-sentinel: sentinel addresses, `[{ host, port }]` or `["host:port"]`. */
+  sentinels?: readonly ({ host: string; port: number } | string)[];
+  /** redis-sentinel: the master group name. Default `mymaster`. */
+  name?: string;
+  /** redis-cluster: startup nodes, `[{ host, port }]` or `["host:port"]`. */
+  nodes?: readonly ({ host: string; port: number } | string)[];
+}
+
+type Client = Redis | Cluster;
+
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+/** How often a waiter re-tries the lock when no release notification arrives. */
+const POLL_MS = 200;
+
+/** Settings the backend runs with, after validation. */
+interface RedisSettings {
+  readonly prefix: string;
+  readonly ttlMs: number | undefined;
+  readonly distributedLock: boolean;
+  readonly leaseMs: number;
+  readonly lockWaitMs: number;
+  readonly isCluster: boolean;
+  readonly ownsClient: boolean;
+}
+
+/** Storage in Redis, values as envelope bytes. Registered as `redis`, `redis-sentinel`, `redis-cluster`. */
+export class RedisBackend extends BaseBackend {
+  private subscriber: Client | undefined;
+  private subscribing: Promise<void> | undefined;
+  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly channel: string;
+
+  constructor(
+    /** The ioredis client in use. */
+    readonly client: Client,
+    private readonly serializer: Serializer,
+    private readonly settings: RedisSettings,
+  ) {
+    super();
+    this.channel = `${settings.prefix}dogpile:lock-released`;
+  }
+
+  async get(key: string): Promise<CachedValue | NoValue> {
+    const bytes = await this.run('GET', () => this.client.getBuffer(this.settings.prefix + key));
+    return decodeValue(bytes, this.serializer);
+  }
+
+  override async getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]> {
+    if (keys.length === 0) return [];
+    const full = keys.map((k) => this.settings.prefix + k);
+    const found = await this.run('MGET', () =>
+      this.settings.isCluster ? Promise.all(full.map((k) => this.client.getBuffer(k))) : this.client.mgetBuffer(...full),
+    );
+    return found.map((bytes) => decodeValue(bytes, this.serializer));
+  }
+
+  async set(key: string, value: CachedValue): Promise<void> {
+    const bytes = encodeValue(value, this.serializer);
+    const ttl = this.settings.ttlMs;
+    await this.run('SET', () =>
+      ttl === undefined
+        ? this.client.set(this.settings.prefix + key, bytes)
+        : this.client.set(this.settings.prefix + key, bytes, 'PX', ttl),
+    );
+  }
+
+  override async setMulti(entries: Map<string, CachedValue>): Promise<void> {
+    if (entries.size === 0) return;
+    const ttl = this.settings.ttlMs;
+    const pairs = [...entries].map(([k, v]) => [this.settings.prefix + k, encodeValue(v, this.serializer)] as const);
+    await this.run('SET (multi)', async () => {
+      if (this.settings.isCluster) {
+        // Keys land in different hash slots: one command each (ioredis routes them per node).
+        await Promise.all(pairs.map(([k, b]) => (ttl === undefined ? this.client.set(k, b) : this.client.set(k, b, 'PX', ttl))));
+        return;
+      }
+      const pipeline = this.client.pipeline();
+      for (const [k, b] of pairs) {
+        if (ttl === undefined) pipeline.set(k, b);
+        else pipeline.set(k, b, 'PX', ttl);
+      }
+      const results = await pipeline.exec();
+      const failed = results?.find(([err]) => err);
+      if (failed) throw failed[0];
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.run('DEL', () => this.client.del(this.settings.prefix + key));
+  }
+
+  override async deleteMulti(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const full = keys.map((k) => this.settings.prefix + k);
+    await this.run('DEL (multi)', async () => {
+      if (this.settings.isCluster) await Promise.all(full.map((k) => this.client.del(k)));
+      else await this.client.del(...full);
+    });
+  }
+
+  /** A distributed lock for `key` when `distributedLock` is on, else null (in-process lock only). */
+  getMutex(key: string): CacheMutex | null {
+    if (!this.settings.distributedLock) return null;
+    return new RedisDistributedMutex(
+      this,
+      `${this.settings.prefix}dogpile:lock:${key}`,
+      this.settings.leaseMs,
+      this.settings.lockWaitMs,
+    );
+  }
+
+  /** Closes the connections this backend opened (not a `client` it was given). */
+  async close(): Promise<void> {
+    const sub = this.subscriber;
+    this.subscriber = undefined;
+    await Promise.all([
+      sub ? sub.quit().catch(() => sub.disconnect()) : undefined,
+      this.settings.ownsClient ? this.client.quit().catch(() => this.client.disconnect()) : undefined,
+    ]);
+  }
+
+  /** Runs a command, turning client failures into BackendError. */
+  async run<T>(what: string, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof DogpileError) throw err;
+      throw new BackendError(`redis ${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
+
+  /** Tells waiters (in every process) that `lockKey` was released. */
+  async notifyReleased(lockKey: string): Promise<void> {
+    await this.client.publish(this.channel, lockKey);
+  }
+
+  /**
+   * Resolves when `lockKey` is reported released, or after `ms`, whichever is first. The shared
+   * subscriber connection is opened on first use; if it cannot be, waiting falls back to polling.
+   */
+  async released(lockKey: string, ms: number): Promise<void> {
+    let wake!: () => void;
+    const woken = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    let set = this.waiters.get(lockKey);
+    if (!set) {
+      set = new Set();
+      this.waiters.set(lockKey, set);
+    }
+    set.add(wake);
+    const timer = setTimeout(wake, ms);
+    try {
+      await this.subscribe().catch(() => {});
+      await woken;
+    } finally {
+      clearTimeout(timer);
+      set.delete(wake);
+      if (set.size === 0) this.waiters.delete(lockKey);
+    }
+  }
+
+  private subscribe(): Promise<void> {
+    this.subscribing ??= (async () => {
+      const sub = this.client.duplicate();
+      this.subscriber = sub;
+      sub.on('error', () => {}); // reconnects on its own; waits meanwhile fall back to polling
+      sub.on('message', (_channel: string, lockKey: string) => {
+        for (const wake of this.waiters.get(lockKey) ?? []) wake();
+      });
+      await sub.subscribe(this.channel);
+    })().catch((err: unknown) => {
+      this.subscribing = undefined;
+      throw err;
+    });
+    return this.subscribing;
+  }
+}
+
+/** Aborts a creator's signal when its lock's lease was lost. */
+export class LockLostError extends DogpileError {
+  override name = 'LockLostError';
+}
+
+/**
+ * One holder's handle on a Redis lock. Acquire stores a random token with `SET NX PX lease`;
+ * release deletes the key only if it still holds this token; while held, the lease is renewed
+ * every third of its length and `signal` is aborted if the lock turns out to be someone else's.
+ */
+export class RedisDistributedMutex implements CacheMutex {
+  private readonly token = randomUUID();
+  private held = false;
+  private renewTimer: NodeJS.Timeout | undefined;
+  private controller = new AbortController();
+
+  constructor(
+    private readonly backend: RedisBackend,
+    /** The Redis key of the lock. */
+    readonly lockKey: string,
+    private readonly leaseMs: number,
+    private readonly waitMs: number,
+  ) {}
+
+  /** Aborted when this holder lost the lock (its lease ran out and someone else took it). */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  async acquire(wait: boolean): Promise<boolean> {
+    if (this.held) return false;
+    if (await this.tryAcquire()) return true;
+    if (!wait) return false;
+    const deadline = Date.now() + this.waitMs;
+    for (;;) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) return false;
+      const wake = this.backend.released(this.lockKey, Math.min(remaining, POLL_MS));
+      if (await this.tryAcquire()) return true; // released between our first try and listening
+      await wake;
+      if (await this.tryAcquire()) return true;
+    }
+  }
+
+  async release(): Promise<void> {
+    if (!this.held) return; // never acquired (or already released): nothing of ours to free
+    this.held = false;
+    this.stopRenewing();
+    const deleted = await this.backend.run('lock release', () => this.backend.client.eval(RELEASE, 1, this.lockKey, this.token));
+    if (deleted === 1) await this.backend.run('lock notify', () => this.backend.notifyReleased(this.lockKey));
+  }
+
+  async locked(): Promise<boolean> {
+    return (await this.backend.run('EXISTS', () => this.backend.client.exists(this.lockKey))) === 1;
+  }
+
+  private async tryAcquire(): Promise<boolean> {
+    const ok = await this.backend.run('lock acquire', () =>
+      this.backend.client.set(this.lockKey, this.token, 'PX', this.leaseMs, 'NX'),
+    );
+    if (ok !== 'OK') return false;
+    this.held = true;
+    if (this.controller.signal.aborted) this.controller = new AbortController();
+    this.startRenewing();
+    return true;
+  }
+
+  private startRenewing(): void {
+    this.renewTimer = setInterval(
+      () => {
+        this.backend
+          .run('lock renew', () => this.backend.client.eval(RENEW, 1, this.lockKey, this.token, String(this.leaseMs)))
+          .then((renewed) => {
+            if (renewed !== 1 && this.held) this.lost();
+          })
+          .catch(() => {}); // a transient failure: the next tick tries again while the lease lasts
+      },
+      Math.max(10, Math.floor(this.leaseMs / 3)),
+    );
+    this.renewTimer.unref();
+  }
+
+  private lost(): void {
+    this.held = false;
+    this.stopRenewing();
+    this.controller.abort(
+      new LockLostError(`lost the lock ${JSON.stringify(this.lockKey)}: its lease ran out and another holder took it`),
+    );
+  }
+
+  private stopRenewing(): void {
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Factories
+
+/** Creates the `redis` backend (single server). */
+export async function createRedisBackend(args: Readonly<RedisBackendArguments>, context: BackendContext): Promise<RedisBackend> {
+  return build('redis', args, context);
+}
+
+/** Creates the `redis-sentinel` backend (master found through sentinels; distributedLock on by default). */
+export async function createRedisSentinelBackend(
+  args: Readonly<RedisBackendArguments>,
+  context: BackendContext,
+): Promise<RedisBackend> {
+  return build('redis-sentinel', args, context);
+}
+
+/** Creates the `redis-cluster` backend (multi-key operations are split per hash slot). */
+export async function createRedisClusterBackend(
+  args: Readonly<RedisBackendArguments>,
+  context: BackendContext,
+): Promise<RedisBackend> {
+  return build('redis-cluster', args, context);
+}
+
+type Kind = 'redis' | 'redis-sentinel' | 'redis-cluster';
+
+async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context: BackendContext): Promise<RedisBackend> {
+  const check = checker(kind, args);
+  const ttl = check.seconds('redisExpirationTime', { optional: true });
+  const lease = check.seconds('lockTimeout', { fallback: 30 }) as number;
+  const lockWait = check.seconds('lockWaitTimeout', { fallback: 10 }) as number;
+  const commandTimeout = check.seconds('commandTimeout', { fallback: 5 }) as number;
+  const connectTimeout = check.seconds('connectTimeout', { fallback: 5 }) as number;
+  const prefix = check.string('keyPrefix') ?? '';
+  const distributedLock = check.boolean('distributedLock') ?? kind === 'redis-sentinel';
+  const expiration = context.expirationTime;
+  if (ttl !== undefined && typeof expiration === 'number' && ttl <= expiration) {
+    process.emitWarning(
+      `dogpile ${kind}: redisExpirationTime (${ttl}s) is not longer than the region's expirationTime (${expiration}s): stale values vanish before they can be served while one caller regenerates, so every expiry makes all callers wait`,
+      'DogpileWarning',
+    );
+  }
+
+  let mod: { Redis: typeof import('ioredis').Redis; Cluster: typeof import('ioredis').Cluster };
+  try {
+    mod = await import('ioredis');
+  } catch (cause) {
+    throw new DogpileError(`the ${kind} backend needs the ioredis package: npm install ioredis`, { cause });
+  }
+  const common: RedisOptions = {
+    commandTimeout: commandTimeout * 1000,
+    connectTimeout: connectTimeout * 1000,
+    maxRetriesPerRequest: 1,
+    lazyConnect: false,
+  };
+  let client: Client;
+  let ownsClient = true;
+  if (args.client !== undefined) {
+    if (typeof (args.client as { getBuffer?: unknown } | null)?.getBuffer !== 'function') {
+      throw new ValidationError(
+        `${kind} backend: client must be an ioredis Redis or Cluster instance, got ${describe(args.client)}`,
+      );
+    }
+    client = args.client;
+    ownsClient = false;
+  } else if (kind === 'redis-cluster') {
+    const nodes = check.addresses('nodes', true);
+    const options: ClusterOptions = {
+      redisOptions: { ...common, ...connectionOptions(check) },
+      enableAutoPipelining: true,
+      clusterRetryStrategy: (times) => Math.min(times * 100, 2000),
+    };
+    client = new mod.Cluster(nodes, options);
+  } else if (kind === 'redis-sentinel') {
+    const sentinels = check.addresses('sentinels', true);
+    const name = check.string('name') ?? 'mymaster';
+    client = new mod.Redis({ ...common, ...connectionOptions(check), sentinels, name });
+  } else {
+    const url = check.string('url');
+    client = url
+      ? new mod.Redis(url, { ...common, ...connectionOptions(check) })
+      : new mod.Redis({ ...common, ...connectionOptions(check) });
+  }
+  client.on('error', () => {}); // failures surface per command as BackendError; ioredis reconnects
+  return new RedisBackend(client, context.serializer, {
+    prefix,
+    ttlMs: ttl === undefined ? undefined : Math.ceil(ttl * 1000),
+    distributedLock,
+    leaseMs: Math.ceil(lease * 1000),
+    lockWaitMs: Math.ceil(lockWait * 1000),
+    isCluster:
+      kind === 'redis-cluster' ||
+      (args.client !== undefined && 'nodes' in args.client && typeof args.client.nodes === 'function'),
+    ownsClient,
+  });
+}
+
+function connectionOptions(check: Checker): RedisOptions {
+  const out: RedisOptions = {};
+  const host = check.string('host');
+  const port = check.integer('port');
+  const db = check.integer('db');
+  const username = check.string('username');
+  const password = check.string('password');
+  if (host !== undefined) out.host = host;
+  if (port !== undefined) out.port = port;
+  if (db !== undefined) out.db = db;
+  if (username !== undefined) out.username = username;
+  if (password !== undefined) out.password = password;
+  const tls = check.args.tls;
+  if (tls === true) out.tls = {};
+  else if (tls && typeof tls === 'object') out.tls = tls as RedisOptions['tls'];
+  else if (tls !== undefined && tls !== false) throw check.bad('tls', 'true, false or TLS options');
+  return out;
+}
+
+interface Checker {
+  readonly args: Readonly<RedisBackendArguments>;
+  bad(name: string, expected: string): ValidationError;
+  seconds(name: keyof RedisBackendArguments, opts: { optional?: boolean; fallback?: number }): number | undefined;
+  string(name: keyof RedisBackendArguments): string | undefined;
+  integer(name: keyof RedisBackendArguments): number | undefined;
+  boolean(name: keyof RedisBackendArguments): boolean | undefined;
+  addresses(name: 'nodes' | 'sentinels', required: boolean): { host: string; port: number }[];
+}
+
+function checker(kind: Kind, args: Readonly<RedisBackendArguments>): Checker {
+  if (args === null || typeof args !== 'object') throw new ValidationError(`${kind} backend: arguments must be an object`);
+  const bad = (name: string, expected: string) =>
+    new ValidationError(`${kind} backend: ${name} must be ${expected}, got ${describe((args as Record<string, unknown>)[name])}`);
+  return {
+    args,
+    bad,
+    seconds(name, { fallback }) {
+      const v = args[name];
+      if (v === undefined || v === null) return fallback;
+      if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw bad(name, 'a positive number of seconds');
+      return v;
+    },
+    string(name) {
+      const v = args[name];
+      if (v === undefined || v === null) return undefined;
+      if (typeof v !== 'string') throw bad(name, 'a string');
+      return v;
+    },
+    integer(name) {
+      const v = args[name];
+      if (v === undefined || v === null) return undefined;
+      if (!Number.isSafeInteger(v) || (v as number) < 0) throw bad(name, 'a non-negative integer');
+      return v as number;
+    },
+    boolean(name) {
+      const v = args[name];
+      if (v === undefined || v === null) return undefined;
+      if (typeof v !== 'boolean') throw bad(name, 'true or false');
+      return v;
+    },
+    addresses(name, required) {
+      const v = args[name];
+      if (v === undefined && !required) return [];
+      if (!Array.isArray(v) || v.length === 0) throw bad(name, 'a non-empty array of { host, port } or "host:port"');
+      return v.map((a: unknown) => {
+        if (typeof a === 'string') {
+          const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(a);
+          if (m) return { host: m[1] as string, port: Number(m[2]) };
+        } else if (a && typeof a === 'object') {
+          const { host, port } = a as { host?: unknown; port?: unknown };
+          if (typeof host === 'string' && Number.isSafeInteger(port)) return { host, port: port as number };
+        }
+        throw bad(name, 'a non-empty array of { host, port } or "host:port"');
+      });
+    },
+  };
+}

@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { RedisBackend } from '../../src/backends/redis.js';
+import {
+  BackendError,
+  type CacheBackend,
+  LockLostError,
+  makeRegion,
+  ProxyBackend,
+  ValidationError,
+  v8Serializer,
+} from '../../src/index.js';
+import { type ServerProcess, startRedis } from '../helpers/servers.js';
+import { stampede, startWorker } from '../helpers/workers.js';
+import { backendConformance } from './conformance.js';
+
+const context = { serializer: v8Serializer, regionName: undefined };
+let server: ServerProcess;
+let raw: Redis;
+const url = () => `redis://127.0.0.1:${server.port}`;
+
+before(async () => {
+  server = await startRedis();
+  raw = new Redis(server.port, '127.0.0.1');
+});
+after(async () => {
+  raw?.disconnect();
+  await server?.stop();
+});
+
+const { createRedisBackend } = await import('../../src/backends/redis.js');
+
+backendConformance({
+  name: 'redis',
+  makeBackend: () => createRedisBackend({ url: url(), distributedLock: true, keyPrefix: 'conf:' }, context),
+  writeRaw: async (key, bytes) => {
+    await raw.set(`conf:${key}`, Buffer.from(bytes));
+  },
+  distributedLock: true,
+});
+
+const waitFor = async (cond: () => boolean, ms = 20_000) => {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('redis: across processes', () => {
+  it('4 processes x 50 callers on one fresh key run the creator once, and all see the same value', async () => {
+    const key = `xproc:${randomUUID()}`;
+    const reports = await stampede('redis', { url: url(), distributedLock: true, lockWaitTimeout: 20 }, key);
+    assert.equal(reports.length, 4);
+    assert.equal(
+      reports.reduce((n, r) => n + r.calls, 0),
+      1,
+    );
+    const all = new Set(reports.flatMap((r) => r.values));
+    assert.equal(all.size, 1, `values differ: ${[...all].join(', ')}`);
+  });
+
+  it('without the distributed lock each process creates (the test can fail)', async () => {
+    const key = `xproc-nolock:${randomUUID()}`;
+    const reports = await stampede('redis', { url: url(), distributedLock: false }, key);
+    assert.ok(reports.reduce((n, r) => n + r.calls, 0) > 1);
+  });
+
+  it('a lock holder killed mid-creation frees the lock after lockTimeout; another process takes over', async () => {
+    const key = `kill:${randomUUID()}`;
+    const args = { url: url(), distributedLock: true, lockTimeout: 1, lockWaitTimeout: 5 };
+    const holder = startWorker({ BACKEND: 'redis', BACKEND_ARGS: JSON.stringify(args), KEY: key, MODE: 'hold' });
+    await holder.waitFor('CREATING');
+    holder.child.kill('SIGKILL');
+    await holder.done.catch(() => {});
+    const region = makeRegion({ failOpen: false }).configure('redis', { arguments: args });
+    const started = Date.now();
+    assert.equal(await region.getOrCreate(key, () => 'taken over'), 'taken over');
+    assert.ok(Date.now() - started < 5000);
+    await region.close();
+  });
+});
+
+describe('redis: the distributed lock', () => {
+  it('1,000 local callers make one lock acquisition', async () => {
+    let mutexes = 0;
+    class CountMutexes extends ProxyBackend {
+      override getMutex(key: string) {
+        mutexes++;
+        return super.getMutex(key);
+      }
+    }
+    const region = makeRegion().configure('redis', { wrap: [CountMutexes], arguments: { url: url(), distributedLock: true } });
+    const key = `local:${randomUUID()}`;
+    await Promise.all(
+      Array.from({ length: 1000 }, () => region.getOrCreate(key, () => new Promise((r) => setTimeout(() => r('v'), 50)))),
+    );
+    assert.equal(mutexes, 1);
+    await region.close();
+  });
+
+  it('a waiter in another process is woken by the release notification, not by a poll step', async () => {
+    const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
+    const b = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
+    const key = `wake:${randomUUID()}`;
+    const held = a.getMutex(key);
+    assert.ok(held && (await held.acquire(false)));
+    const waiter = b.getMutex(key);
+    assert.ok(waiter);
+    const waiting = waiter.acquire(true);
+    await new Promise((r) => setTimeout(r, 50)); // the waiter is subscribed and sleeping
+    const releasedAt = performance.now();
+    await held.release();
+    assert.equal(await waiting, true);
+    const latency = performance.now() - releasedAt;
+    assert.ok(latency < 150, `woken after ${latency.toFixed(1)} ms (poll step is 200 ms)`);
+    await waiter.release();
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('losing the lease aborts the holder signal; a waiter gives up after lockWaitTimeout', async () => {
+    const backend = (await createRedisBackend(
+      { url: url(), distributedLock: true, lockTimeout: 0.3, lockWaitTimeout: 0.3 },
+      context,
+    )) as RedisBackend;
+    const key = `lease:${randomUUID()}`;
+    const m = backend.getMutex(key);
+    assert.ok(m && (await m.acquire(false)));
+    await raw.set(`dogpile:lock:${key}`, 'someone-else'); // another holder took it over
+    await waitFor(() => m.signal?.aborted === true, 2000);
+    assert.ok(m.signal?.reason instanceof LockLostError);
+    const other = backend.getMutex(key);
+    const started = Date.now();
+    assert.equal(await other?.acquire(true), false);
+    assert.ok(Date.now() - started >= 250);
+    await m.release(); // not ours any more: must not delete someone-else's lock
+    assert.equal(await raw.get(`dogpile:lock:${key}`), 'someone-else');
+    await backend.close();
+  });
+
+  it('a long creator keeps its lock by renewal', async () => {
+    const region = makeRegion().configure('redis', { arguments: { url: url(), distributedLock: true, lockTimeout: 0.3 } });
+    const key = `renew:${randomUUID()}`;
+    let aborted = false;
+    const v = await region.getOrCreate(key, async ({ signal }) => {
+      await new Promise((r) => setTimeout(r, 1000)); // more than 3 leases
+      aborted = signal?.aborted ?? false;
+      return 'done';
+    });
+    assert.equal(v, 'done');
+    assert.equal(aborted, false);
+    await region.close();
+  });
+});
+
+describe('redis: failures and arguments', () => {
+  it('server stopped mid-run: BackendError with failOpen false, the creator value with failOpen', async () => {
+    const own = await startRedis();
+    const args = { url: `redis://127.0.0.1:${own.port}`, commandTimeout: 0.5, connectTimeout: 0.5, distributedLock: true };
+    const strict = makeRegion({ failOpen: false }).configure('redis', { arguments: args });
+    const lenient = makeRegion({ onError: () => {} }).configure('redis', { arguments: args });
+    await strict.set('k', 1);
+    await lenient.ready();
+    await own.stop();
+    const started = Date.now();
+    await assert.rejects(
+      strict.getOrCreate('k2', () => 'made'),
+      BackendError,
+    );
+    assert.equal(await lenient.getOrCreate('k3', () => 'made'), 'made');
+    assert.ok(Date.now() - started < 10_000, 'callers must not hang');
+    await Promise.all([strict.close(), lenient.close()]);
+  });
+
+  it('keyPrefix and redisExpirationTime are applied', async () => {
+    const region = makeRegion().configure('redis', { arguments: { url: url(), keyPrefix: 'app1:', redisExpirationTime: 100 } });
+    await region.set('p', 'v');
+    const ttl = await raw.pttl('app1:p');
+    assert.ok(ttl > 90_000 && ttl <= 100_000, `ttl ${ttl}`);
+    await region.close();
+  });
+
+  it('bad arguments are ValidationErrors naming them', async () => {
+    const bad: [Record<string, unknown>, RegExp][] = [
+      [{ lockTimeout: -1 }, /lockTimeout/],
+      [{ port: 'x' }, /port/],
+      [{ distributedLock: 'yes' }, /distributedLock/],
+      [{ client: {} }, /client/],
+    ];
+    for (const [args, re] of bad) {
+      const region = makeRegion().configure('redis', { arguments: args });
+      await assert.rejects(region.ready(), (e: unknown) => e instanceof ValidationError && re.test(e.message));
+    }
+    const sentinel = makeRegion().configure('redis-sentinel', { arguments: {} });
+    await assert.rejects(sentinel.ready(), /sentinels/);
+  });
+
+  it('accepts an existing client and leaves it open', async () => {
+    const client = new Redis(server.port, '127.0.0.1');
+    const region = makeRegion().configure('redis', { arguments: { client } });
+    await region.set('c', 1);
+    assert.equal(await region.get('c'), 1);
+    await region.close();
+    assert.equal(await client.ping(), 'PONG');
+    client.disconnect();
+    const backend: CacheBackend = region.actualBackend;
+    assert.ok(backend instanceof RedisBackend);
+  });
+});
