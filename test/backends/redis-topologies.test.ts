@@ -1,0 +1,153 @@
+// The redis-cluster and redis-sentinel backends against real topologies started here: a 3-master
+// Redis Cluster and a master watched by one Sentinel, all on free loopback ports.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Cluster, Redis } from 'ioredis';
+import { createRedisClusterBackend, createRedisSentinelBackend, type RedisBackend } from '../../src/backends/redis.js';
+import { makeRegion, v8Serializer } from '../../src/index.js';
+import { freePort, type ServerProcess, startRedis, startServer } from '../helpers/servers.js';
+import { backendConformance } from './conformance.js';
+
+const context = { serializer: v8Serializer, regionName: undefined };
+const servers: ServerProcess[] = [];
+const clusterNodes: { host: string; port: number }[] = [];
+let sentinelPort = 0;
+let rawCluster: Cluster;
+let rawMaster: Redis;
+
+async function startCluster(): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    const busPort = await freePort();
+    const node = await startRedis([
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-port',
+      String(busPort),
+    ]);
+    servers.push(node);
+    clusterNodes.push({ host: '127.0.0.1', port: node.port });
+  }
+  execFileSync(
+    'redis-cli',
+    ['--cluster', 'create', ...clusterNodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+    { stdio: 'ignore' },
+  );
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const states = clusterNodes.map((n) =>
+      execFileSync('redis-cli', ['-p', String(n.port), 'cluster', 'info'], { encoding: 'utf8' }),
+    );
+    if (states.every((s) => s.includes('cluster_state:ok'))) break;
+    if (Date.now() > deadline) throw new Error('the test cluster did not reach cluster_state:ok');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  rawCluster = new Cluster(clusterNodes);
+}
+
+async function startSentinel(): Promise<void> {
+  const master = await startRedis();
+  servers.push(master);
+  sentinelPort = await freePort();
+  const sentinel = await startServer(
+    'redis-server',
+    (dir) => {
+      const conf = join(dir, 'sentinel.conf');
+      writeFileSync(
+        conf,
+        [
+          `port ${sentinelPort}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`,
+          'sentinel down-after-milliseconds mymaster 5000',
+          '',
+        ].join('\n'),
+      );
+      return [conf, '--sentinel'];
+    },
+    sentinelPort,
+  );
+  servers.push(sentinel);
+  rawMaster = new Redis(master.port, '127.0.0.1');
+}
+
+before(async () => {
+  await Promise.all([startCluster(), startSentinel()]);
+});
+after(async () => {
+  rawCluster?.disconnect();
+  rawMaster?.disconnect();
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+backendConformance({
+  name: 'redis-cluster',
+  makeBackend: () => createRedisClusterBackend({ nodes: clusterNodes, distributedLock: true }, context),
+  writeRaw: async (key, bytes) => {
+    await rawCluster.set(key, Buffer.from(bytes));
+  },
+  distributedLock: true,
+});
+
+backendConformance({
+  name: 'redis-sentinel',
+  makeBackend: () => createRedisSentinelBackend({ sentinels: [`127.0.0.1:${sentinelPort}`], name: 'mymaster' }, context),
+  writeRaw: async (key, bytes) => {
+    await rawMaster.set(key, Buffer.from(bytes));
+  },
+  distributedLock: true,
+});
+
+describe('redis-cluster specifics', () => {
+  it('multi-key operations span hash slots on every master', async () => {
+    const region = makeRegion({ failOpen: false }).configure('redis-cluster', { arguments: { nodes: clusterNodes } });
+    try {
+      const keys = Array.from({ length: 60 }, (_, i) => `slots:${randomUUID()}:${i}`);
+      await region.setMulti(Object.fromEntries(keys.map((k, i) => [k, i])));
+      assert.deepEqual(
+        await region.getMulti(keys),
+        keys.map((_, i) => i),
+      );
+      const perNode = await Promise.all(rawCluster.nodes('master').map((n) => n.dbsize()));
+      assert.equal(perNode.length, 3);
+      assert.ok(
+        perNode.every((n) => n > 0),
+        `keys on each master: ${perNode.join(', ')}`,
+      );
+      await region.deleteMulti(keys);
+      assert.ok((await region.getMulti(keys)).every((v) => typeof v === 'symbol'));
+      let calls = 0;
+      const made = await region.getOrCreateMulti(keys.slice(0, 10), async (...ks) => {
+        calls++;
+        return ks.map((k) => `made:${k}`);
+      });
+      assert.equal(calls, 1);
+      assert.equal(made[3], `made:${keys[3]}`);
+    } finally {
+      await region.close();
+    }
+  });
+});
+
+describe('redis-sentinel specifics', () => {
+  it('finds the master through the sentinel and locks by default', async () => {
+    const backend = (await createRedisSentinelBackend(
+      { sentinels: [{ host: '127.0.0.1', port: sentinelPort }] },
+      context,
+    )) as RedisBackend;
+    try {
+      assert.ok(backend.getMutex('k'), 'sentinel backends use the distributed lock by default');
+      const region = makeRegion({ failOpen: false }).configure(backend);
+      await region.set('via-sentinel', 'yes');
+      assert.ok(await rawMaster.exists('via-sentinel'));
+    } finally {
+      await backend.close();
+    }
+  });
+});
