@@ -8,7 +8,9 @@ import {
   type CacheBackend,
   LockLostError,
   makeRegion,
+  NO_VALUE,
   ProxyBackend,
+  SharedInvalidationStrategy,
   ValidationError,
   v8Serializer,
 } from '../../src/index.js';
@@ -152,6 +154,33 @@ describe('redis: the distributed lock', () => {
     assert.equal(v, 'done');
     assert.equal(aborted, false);
     await region.close();
+  });
+});
+
+describe('redis: region invalidation shared by every process', () => {
+  it('SharedInvalidationStrategy: a hard invalidation by one backend instance reaches another', async () => {
+    const make = () =>
+      makeRegion().configure('redis', {
+        expirationTime: 600,
+        arguments: { url: url(), keyPrefix: 'inv:' },
+        regionInvalidator: new SharedInvalidationStrategy({ name: 'users', refreshInterval: 0 }),
+      });
+    const a = make();
+    const b = make();
+    try {
+      await a.set('k', 'old');
+      assert.equal(await b.get('k'), 'old');
+      await new Promise((r) => setTimeout(r, 5));
+      await a.invalidate();
+      assert.equal(await b.get('k'), NO_VALUE);
+      assert.equal(await b.getOrCreate('k', () => 'new'), 'new');
+      assert.equal(await a.get('k'), 'new');
+      await a.invalidate({ hard: false });
+      assert.equal(await b.get('k', { ignoreExpiration: true }), 'new');
+      assert.equal(b.regionInvalidator.wasSoftInvalidated(), true);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
   });
 });
 
