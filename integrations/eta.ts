@@ -8,6 +8,7 @@ import { DogpileError, ValidationError } from '../src/index.js';
 import {
   digestSource,
   type FragmentOptions,
+  parseFragmentOptions,
   renderEnabled,
   type TemplateCache,
   type TemplateCacheOptions,
@@ -295,23 +296,9 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
 }
 
 function fragmentOptions(opts: unknown, allowed: Set<string>, where: string): FragmentOptions {
-  const out: FragmentOptions = {};
-  if (opts === undefined || opts === null) return out;
+  if (opts === undefined || opts === null) return {};
   if (typeof opts !== 'object') throw new ValidationError(`${where}: options must be an object literal`);
-  for (const [k, v] of Object.entries(opts)) {
-    if (!allowed.has(k))
-      throw new ValidationError(`${where}: unknown option ${JSON.stringify(k)} (allowed: ${[...allowed].join(', ')})`);
-    if (k === 'region') {
-      if (typeof v !== 'string') throw new ValidationError(`${where}: region must be a region name`);
-      out.region = v;
-    } else if (k === 'expire') {
-      if (!(v === null || (typeof v === 'number' && (v >= 0 || v === -1)))) {
-        throw new ValidationError(`${where}: expire must be a number of seconds, got ${String(v)}`);
-      }
-      out.expire = v;
-    }
-  }
-  return out;
+  return parseFragmentOptions(opts as Record<string, unknown>, allowed, where);
 }
 
 /** Splits `a, b, { expire: 60 }` at top-level commas; a trailing object literal is the options. */

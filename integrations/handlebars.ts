@@ -14,6 +14,7 @@ import { DogpileError, ValidationError } from '../src/index.js';
 import {
   digestSource,
   type FragmentOptions,
+  parseFragmentOptions,
   renderEnabled,
   type TemplateCache,
   type TemplateCacheOptions,
@@ -364,22 +365,7 @@ export function handlebarsEngine(
 // ------------------------------------------------------------------------------------------------
 
 function fragmentOptions(hash: Record<string, unknown>, allowed: Set<string>, where: string): FragmentOptions {
-  const out: FragmentOptions = {};
-  for (const [k, v] of Object.entries(hash)) {
-    if (META.includes(k)) continue;
-    if (!allowed.has(k))
-      throw new ValidationError(`${where}: unknown option ${JSON.stringify(k)} (allowed: ${[...allowed].join(', ')})`);
-    if (k === 'region') {
-      if (typeof v !== 'string') throw new ValidationError(`${where}: region must be a region name`);
-      out.region = v;
-    } else if (k === 'expire') {
-      if (!(v === null || (typeof v === 'number' && (v >= 0 || v === -1)))) {
-        throw new ValidationError(`${where}: expire must be a number of seconds, got ${String(v)}`);
-      }
-      out.expire = v;
-    }
-  }
-  return out;
+  return parseFragmentOptions(hash, allowed, where, META);
 }
 
 function transformedError(): DogpileError {

@@ -8,6 +8,7 @@ import { DogpileError, ValidationError } from '../src/index.js';
 import {
   digestSource,
   type FragmentOptions,
+  parseFragmentOptions,
   renderEnabled,
   type TemplateCache,
   type TemplateCacheOptions,
@@ -297,21 +298,7 @@ function splitKwargs(args: unknown[]): { positional: unknown[]; kwargs: Record<s
 }
 
 function fragmentOptions(kwargs: Record<string, unknown>, allowed: Set<string>, where: string): FragmentOptions {
-  const opts: FragmentOptions = {};
-  for (const [k, v] of Object.entries(kwargs)) {
-    if (!allowed.has(k))
-      throw new ValidationError(`${where}: unknown option ${JSON.stringify(k)} (allowed: ${[...allowed].join(', ')})`);
-    if (k === 'region') {
-      if (typeof v !== 'string') throw new ValidationError(`${where}: region must be a region name, got ${typeof v}`);
-      opts.region = v;
-    } else if (k === 'expire') {
-      if (!(v === null || (typeof v === 'number' && (v >= 0 || v === -1)))) {
-        throw new ValidationError(`${where}: expire must be a number of seconds, got ${String(v)}`);
-      }
-      opts.expire = v;
-    }
-  }
-  return opts;
+  return parseFragmentOptions(kwargs, allowed, where);
 }
 
 /** Renders a block body through its callback (bodies with async filters or nested tags need it). */

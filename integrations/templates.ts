@@ -56,6 +56,35 @@ export interface FragmentOptions {
   enabled?: boolean;
 }
 
+/**
+ * Validates the options written on a tag (`region`, `expire`) for the engine adapters: names
+ * outside `allowed` (other than those in `ignore`) are a {@link ValidationError} naming `where`.
+ */
+export function parseFragmentOptions(
+  options: Readonly<Record<string, unknown>>,
+  allowed: ReadonlySet<string>,
+  where: string,
+  ignore: readonly string[] = [],
+): FragmentOptions {
+  const out: FragmentOptions = {};
+  for (const [k, v] of Object.entries(options)) {
+    if (ignore.includes(k)) continue;
+    if (!allowed.has(k)) {
+      throw new ValidationError(`${where}: unknown option ${JSON.stringify(k)} (allowed: ${[...allowed].join(', ')})`);
+    }
+    if (k === 'region') {
+      if (typeof v !== 'string') throw new ValidationError(`${where}: region must be a region name, got ${typeof v}`);
+      out.region = v;
+    } else if (k === 'expire') {
+      if (!(v === null || (typeof v === 'number' && (v >= 0 || v === -1)))) {
+        throw new ValidationError(`${where}: expire must be a number of seconds, got ${String(v)}`);
+      }
+      out.expire = v;
+    }
+  }
+  return out;
+}
+
 /** The parts a fragment key is made of; see {@link TemplateCache.fragmentKey}. */
 export interface FragmentKeyParts {
   /** Engine tag: `"nunjucks"`, `"eta"`, `"handlebars"`, or a custom one. */
