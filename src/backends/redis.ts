@@ -12,6 +12,7 @@ import {
   type CacheMutex,
   DogpileError,
   describe,
+  NO_VALUE,
   type NoValue,
   type Serializer,
   ValidationError,
@@ -160,7 +161,14 @@ export class RedisBackend extends BaseBackend {
       `${this.settings.prefix}dogpile:lock:${key}`,
       this.settings.leaseMs,
       this.settings.lockWaitMs,
+      this.settings.prefix + key,
     );
+  }
+
+  /** The stored bytes under a full (prefixed) key when they decode to a value, else null. */
+  async storedValueBytes(fullKey: string): Promise<Buffer | null> {
+    const bytes = await this.run('GET', () => this.client.getBuffer(fullKey));
+    return bytes !== null && decodeValue(bytes, this.serializer) !== NO_VALUE ? bytes : null;
   }
 
   /** Closes the connections this backend opened (not a `client` it was given). */
@@ -256,6 +264,8 @@ export class RedisDistributedMutex implements CacheMutex {
     readonly lockKey: string,
     private readonly leaseMs: number,
     private readonly waitMs: number,
+    /** The Redis key of the value this lock guards (to notice a value landing while we wait). */
+    private readonly valueKey?: string,
   ) {}
 
   /** Aborted when this holder lost the lock (its lease ran out and someone else took it). */
@@ -263,17 +273,32 @@ export class RedisDistributedMutex implements CacheMutex {
     return this.controller.signal;
   }
 
+  /**
+   * Takes the lock. With `wait`, waits up to lockWaitTimeout for it (woken by the release
+   * notification, polling as a fallback) and returns false on timeout; it also returns false,
+   * without the lock, as soon as a wake finds that a new decodable value was stored under the
+   * guarded key meanwhile: the wait is over and the caller reads that value (so waiting processes
+   * are served in parallel rather than one lock hand-over after another).
+   */
   async acquire(wait: boolean): Promise<boolean> {
     if (this.held) return false;
     if (await this.tryAcquire()) return true;
     if (!wait) return false;
     const deadline = Date.now() + this.waitMs;
+    // What is stored now: a different decodable value after a wake means the holder's value landed.
+    const before = this.valueKey === undefined ? null : await this.backend.storedValueBytes(this.valueKey);
     for (;;) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) return false;
       const wake = this.backend.released(this.lockKey, Math.min(remaining, POLL_MS));
       if (await this.tryAcquire()) return true; // released between our first try and listening
       await wake;
+      if (this.valueKey !== undefined) {
+        // The value landed while we waited: stop waiting (false, without the lock) so the caller
+        // reads it now, instead of queueing for the lock behind every other waiting process.
+        const now = await this.backend.storedValueBytes(this.valueKey);
+        if (now !== null && (before === null || !now.equals(before))) return false;
+      }
       if (await this.tryAcquire()) return true;
     }
   }
