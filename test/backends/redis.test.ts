@@ -6,11 +6,13 @@ import { RedisBackend } from '../../src/backends/redis.js';
 import {
   BackendError,
   type CacheBackend,
+  CachedValue,
   LockLostError,
   makeRegion,
   NO_VALUE,
   ProxyBackend,
   SharedInvalidationStrategy,
+  VALUE_VERSION,
   ValidationError,
   v8Serializer,
 } from '../../src/index.js';
@@ -140,6 +142,33 @@ describe('redis: the distributed lock', () => {
     await m.release(); // not ours any more: must not delete someone-else's lock
     assert.equal(await raw.get(`dogpile:lock:${key}`), 'someone-else');
     await backend.close();
+  });
+
+  it('a waiter stops waiting (false, without the lock) once a new value lands; an unchanged one does not end the wait', async () => {
+    const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
+    const b = (await createRedisBackend({ url: url(), distributedLock: true, lockWaitTimeout: 5 }, context)) as RedisBackend;
+    const value = (payload: unknown) => new CachedValue(payload, { ct: Date.now(), v: VALUE_VERSION });
+    const key = `landed:${randomUUID()}`;
+    const held = a.getMutex(key);
+    assert.ok(held && (await held.acquire(false)));
+    const waiter = b.getMutex(key);
+    const waiting = waiter?.acquire(true);
+    await new Promise((r) => setTimeout(r, 50));
+    const started = Date.now();
+    await a.set(key, value('new'));
+    await held.release();
+    assert.equal(await waiting, false);
+    assert.ok(Date.now() - started < 1000, 'returned at once');
+    assert.equal(await waiter?.locked(), false);
+    // The value is already there when the wait starts: a release without a new write hands the lock over.
+    assert.ok(await held.acquire(false));
+    const second = b.getMutex(key);
+    const waiting2 = second?.acquire(true);
+    await new Promise((r) => setTimeout(r, 50));
+    await held.release();
+    assert.equal(await waiting2, true);
+    await second?.release();
+    await Promise.all([a.close(), b.close()]);
   });
 
   it('a long creator keeps its lock by renewal', async () => {
