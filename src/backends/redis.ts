@@ -396,6 +396,12 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
       'DogpileWarning',
     );
   }
+  if (ttl !== undefined && distributedLock && ttl < lease) {
+    process.emitWarning(
+      `dogpile ${kind}: redisExpirationTime (${ttl}s) is shorter than lockTimeout (${lease}s): a value can vanish while its creator still holds the lock, so waiters miss it and queue for the lock again`,
+      'DogpileWarning',
+    );
+  }
 
   let mod: { Redis: typeof import('ioredis').Redis; Cluster: typeof import('ioredis').Cluster };
   try {

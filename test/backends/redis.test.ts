@@ -240,6 +240,30 @@ describe('redis: failures and arguments', () => {
     await region.close();
   });
 
+  it('warns when redisExpirationTime is not longer than expirationTime, or shorter than lockTimeout', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const backend = await createRedisBackend(
+        { url: url(), redisExpirationTime: 5, distributedLock: true, lockTimeout: 10 },
+        { ...context, expirationTime: 60 },
+      );
+      await backend.close?.();
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    assert.ok(
+      warnings.some((m) => /redisExpirationTime \(5s\) is not longer than the region's expirationTime \(60s\)/.test(m)),
+      warnings.join('; '),
+    );
+    assert.ok(
+      warnings.some((m) => /shorter than lockTimeout \(10s\)/.test(m)),
+      warnings.join('; '),
+    );
+  });
+
   it('bad arguments are ValidationErrors naming them', async () => {
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ lockTimeout: -1 }, /lockTimeout/],
