@@ -1,9 +1,10 @@
 // Worker process of the Redis benchmark (bench/redis.ts): one library per process. Arguments:
-//   <subject> <mode> <redisPort> [<warmupMs> <measureMs> | <key> <startAtEpochMs>]
+//   <subject> <mode> <redisPort> [<warmupMs> <measureMs> | <key>]
 // mode "hit": fresh-hit get-or-create throughput with 64 calls in flight over 100 warm keys;
 //   prints { ops, ms }.
-// mode "stampede": at startAt, 100 concurrent get-or-create of one fresh key with a 300 ms creator;
-//   prints { calls, values, creatorReturnedAt, lastReturnAt } (epoch ms with sub-ms precision).
+// mode "stampede": once connected, prints "ready" and reads the start time (epoch ms) from stdin; at
+//   that time, 100 concurrent get-or-create of one fresh key with a 300 ms creator; prints
+//   { calls, values, creatorReturnedAt, lastReturnAt } (epoch ms with sub-ms precision).
 
 import { Redis } from 'ioredis';
 
@@ -120,7 +121,24 @@ async function hit(subject: Subject, warmupMs: number, measureMs: number): Promi
   return { ops, ms: now() - start };
 }
 
-async function stampede(subject: Subject, key: string, startAt: number): Promise<StampedeResult> {
+/** Says "ready" on stdout and resolves to the start time the runner sends back on stdin. */
+function startSignal(): Promise<number> {
+  return new Promise((resolve) => {
+    let buffered = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (chunk: string) => {
+      buffered += chunk;
+      if (buffered.includes('\n')) {
+        process.stdin.pause();
+        resolve(Number(buffered.trim()));
+      }
+    });
+    process.stdout.write('ready\n');
+  });
+}
+
+async function stampede(subject: Subject, key: string): Promise<StampedeResult> {
+  const startAt = await startSignal();
   let calls = 0;
   let creatorReturnedAt: number | null = null;
   const creator = async () => {
@@ -141,9 +159,49 @@ async function stampede(subject: Subject, key: string, startAt: number): Promise
   return { calls, values: [...new Set(values)], creatorReturnedAt, lastReturnAt };
 }
 
+/**
+ * The floor for cross-process wake-up on this machine: hand-written, one process wins SET NX, waits
+ * 300 ms, then stores the value and PUBLISHes it in one round trip (MULTI); the others return as
+ * soon as the message reaches them. No library can notify another process in less.
+ */
+async function floorStampede(port: number, key: string): Promise<StampedeResult> {
+  const redis = new Redis(port, '127.0.0.1');
+  const sub = new Redis(port, '127.0.0.1');
+  const channel = `floor:${key}`;
+  let onMessage!: (value: string) => void;
+  const message = new Promise<string>((resolve) => {
+    onMessage = resolve;
+  });
+  sub.on('message', (_channel: string, value: string) => onMessage(value));
+  await sub.subscribe(channel);
+  const startAt = await startSignal();
+  await sleep(Math.max(0, startAt - Date.now()));
+  let calls = 0;
+  let creatorReturnedAt: number | null = null;
+  let value: string;
+  if ((await redis.set(`floor-lock:${key}`, '1', 'PX', 30_000, 'NX')) === 'OK') {
+    calls = 1;
+    await sleep(300);
+    creatorReturnedAt = now();
+    value = `made-by-${process.pid}`;
+    await redis.multi().set(`floor:${key}`, value, 'EX', HOUR_S).publish(channel, value).exec();
+  } else {
+    value = await message;
+  }
+  const lastReturnAt = now();
+  redis.disconnect();
+  sub.disconnect();
+  return { calls, values: [value], creatorReturnedAt, lastReturnAt };
+}
+
 const [name, mode, portArg, a, b] = process.argv.slice(2);
-const subject = await makeSubject(name as SubjectName, Number(portArg));
-const result = mode === 'hit' ? await hit(subject, Number(a), Number(b)) : await stampede(subject, String(a), Number(b));
-await subject.close();
+let result: HitResult | StampedeResult;
+if (mode === 'stampede' && name === 'raw') {
+  result = await floorStampede(Number(portArg), String(a));
+} else {
+  const subject = await makeSubject(name as SubjectName, Number(portArg));
+  result = mode === 'hit' ? await hit(subject, Number(a), Number(b)) : await stampede(subject, String(a));
+  await subject.close();
+}
 process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(0);

@@ -47,6 +47,11 @@ export interface RedisBackendArguments {
   lockTimeout?: number;
   /** Longest wait for a lock held elsewhere. Default 10. */
   lockWaitTimeout?: number;
+  /**
+   * How often a waiter looks again when no release notice reached it (a lost pub/sub message, a
+   * subscriber connection that is down). Notices wake waiters at once; this is the fallback. Default 0.2.
+   */
+  lockPollInterval?: number;
   /** A command that gets no answer in this time fails (so an unreachable server never hangs a caller). Default 5. */
   commandTimeout?: number;
   /** Connection timeout. Default 5. */
@@ -63,9 +68,18 @@ type Client = Redis | Cluster;
 
 // Release deletes the lock only for its owner and announces it in the same round trip.
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]); redis.call('publish', ARGV[2], KEYS[1]); return 1 else return 0 end`;
+// A creator's SET and its lock's release in one round trip (single server / sentinel: one node).
+// KEYS: value, lock; ARGV: bytes, ttl ms ('' = none), token, channel, value channel, size cap.
+// The release notice carries the value itself when it is at most the cap in bytes
+// ("<lock key length>:<lock key><value bytes>" on the value channel), so waiters need no GET.
+const SET_AND_RELEASE = `if ARGV[2] == '' then redis.call('set', KEYS[1], ARGV[1]) else redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2]) end
+if redis.call('get', KEYS[2]) ~= ARGV[3] then return 0 end
+redis.call('del', KEYS[2])
+if #ARGV[1] <= tonumber(ARGV[6]) then redis.call('publish', ARGV[5], #KEYS[2] .. ':' .. KEYS[2] .. ARGV[1]) else redis.call('publish', ARGV[4], KEYS[2]) end
+return 1`;
+/** Values up to this many bytes travel inside the release notice. */
+const NOTICE_VALUE_MAX_BYTES = 16 * 1024;
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
-/** How often a waiter re-tries the lock when no release notification arrives. */
-const POLL_MS = 200;
 
 /** Settings the backend runs with, after validation. */
 interface RedisSettings {
@@ -74,6 +88,7 @@ interface RedisSettings {
   readonly distributedLock: boolean;
   readonly leaseMs: number;
   readonly lockWaitMs: number;
+  readonly pollMs: number;
   readonly isCluster: boolean;
   readonly ownsClient: boolean;
 }
@@ -82,8 +97,13 @@ interface RedisSettings {
 export class RedisBackend extends BaseBackend {
   private subscriber: Client | undefined;
   private subscribing: Promise<void> | undefined;
-  private readonly waiters = new Map<string, Set<() => void>>();
+  private readonly waiters = new Map<string, Set<(bytes?: Buffer) => void>>();
+  /** Locks this process holds, by the full key of the value they guard. */
+  private readonly holders = new Map<string, RedisDistributedMutex>();
+  /** Bytes a woken waiter just read under a full key, for the region's re-read that follows at once. */
+  private readonly landed = new Map<string, Buffer>();
   private readonly channel: string;
+  private readonly valueChannel: string;
 
   constructor(
     /** The ioredis client in use. */
@@ -93,10 +113,19 @@ export class RedisBackend extends BaseBackend {
   ) {
     super();
     this.channel = `${settings.prefix}dogpile:lock-released`;
+    this.valueChannel = `${settings.prefix}dogpile:lock-released-with-value`;
   }
 
   async get(key: string): Promise<CachedValue | NoValue> {
-    const bytes = await this.run('GET', () => this.client.getBuffer(this.settings.prefix + key));
+    const full = this.settings.prefix + key;
+    const landed = this.landed.get(full);
+    if (landed !== undefined) {
+      // A lock waiter of this process read these bytes a moment ago (same tick) and stopped
+      // waiting because of them: reuse them instead of a second round trip.
+      this.landed.delete(full);
+      return decodeValue(landed, this.serializer);
+    }
+    const bytes = await this.run('GET', () => this.client.getBuffer(full));
     return decodeValue(bytes, this.serializer);
   }
 
@@ -112,6 +141,34 @@ export class RedisBackend extends BaseBackend {
   async set(key: string, value: CachedValue): Promise<void> {
     const bytes = encodeValue(value, this.serializer);
     const ttl = this.settings.ttlMs;
+    const full = this.settings.prefix + key;
+    const holder = this.settings.isCluster ? undefined : this.holders.get(full);
+    if (holder !== undefined) {
+      // This process holds the key's lock (it is the creator): store the value and free the lock
+      // in one script, so waiters elsewhere hear of the new value one round trip sooner. (On a
+      // cluster the lock key lives in another slot, so the two stay separate commands there.)
+      holder.releasedBySet();
+      try {
+        await this.run('SET + lock release', () =>
+          this.client.eval(
+            SET_AND_RELEASE,
+            2,
+            full,
+            holder.lockKey,
+            bytes,
+            ttl === undefined ? '' : String(ttl),
+            holder.token,
+            this.channel,
+            this.valueChannel,
+            String(NOTICE_VALUE_MAX_BYTES),
+          ),
+        );
+      } catch (err) {
+        await this.releaseLock(holder.lockKey, holder.token).catch(() => {}); // else its lease frees it
+        throw err;
+      }
+      return;
+    }
     await this.run('SET', () =>
       ttl === undefined
         ? this.client.set(this.settings.prefix + key, bytes)
@@ -161,6 +218,7 @@ export class RedisBackend extends BaseBackend {
       `${this.settings.prefix}dogpile:lock:${key}`,
       this.settings.leaseMs,
       this.settings.lockWaitMs,
+      this.settings.pollMs,
       this.settings.prefix + key,
     );
   }
@@ -168,7 +226,31 @@ export class RedisBackend extends BaseBackend {
   /** The stored bytes under a full (prefixed) key when they decode to a value, else null. */
   async storedValueBytes(fullKey: string): Promise<Buffer | null> {
     const bytes = await this.run('GET', () => this.client.getBuffer(fullKey));
-    return bytes !== null && decodeValue(bytes, this.serializer) !== NO_VALUE ? bytes : null;
+    return bytes !== null && this.decodes(bytes) ? bytes : null;
+  }
+
+  /** Whether `bytes` decode to a value (a corrupt or foreign entry does not). */
+  decodes(bytes: Buffer): boolean {
+    return decodeValue(bytes, this.serializer) !== NO_VALUE;
+  }
+
+  /** Offers bytes just read under `fullKey` to the next `get` of that key in this tick. */
+  offerLanded(fullKey: string, bytes: Buffer): void {
+    this.landed.set(fullKey, bytes);
+    setImmediate(() => {
+      if (this.landed.get(fullKey) === bytes) this.landed.delete(fullKey);
+    });
+  }
+
+  /** Records (or forgets) that this process holds the lock guarding `fullKey`. */
+  trackHolder(fullKey: string, mutex: RedisDistributedMutex, holding: boolean): void {
+    if (holding) this.holders.set(fullKey, mutex);
+    else if (this.holders.get(fullKey) === mutex) this.holders.delete(fullKey);
+  }
+
+  /** Opens the shared subscriber connection (once); waits resolve by polling if it cannot. */
+  listening(): Promise<void> {
+    return this.subscribe().catch(() => {});
   }
 
   /** Closes the connections this backend opened (not a `client` it was given). */
@@ -200,12 +282,13 @@ export class RedisBackend extends BaseBackend {
   }
 
   /**
-   * Resolves when `lockKey` is reported released, or after `ms`, whichever is first. The shared
-   * subscriber connection is opened on first use; if it cannot be, waiting falls back to polling.
+   * Resolves when `lockKey` is reported released, or after `ms`, whichever is first: to the value
+   * bytes the release notice carried, if it carried them, else undefined. Call {@link listening}
+   * first; without a subscriber connection, waits end by the timer alone (polling).
    */
-  async released(lockKey: string, ms: number): Promise<void> {
-    let wake!: () => void;
-    const woken = new Promise<void>((resolve) => {
+  async released(lockKey: string, ms: number): Promise<Buffer | undefined> {
+    let wake!: (bytes?: Buffer) => void;
+    const woken = new Promise<Buffer | undefined>((resolve) => {
       wake = resolve;
     });
     let set = this.waiters.get(lockKey);
@@ -216,8 +299,7 @@ export class RedisBackend extends BaseBackend {
     set.add(wake);
     const timer = setTimeout(wake, ms);
     try {
-      await this.subscribe().catch(() => {});
-      await woken;
+      return await woken;
     } finally {
       clearTimeout(timer);
       set.delete(wake);
@@ -230,10 +312,21 @@ export class RedisBackend extends BaseBackend {
       const sub = this.client.duplicate();
       this.subscriber = sub;
       sub.on('error', () => {}); // reconnects on its own; waits meanwhile fall back to polling
-      sub.on('message', (_channel: string, lockKey: string) => {
-        for (const wake of this.waiters.get(lockKey) ?? []) wake();
+      sub.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+        let lockKey: string;
+        let bytes: Buffer | undefined;
+        if (channel.toString() === this.valueChannel) {
+          const colon = message.indexOf(0x3a); // "<length>:<lock key><value bytes>"
+          const length = Number(message.subarray(0, colon).toString());
+          if (colon < 1 || !Number.isSafeInteger(length) || colon + 1 + length > message.length) return;
+          lockKey = message.subarray(colon + 1, colon + 1 + length).toString();
+          bytes = message.subarray(colon + 1 + length);
+        } else {
+          lockKey = message.toString();
+        }
+        for (const wake of this.waiters.get(lockKey) ?? []) wake(bytes);
       });
-      await sub.subscribe(this.channel);
+      await sub.subscribe(this.channel, this.valueChannel);
     })().catch((err: unknown) => {
       this.subscribing = undefined;
       throw err;
@@ -253,7 +346,8 @@ export class LockLostError extends DogpileError {
  * every third of its length and `signal` is aborted if the lock turns out to be someone else's.
  */
 export class RedisDistributedMutex implements CacheMutex {
-  private readonly token = randomUUID();
+  /** This holder's random token, stored as the lock's value. */
+  readonly token = randomUUID();
   private held = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private controller = new AbortController();
@@ -264,6 +358,8 @@ export class RedisDistributedMutex implements CacheMutex {
     readonly lockKey: string,
     private readonly leaseMs: number,
     private readonly waitMs: number,
+    /** Fallback poll interval when no release notice arrives. */
+    private readonly pollMs: number,
     /** The Redis key of the value this lock guards (to notice a value landing while we wait). */
     private readonly valueKey?: string,
   ) {}
@@ -285,19 +381,26 @@ export class RedisDistributedMutex implements CacheMutex {
     if (await this.tryAcquire()) return true;
     if (!wait) return false;
     const deadline = Date.now() + this.waitMs;
+    // Listen for releases before looking again, so none can slip between the look and the wait.
+    await this.backend.listening();
     // What is stored now: a different decodable value after a wake means the holder's value landed.
     const before = this.valueKey === undefined ? null : await this.backend.storedValueBytes(this.valueKey);
     for (;;) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) return false;
-      const wake = this.backend.released(this.lockKey, Math.min(remaining, POLL_MS));
+      const wake = this.backend.released(this.lockKey, Math.min(remaining, this.pollMs));
       if (await this.tryAcquire()) return true; // released between our first try and listening
-      await wake;
+      const carried = await wake;
       if (this.valueKey !== undefined) {
         // The value landed while we waited: stop waiting (false, without the lock) so the caller
         // reads it now, instead of queueing for the lock behind every other waiting process.
-        const now = await this.backend.storedValueBytes(this.valueKey);
-        if (now !== null && (before === null || !now.equals(before))) return false;
+        // The release notice may carry the new value; otherwise look it up.
+        const now =
+          carried !== undefined && this.backend.decodes(carried) ? carried : await this.backend.storedValueBytes(this.valueKey);
+        if (now !== null && (before === null || !now.equals(before))) {
+          this.backend.offerLanded(this.valueKey, now);
+          return false;
+        }
       }
       if (await this.tryAcquire()) return true;
     }
@@ -305,9 +408,13 @@ export class RedisDistributedMutex implements CacheMutex {
 
   async release(): Promise<void> {
     if (!this.held) return; // never acquired (or already released): nothing of ours to free
-    this.held = false;
-    this.stopRenewing();
+    this.markFree();
     await this.backend.releaseLock(this.lockKey, this.token);
+  }
+
+  /** The backend is freeing this lock together with the SET of the value (see RedisBackend.set). */
+  releasedBySet(): void {
+    this.markFree();
   }
 
   async locked(): Promise<boolean> {
@@ -320,6 +427,7 @@ export class RedisDistributedMutex implements CacheMutex {
     );
     if (ok !== 'OK') return false;
     this.held = true;
+    if (this.valueKey !== undefined) this.backend.trackHolder(this.valueKey, this, true);
     if (this.controller.signal.aborted) this.controller = new AbortController();
     this.startRenewing();
     return true;
@@ -340,9 +448,14 @@ export class RedisDistributedMutex implements CacheMutex {
     this.renewTimer.unref();
   }
 
-  private lost(): void {
+  private markFree(): void {
     this.held = false;
     this.stopRenewing();
+    if (this.valueKey !== undefined) this.backend.trackHolder(this.valueKey, this, false);
+  }
+
+  private lost(): void {
+    this.markFree();
     this.controller.abort(
       new LockLostError(`lost the lock ${JSON.stringify(this.lockKey)}: its lease ran out and another holder took it`),
     );
@@ -385,6 +498,7 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
   const ttl = check.seconds('redisExpirationTime', { optional: true });
   const lease = check.seconds('lockTimeout', { fallback: 30 }) as number;
   const lockWait = check.seconds('lockWaitTimeout', { fallback: 10 }) as number;
+  const poll = check.seconds('lockPollInterval', { fallback: 0.2 }) as number;
   const commandTimeout = check.seconds('commandTimeout', { fallback: 5 }) as number;
   const connectTimeout = check.seconds('connectTimeout', { fallback: 5 }) as number;
   const prefix = check.string('keyPrefix') ?? '';
@@ -446,17 +560,21 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
       : new mod.Redis({ ...common, ...connectionOptions(check) });
   }
   client.on('error', () => {}); // failures surface per command as BackendError; ioredis reconnects
-  return new RedisBackend(client, context.serializer, {
+  const backend = new RedisBackend(client, context.serializer, {
     prefix,
     ttlMs: ttl === undefined ? undefined : Math.ceil(ttl * 1000),
     distributedLock,
     leaseMs: Math.ceil(lease * 1000),
     lockWaitMs: Math.ceil(lockWait * 1000),
+    pollMs: Math.max(1, Math.ceil(poll * 1000)),
     isCluster:
       kind === 'redis-cluster' ||
       (args.client !== undefined && 'nodes' in args.client && typeof args.client.nodes === 'function'),
     ownsClient,
   });
+  // Waiters must hear of a release even when it comes soon after they start: listen from the start.
+  if (distributedLock) void backend.listening();
+  return backend;
 }
 
 function connectionOptions(check: Checker): RedisOptions {
