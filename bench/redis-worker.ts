@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis';
 
 /** The libraries compared. */
-export const SUBJECTS = ['raw', 'ours', 'cm', 'bento', 'bento-l1'] as const;
+export const SUBJECTS = ['raw', 'raw-ap', 'ours', 'cm', 'bento', 'bento-l1'] as const;
 /** One of {@link SUBJECTS}. */
 export type SubjectName = (typeof SUBJECTS)[number];
 
@@ -40,8 +40,10 @@ const VALUE = { id: 42, name: 'a cached row', tags: ['x', 'y', 'z'], score: 3.5 
 async function makeSubject(name: SubjectName, port: number): Promise<Subject> {
   const url = `redis://127.0.0.1:${port}`;
   switch (name) {
-    case 'raw': {
-      const redis = new Redis(port, '127.0.0.1');
+    case 'raw':
+    case 'raw-ap': {
+      // raw-ap: the same client settings as dogpile's own clients (auto-pipelining on).
+      const redis = new Redis(port, '127.0.0.1', { enableAutoPipelining: name === 'raw-ap' });
       return {
         getOrCreate: async (key, creator) => {
           const hit = await redis.get(`raw:${key}`);

@@ -77,4 +77,4 @@ export {
   type RegionOptions,
 } from './region.js';
 export { lookupBackend, registerBackend, registeredBackends } from './registry.js';
-export { decodeValue, encodeValue, jsonSerializer, v8Serializer } from './serialization.js';
+export { decodeValue, defaultSerializer, encodeValue, jsonSerializer, v8Serializer } from './serialization.js';

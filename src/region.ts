@@ -41,7 +41,7 @@ import {
 } from './keys.js';
 import { type AsyncHandOff, DogpileLock, type Lookup, MISSING } from './lock.js';
 import { lookupBackend } from './registry.js';
-import { v8Serializer } from './serialization.js';
+import { defaultSerializer } from './serialization.js';
 
 /** What a creator receives: the key, and a signal aborted if the distributed lock is lost. */
 export interface CreatorContext {
@@ -192,7 +192,7 @@ export class CacheRegion {
     this.functionKeyGenerator = options.functionKeyGenerator ?? defaultKeyGenerator;
     this.functionMultiKeyGenerator = options.functionMultiKeyGenerator ?? defaultMultiKeyGenerator;
     this.keyMangler = options.keyMangler;
-    this.serializer = options.serializer ?? v8Serializer;
+    this.serializer = options.serializer ?? defaultSerializer;
     this.asyncCreationRunner = options.asyncCreationRunner;
     this.handOffEnabled = options.asyncCreationRunner !== undefined || options.backgroundRefresh === true;
     this.clock = options.clock ?? coarseClock;

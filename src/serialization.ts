@@ -27,6 +27,58 @@ export const v8Serializer: Serializer = {
 };
 
 /**
+ * The default serializer: JSON for values that JSON carries exactly (plain objects and arrays of
+ * strings, finite numbers other than -0, booleans and null, without shared or cyclic references),
+ * Node's structured clone ({@link v8Serializer}) for everything else. Both round-trip the same
+ * types as {@link v8Serializer}; JSON is the cheaper of the two to decode (about half the time of
+ * `v8.deserialize` for a small object), and reading is what a cache mostly does. The two are told
+ * apart by their first byte: structured-clone output starts with 0xFF, which JSON text never does.
+ * Decoding never runs code.
+ */
+export const defaultSerializer: Serializer = {
+  serialize: (value) => (isJsonExact(value, 0, new Set()) ? JSON.stringify(value) : v8Serialize(value)),
+  deserialize: (bytes) => {
+    if (bytes[0] === V8_FIRST_BYTE) return v8Deserialize(bytes);
+    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+  },
+};
+
+/** The version tag every `v8.serialize` output starts with. */
+const V8_FIRST_BYTE = 0xff;
+/** Deeper values take the structured-clone path (no deep recursion on the write path). */
+const JSON_MAX_DEPTH = 64;
+
+/** Whether JSON.stringify then JSON.parse gives back a value structured clone would call equal. */
+function isJsonExact(value: unknown, depth: number, seen: Set<object>): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !Object.is(value, -0);
+    case 'object': {
+      if (value === null) return true;
+      if (depth >= JSON_MAX_DEPTH || seen.has(value)) return false; // deep, cyclic or shared
+      seen.add(value);
+      if (Array.isArray(value)) {
+        if (Object.getPrototypeOf(value) !== Array.prototype || Object.keys(value).length !== value.length) return false;
+        for (const item of value) if (!isJsonExact(item, depth + 1, seen)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false; // Date, Map, Buffer, class instances…
+      for (const key in value) {
+        if (!Object.hasOwn(value, key)) return false; // inherited enumerable keys: let structured clone decide
+        if (!isJsonExact((value as Record<string, unknown>)[key], depth + 1, seen)) return false;
+      }
+      return true;
+    }
+    default:
+      return false; // undefined, bigint, symbol, function
+  }
+}
+
+/**
  * A JSON serializer for values other languages must read. It loses what JSON loses (undefined,
  * Date becomes a string, Map/Set/BigInt are not supported).
  */

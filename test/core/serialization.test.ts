@@ -1,8 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CachedValue, decodeValue, encodeValue, jsonSerializer, NO_VALUE, VALUE_VERSION, v8Serializer } from '../../src/index.js';
+import {
+  CachedValue,
+  decodeValue,
+  defaultSerializer,
+  encodeValue,
+  jsonSerializer,
+  makeRegion,
+  NO_VALUE,
+  type Serializer,
+  VALUE_VERSION,
+  v8Serializer,
+} from '../../src/index.js';
 
-const roundTrip = (payload: unknown, serializer = v8Serializer) => {
+const roundTrip = (payload: unknown, serializer: Serializer = defaultSerializer) => {
   const decoded = decodeValue(
     encodeValue(new CachedValue(payload, { ct: 1234.5, v: VALUE_VERSION, d: 7 }), serializer),
     serializer,
@@ -39,13 +50,76 @@ describe('value envelope and default serializer', () => {
       2n ** 100n,
       { u: undefined },
     ];
-    for (const s of samples) assert.deepEqual(roundTrip(s).payload, s);
-    const buf = roundTrip(Buffer.from([1, 2, 3])).payload;
-    assert.ok(Buffer.isBuffer(buf));
-    assert.deepEqual([...(buf as Buffer)], [1, 2, 3]);
-    const u8 = roundTrip(new Uint8Array([4, 5])).payload;
-    assert.ok(u8 instanceof Uint8Array);
-    assert.deepEqual([...(u8 as Uint8Array)], [4, 5]);
+    for (const serializer of [defaultSerializer, v8Serializer]) {
+      for (const s of samples) assert.deepEqual(roundTrip(s, serializer).payload, s);
+      const buf = roundTrip(Buffer.from([1, 2, 3]), serializer).payload;
+      assert.ok(Buffer.isBuffer(buf));
+      assert.deepEqual([...(buf as Buffer)], [1, 2, 3]);
+      const u8 = roundTrip(new Uint8Array([4, 5]), serializer).payload;
+      assert.ok(u8 instanceof Uint8Array);
+      assert.deepEqual([...(u8 as Uint8Array)], [4, 5]);
+    }
+  });
+
+  it('the default serializer writes JSON only when JSON carries the value exactly', () => {
+    const isJson = (v: unknown) => Buffer.from(defaultSerializer.serialize(v) as string | Uint8Array)[0] !== 0xff;
+    for (const v of ['s', 1.5, true, null, [1, 'a', [null]], { a: { b: [1, 2] }, '\u00e9': 'é', lone: '\ud800' }]) {
+      assert.ok(isJson(v), `JSON for ${JSON.stringify(v)}`);
+      assert.deepEqual(roundTrip(v).payload, v);
+    }
+    const shared = { x: 1 };
+    const cyclic: Record<string, unknown> = { name: 'c' };
+    cyclic.self = cyclic;
+    const holes: number[] = [];
+    holes[0] = 1;
+    holes[2] = 3;
+    const extra = Object.assign([1, 2], { tag: 'kept' });
+    const protoKey = JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as Record<string, unknown>;
+    const structured = [
+      -0,
+      NaN,
+      Infinity,
+      undefined,
+      { u: undefined },
+      1n,
+      new Date(5),
+      { d: new Date(5) },
+      [shared, shared],
+      cyclic,
+      holes,
+      extra,
+    ];
+    for (const [i, v] of structured.entries()) assert.equal(isJson(v), false, `structured clone for sample ${i}`);
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { a: 1 });
+    assert.ok(isJson(bare), 'an object without a prototype is plain data too');
+    assert.deepEqual({ ...(roundTrip(bare).payload as object) }, { a: 1 });
+    const back = roundTrip({ pair: [shared, shared] }).payload as { pair: object[] };
+    assert.equal(back.pair[0], back.pair[1], 'shared references stay shared');
+    const again = roundTrip(cyclic).payload as Record<string, unknown>;
+    assert.equal(again.self, again);
+    assert.deepEqual(roundTrip(holes).payload, holes);
+    assert.equal((roundTrip(extra).payload as { tag?: string }).tag, 'kept');
+    const p = roundTrip(protoKey).payload as Record<string, unknown>;
+    assert.ok(Object.hasOwn(p, '__proto__'), '__proto__ stays an own key');
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.deepEqual(Object.getPrototypeOf(p), Object.prototype);
+    // A deeply nested value takes the structured-clone path instead of deep recursion.
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 200; i++) deep = { next: deep };
+    assert.equal(isJson(deep), false);
+    assert.deepEqual(roundTrip(deep).payload, deep);
+  });
+
+  it('the default serializer reads what v8Serializer wrote', () => {
+    const bytes = encodeValue(new CachedValue({ m: new Map([[1, 2]]) }, { ct: 1, v: VALUE_VERSION }), v8Serializer);
+    const v = decodeValue(bytes, defaultSerializer);
+    assert.ok(v !== NO_VALUE);
+    assert.deepEqual(v.payload, { m: new Map([[1, 2]]) });
+  });
+
+  it('regions use the default serializer unless given one', () => {
+    assert.equal(makeRegion().serializer, defaultSerializer);
+    assert.equal(makeRegion({ serializer: v8Serializer }).serializer, v8Serializer);
   });
 
   it('reads garbage, truncated bytes, other versions and bad payloads as NO_VALUE', () => {
@@ -63,6 +137,14 @@ describe('value envelope and default serializer', () => {
   it('decoding never runs code: a payload naming a function stays data', () => {
     const v = roundTrip({ toString: 'function () { throw new Error("ran") }', __proto__x: 1 });
     assert.equal(typeof (v.payload as { toString: unknown }).toString, 'string');
+    const json = decodeValue(
+      Buffer.concat([
+        encodeValue(new CachedValue(0, { ct: 1, v: VALUE_VERSION }), defaultSerializer).subarray(0, 18),
+        Buffer.from('{"a": (() => 1)()}'),
+      ]),
+      defaultSerializer,
+    );
+    assert.equal(json, NO_VALUE, 'text that is not JSON is a miss, never evaluated');
     assert.throws(() => v8Serializer.serialize(() => 1)); // functions cannot even be stored
   });
 
