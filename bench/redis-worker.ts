@@ -140,6 +140,8 @@ function startSignal(): Promise<number> {
 }
 
 async function stampede(subject: Subject, key: string): Promise<StampedeResult> {
+  // Warm the creator's code path (lock, store, release) on a key of this process's own.
+  await subject.getOrCreate(`warm:${key}:${process.pid}`, async () => 'warm');
   const startAt = await startSignal();
   let calls = 0;
   let creatorReturnedAt: number | null = null;
@@ -161,49 +163,9 @@ async function stampede(subject: Subject, key: string): Promise<StampedeResult> 
   return { calls, values: [...new Set(values)], creatorReturnedAt, lastReturnAt };
 }
 
-/**
- * The floor for cross-process wake-up on this machine: hand-written, one process wins SET NX, waits
- * 300 ms, then stores the value and PUBLISHes it in one round trip (MULTI); the others return as
- * soon as the message reaches them. No library can notify another process in less.
- */
-async function floorStampede(port: number, key: string): Promise<StampedeResult> {
-  const redis = new Redis(port, '127.0.0.1');
-  const sub = new Redis(port, '127.0.0.1');
-  const channel = `floor:${key}`;
-  let onMessage!: (value: string) => void;
-  const message = new Promise<string>((resolve) => {
-    onMessage = resolve;
-  });
-  sub.on('message', (_channel: string, value: string) => onMessage(value));
-  await sub.subscribe(channel);
-  const startAt = await startSignal();
-  await sleep(Math.max(0, startAt - Date.now()));
-  let calls = 0;
-  let creatorReturnedAt: number | null = null;
-  let value: string;
-  if ((await redis.set(`floor-lock:${key}`, '1', 'PX', 30_000, 'NX')) === 'OK') {
-    calls = 1;
-    await sleep(300);
-    creatorReturnedAt = now();
-    value = `made-by-${process.pid}`;
-    await redis.multi().set(`floor:${key}`, value, 'EX', HOUR_S).publish(channel, value).exec();
-  } else {
-    value = await message;
-  }
-  const lastReturnAt = now();
-  redis.disconnect();
-  sub.disconnect();
-  return { calls, values: [value], creatorReturnedAt, lastReturnAt };
-}
-
 const [name, mode, portArg, a, b] = process.argv.slice(2);
-let result: HitResult | StampedeResult;
-if (mode === 'stampede' && name === 'raw') {
-  result = await floorStampede(Number(portArg), String(a));
-} else {
-  const subject = await makeSubject(name as SubjectName, Number(portArg));
-  result = mode === 'hit' ? await hit(subject, Number(a), Number(b)) : await stampede(subject, String(a));
-  await subject.close();
-}
+const subject = await makeSubject(name as SubjectName, Number(portArg));
+const result = mode === 'hit' ? await hit(subject, Number(a), Number(b)) : await stampede(subject, String(a));
+await subject.close();
 process.stdout.write(`${JSON.stringify(result)}\n`);
 process.exit(0);

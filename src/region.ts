@@ -377,7 +377,14 @@ export class CacheRegion {
     const syncGet = this.syncGet;
     let found: CachedValue | NoValue;
     if (syncGet !== undefined) found = syncGet(mangled);
-    else found = await this.read('get', key, () => backend.get(mangled));
+    else {
+      // Inlined `read` (no closure, one async frame fewer): this is the hit path of every backend.
+      try {
+        found = await backend.get(mangled);
+      } catch (err) {
+        found = this.readFailed(err, 'get', key);
+      }
+    }
     if (found !== NO_VALUE && this.isFresh(found, expMs)) return found.payload as T;
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
   }
@@ -699,11 +706,16 @@ export class CacheRegion {
     try {
       return await op();
     } catch (err) {
-      if (err instanceof DogpileError && !(err instanceof BackendError)) throw err;
-      if (!this.failOpen) throw toBackendError(err, `${operation} failed`);
-      this.report(err, operation, key);
-      return NO_VALUE;
+      return this.readFailed(err, operation, key);
     }
+  }
+
+  /** A failed read: rethrown (fail closed, or not a backend failure) or reported and a miss. */
+  private readFailed(err: unknown, operation: BackendErrorInfo['operation'], key: string | undefined): NoValue {
+    if (err instanceof DogpileError && !(err instanceof BackendError)) throw err;
+    if (!this.failOpen) throw toBackendError(err, `${operation} failed`);
+    this.report(err, operation, key);
+    return NO_VALUE;
   }
 
   private async write(operation: BackendErrorInfo['operation'], key: string | undefined, op: () => Promise<void>): Promise<void> {
