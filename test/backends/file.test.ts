@@ -99,12 +99,12 @@ describe('file backend', () => {
   });
 
   it('renews the lease while held; an expired lease is taken over and the old holder is told', async () => {
-    const b = await createFileBackend({ path, lockTimeout: 0.3 }, context);
+    const b = await createFileBackend({ path, lockTimeout: 0.6 }, context);
     const key = `lease:${randomUUID()}`;
     const m = b.getMutex(key);
     const other = b.getMutex(key);
     assert.equal(await m.acquire(false), true);
-    await new Promise((r) => setTimeout(r, 700)); // two leases: only renewal keeps it
+    await new Promise((r) => setTimeout(r, 1400)); // two leases: only renewal keeps it
     assert.equal(await other.acquire(false), false);
     assert.equal(m.signal?.aborted, false);
     await b.unlock(b.storeKey(key), 'nobody'); // not the owner: no effect
@@ -113,7 +113,9 @@ describe('file backend', () => {
     const root = open({ path });
     const locks = root.openDB<{ token: string; expiresAt: number }, string>({ name: 'dogpile-locks', encoding: 'json' });
     await locks.put(b.storeKey(key), { token: 'thief', expiresAt: Date.now() + 60_000 });
-    await new Promise((r) => setTimeout(r, 300));
+    for (const deadline = Date.now() + 5000; !m.signal?.aborted && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 20)); // the next renewal (every 200 ms) notices
+    }
     assert.equal(m.signal?.aborted, true);
     await m.release(); // no longer the owner: the thief keeps it
     assert.equal(await m.locked(), true);

@@ -167,7 +167,9 @@ describe('memcached backend', () => {
     assert.equal(await m.locked(), true);
     assert.equal(m.signal?.aborted, false);
     await b.client.delete(b.wireKey(`_lock:${key}`)); // simulate losing it
-    await new Promise((r) => setTimeout(r, 500));
+    for (const deadline = Date.now() + 5000; !m.signal?.aborted && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 20)); // the next renewal (every 333 ms) notices
+    }
     assert.equal(m.signal?.aborted, true);
     await m.release();
     await b.close();

@@ -159,7 +159,7 @@ describe('redis: the distributed lock', () => {
     await a.set(key, value('new'));
     await held.release();
     assert.equal(await waiting, false);
-    assert.ok(Date.now() - started < 1000, 'returned at once');
+    assert.ok(Date.now() - started < 4000, 'returned before lockWaitTimeout (5 s)');
     assert.equal(await waiter?.locked(), false);
     // The value is already there when the wait starts: a release without a new write hands the lock over.
     assert.ok(await held.acquire(false));
