@@ -421,14 +421,18 @@ export class MemcachedBackend extends BaseBackend {
 }
 
 const TOMBSTONE = Buffer.from('released');
+/** How long a released lock's tombstone stays (memcached seconds; it is free to take meanwhile). */
+const TOMBSTONE_SECONDS = 2;
 
 /**
  * The lock: `add lockKey token` with the lease as expiry. Release reads the key with `gets` and,
- * only if it still holds our token, swaps it with `cas` for a tombstone and then deletes it. The
- * text protocol has no cas-checked delete, so a residual race remains: if the tombstone is evicted
- * between the cas and the delete and another process adds the lock in that instant, our delete
- * frees its lock. While held, the lease is renewed every lockTimeout/3 with the same gets+cas; if
- * the lock is found lost, or renewals keep failing for a whole lease, `signal` is aborted.
+ * only if it still holds our token, swaps it with `cas` for a short-lived tombstone. A tombstone
+ * counts as free: a taker whose `add` fails reads the key with `gets` and, when it finds the
+ * tombstone, swaps in its own token with `cas`, so of several takers exactly one wins. Nothing is
+ * ever deleted, so no release can free a lock another holder took meanwhile (the text protocol has
+ * no compare-and-delete). While held, the lease is renewed every lockTimeout/3 with the same
+ * gets+cas; if the lock is found lost, or renewals keep failing for a whole lease, `signal` is
+ * aborted.
  */
 class MemcachedMutex implements CacheMutex {
   private token: Buffer | undefined;
@@ -453,22 +457,33 @@ class MemcachedMutex implements CacheMutex {
     return this.options.lockTimeout + 1;
   }
 
-  private async tryAdd(token: Buffer): Promise<boolean> {
-    const reply = await this.backend.lockCall('lock add', (c) => c.store('add', this.lockKey, token, this.leaseSeconds));
-    return reply === 'STORED';
+  /** Takes the lock if it is free: absent (`add`) or a released holder's tombstone (`gets` + `cas`). */
+  private async tryTake(token: Buffer): Promise<boolean> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const added = await this.backend.lockCall('lock add', (c) => c.store('add', this.lockKey, token, this.leaseSeconds));
+      if (added === 'STORED') return true;
+      const item = await this.backend.lockCall('lock take', (c) => c.get(this.lockKey, true));
+      if (item === undefined) continue; // expired or evicted since the add: add again
+      if (!item.value.equals(TOMBSTONE)) return false; // held
+      const swapped = await this.backend.lockCall('lock take', (c) =>
+        c.store('cas', this.lockKey, token, this.leaseSeconds, item.cas),
+      );
+      return swapped === 'STORED'; // EXISTS: another taker swapped first; NOT_FOUND: gone, retry later
+    }
+    return false;
   }
 
   async acquire(wait: boolean): Promise<boolean> {
     if (this.token) return false;
     const token = randomBytes(16);
-    let won = await this.tryAdd(token);
+    let won = await this.tryTake(token);
     if (!won && wait) {
       const deadline = Date.now() + this.options.lockWaitTimeout * 1000;
       let delay = 5;
       while (!won && Date.now() < deadline) {
         await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
         delay = Math.min(delay * 1.5, 50);
-        won = await this.tryAdd(token);
+        won = await this.tryTake(token);
       }
     }
     if (!won) return false;
@@ -521,11 +536,9 @@ class MemcachedMutex implements CacheMutex {
     this.stopRenewal();
     this.token = undefined;
     const item = await this.backend.lockCall('lock release', (c) => c.get(this.lockKey, true));
-    if (!item?.value.equals(token)) return;
-    const reply = await this.backend.lockCall('lock release', (c) =>
-      c.store('cas', this.lockKey, TOMBSTONE, this.leaseSeconds, item.cas),
-    );
-    if (reply === 'STORED') await this.backend.lockCall('lock release', (c) => c.delete(this.lockKey));
+    if (!item?.value.equals(token)) return; // not ours any more: leave it alone
+    // Only if unchanged since the gets: a tombstone, kept briefly, that takers treat as free.
+    await this.backend.lockCall('lock release', (c) => c.store('cas', this.lockKey, TOMBSTONE, TOMBSTONE_SECONDS, item.cas));
   }
 
   async locked(): Promise<boolean> {

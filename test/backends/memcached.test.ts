@@ -157,6 +157,27 @@ describe('memcached backend', () => {
     await b.close();
   });
 
+  it('release leaves a tombstone that counts as free; of 20 concurrent takers exactly one wins', async () => {
+    const b = new MemcachedBackend({ servers: addr(one), distributedLock: true }, context);
+    const key = `tomb:${randomUUID()}`;
+    const first = b.getMutex(key);
+    assert.ok(first);
+    assert.equal(await first.acquire(false), true);
+    await first.release();
+    const stored = await b.client.get(b.wireKey(`_lock:${key}`));
+    assert.equal(stored?.value.toString(), 'released', 'nothing is deleted: the lock key holds a tombstone');
+    assert.equal(await first.locked(), false);
+    const takers = Array.from({ length: 20 }, () => b.getMutex(key));
+    const won = await Promise.all(takers.map((m) => m?.acquire(false)));
+    assert.equal(won.filter(Boolean).length, 1);
+    assert.equal(await first.locked(), true);
+    await first.release(); // released before: must not touch the new holder's lock
+    assert.equal(await first.locked(), true);
+    await Promise.all(takers.map((m) => m?.release()));
+    assert.equal(await first.locked(), false);
+    await b.close();
+  });
+
   it('renews the lease while held, and aborts the signal when the lock is lost', async () => {
     const b = new MemcachedBackend({ servers: addr(one), distributedLock: true, lockTimeout: 1 }, context);
     const key = `lease:${randomUUID()}`;
