@@ -97,6 +97,7 @@ interface RedisSettings {
 export class RedisBackend extends BaseBackend {
   private subscriber: Client | undefined;
   private subscribing: Promise<void> | undefined;
+  private closed = false;
   private readonly waiters = new Map<string, Set<(bytes?: Buffer) => void>>();
   /** Locks this process holds, by the full key of the value they guard. */
   private readonly holders = new Map<string, RedisDistributedMutex>();
@@ -260,6 +261,7 @@ export class RedisBackend extends BaseBackend {
 
   /** Closes the connections this backend opened (not a `client` it was given). */
   async close(): Promise<void> {
+    this.closed = true;
     const sub = this.subscriber;
     this.subscriber = undefined;
     await Promise.all([
@@ -312,6 +314,7 @@ export class RedisBackend extends BaseBackend {
   }
 
   private subscribe(): Promise<void> {
+    if (this.closed) return Promise.reject(new BackendError('redis backend is closed'));
     this.subscribing ??= (async () => {
       const sub = this.client.duplicate();
       this.subscriber = sub;
@@ -330,7 +333,15 @@ export class RedisBackend extends BaseBackend {
         }
         for (const wake of this.waiters.get(lockKey) ?? []) wake(bytes);
       });
-      await sub.subscribe(this.channel, this.valueChannel);
+      try {
+        await sub.subscribe(this.channel, this.valueChannel);
+      } catch (err) {
+        // Give this connection up (else it would keep reconnecting unused); the next wait tries anew.
+        if (this.subscriber === sub) this.subscriber = undefined;
+        sub.disconnect();
+        throw err;
+      }
+      if (this.closed) sub.disconnect(); // closed while subscribing
     })().catch((err: unknown) => {
       this.subscribing = undefined;
       throw err;

@@ -214,6 +214,30 @@ describe('redis: the distributed lock', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('one subscriber connection per backend, opened at start and closed by close()', async () => {
+    const channel = 'sub-test:dogpile:lock-released-with-value';
+    const subscribers = async () => ((await raw.pubsub('NUMSUB', channel)) as [string, number])[1];
+    const a = (await createRedisBackend({ url: url(), distributedLock: true, keyPrefix: 'sub-test:' }, context)) as RedisBackend;
+    for (const deadline = Date.now() + 5000; (await subscribers()) < 1 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(await subscribers(), 1, 'listening before any wait');
+    const waiters = Array.from({ length: 5 }, (_, i) => a.getMutex(`k${i}`));
+    await Promise.all(waiters.map((m) => m?.acquire(false)));
+    assert.equal(await subscribers(), 1, 'shared by every lock of the backend');
+    await Promise.all(waiters.map((m) => m?.release()));
+    await a.close();
+    for (const deadline = Date.now() + 5000; (await subscribers()) > 0 && Date.now() < deadline; ) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(await subscribers(), 0);
+    // Without distributedLock there is no subscriber at all.
+    const b = (await createRedisBackend({ url: url(), keyPrefix: 'sub-test:' }, context)) as RedisBackend;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await subscribers(), 0);
+    await b.close();
+  });
+
   it('a value over 16 KiB is released with a plain notice; the waiter reads it with one GET', async () => {
     const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
     const b = (await createRedisBackend({ url: url(), distributedLock: true, lockPollInterval: 30 }, context)) as RedisBackend;
