@@ -5,11 +5,12 @@
 // Prints a markdown table and saves it to bench/results/core-<date>.md.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HitResult, StampedeResult, SubjectName, WorkerResult } from './core-worker.js';
+import { fmtOps, median, span, table, version } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -51,43 +52,6 @@ function runWorker(subject: SubjectName, mode: 'hit' | 'stampede'): Promise<Work
       resolve(JSON.parse(line) as WorkerResult);
     });
   });
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
-const fmtOps = (n: number): string =>
-  n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : n.toFixed(0);
-
-function version(pkg: string): string {
-  try {
-    return (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return '?';
-  }
-}
-
-/** A markdown table with padded columns (as biome formats it); `align` has one 'l' or 'r' per column. */
-function table(headers: readonly string[], align: string, rows: readonly (readonly string[])[]): string[] {
-  const len = (x: string): number => [...x].length;
-  const widths = headers.map((h, i) => Math.max(len(h), ...rows.map((r) => len(r[i] ?? ''))));
-  const cell = (x: string, i: number): string => {
-    const pad = ' '.repeat((widths[i] as number) - len(x));
-    return align[i] === 'r' ? pad + x : x + pad;
-  };
-  const line = (cells: readonly string[]): string => `| ${cells.map(cell).join(' | ')} |`;
-  const rule = widths.map((w, i) => (align[i] === 'r' ? `${'-'.repeat(w - 1)}:` : '-'.repeat(w)));
-  return [line(headers), `| ${rule.join(' | ')} |`, ...rows.map(line)];
-}
-
-/** "1" when every round agrees, else "min–max". */
-function span(xs: readonly number[]): string {
-  const lo = Math.min(...xs);
-  const hi = Math.max(...xs);
-  return lo === hi ? String(lo) : `${lo}–${hi}`;
 }
 
 async function main(): Promise<void> {
