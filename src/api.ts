@@ -135,6 +135,14 @@ export class LockTimeoutError extends DogpileError {
   override name = 'LockTimeoutError';
 }
 
+/**
+ * The reason a creator's `signal` is aborted: its distributed lock was lost (the lease ran out and
+ * another holder took the lock, or the store could not be reached for a whole lease).
+ */
+export class LockLostError extends DogpileError {
+  override name = 'LockLostError';
+}
+
 /** A backend operation failed; the original error is in `cause`. */
 export class BackendError extends DogpileError {
   override name = 'BackendError';

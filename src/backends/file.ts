@@ -18,6 +18,7 @@ import {
 } from '../api.js';
 import { decodeValue, encodeValue } from '../serialization.js';
 import { BaseBackend } from './base.js';
+import { LeasedMutex } from './lease.js';
 
 /** Keys longer than this many UTF-8 bytes are stored under their SHA-1 (LMDB's limit is 1978). */
 const MAX_KEY_BYTES = 1000;
@@ -200,75 +201,34 @@ export class FileBackend extends BaseBackend {
  * expired, renewed every lease/3 while held (`signal` aborts if it was lost), freed only by its
  * token. `acquire(true)` polls (5 ms, growing to 50 ms) up to `lockWaitTimeout`.
  */
-class FileMutex implements CacheMutex {
-  private token: string | undefined;
-  private renewal: ReturnType<typeof setInterval> | undefined;
-  private controller = new AbortController();
-
+class FileMutex extends LeasedMutex<string> {
   constructor(
     private readonly backend: FileBackend,
     private readonly key: string,
-    private readonly options: ParsedArguments,
-  ) {}
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
+    options: ParsedArguments,
+  ) {
+    super({ leaseMs: options.lockTimeoutMs, waitMs: options.lockWaitTimeoutMs }, `file lock ${JSON.stringify(key)}`);
   }
 
-  async acquire(wait: boolean): Promise<boolean> {
-    if (this.token) return false;
-    const token = randomBytes(16).toString('hex');
-    let won = await this.backend.tryLock(this.key, token);
-    if (!won && wait) {
-      const deadline = Date.now() + this.options.lockWaitTimeoutMs;
-      let delay = 5;
-      while (!won && Date.now() < deadline) {
-        await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
-        delay = Math.min(delay * 1.5, 50);
-        won = await this.backend.tryLock(this.key, token);
-      }
-    }
-    if (!won) return false;
-    this.token = token;
-    this.controller = new AbortController();
-    this.renewal = setInterval(() => {
-      this.backend.renewLock(this.key, token).then(
-        (ok) => {
-          if (!ok && this.token === token) this.lost();
-        },
-        () => {},
-      );
-    }, this.options.lockTimeoutMs / 3);
-    this.renewal.unref?.();
-    return true;
+  protected newToken(): string {
+    return randomBytes(16).toString('hex');
   }
 
-  private lost(): void {
-    this.stopRenewal();
-    this.token = undefined;
-    this.controller.abort(new BackendError(`file lock ${JSON.stringify(this.key)} was lost (lease expired)`));
+  protected take(token: string): Promise<boolean> {
+    return this.backend.tryLock(this.key, token);
   }
 
-  private stopRenewal(): void {
-    if (this.renewal) clearInterval(this.renewal);
-    this.renewal = undefined;
+  protected renew(token: string): Promise<boolean> {
+    return this.backend.renewLock(this.key, token);
   }
 
-  async release(): Promise<void> {
-    const token = this.token;
-    if (!token) return;
-    this.stopRenewal();
-    this.token = undefined;
-    await this.backend.unlock(this.key, token);
+  protected free(token: string): Promise<void> {
+    return this.backend.unlock(this.key, token);
   }
 
   locked(): Promise<boolean> {
     return this.backend.isLocked(this.key);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /**

@@ -18,6 +18,7 @@ import {
 } from '../api.js';
 import { decodeValue, encodeValue } from '../serialization.js';
 import { BaseBackend } from './base.js';
+import { LeasedMutex } from './lease.js';
 
 /** memcached reads an expiry above 30 days as an absolute Unix timestamp. */
 const THIRTY_DAYS = 60 * 60 * 24 * 30;
@@ -434,19 +435,16 @@ const TOMBSTONE_SECONDS = 2;
  * gets+cas; if the lock is found lost, or renewals keep failing for a whole lease, `signal` is
  * aborted.
  */
-class MemcachedMutex implements CacheMutex {
-  private token: Buffer | undefined;
-  private renewal: ReturnType<typeof setInterval> | undefined;
-  private controller = new AbortController();
-
+class MemcachedMutex extends LeasedMutex<Buffer> {
   constructor(
     private readonly backend: MemcachedBackend,
     private readonly lockKey: string,
     private readonly options: ParsedArguments,
-  ) {}
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
+  ) {
+    super(
+      { leaseMs: options.lockTimeout * 1000, waitMs: options.lockWaitTimeout * 1000 },
+      `memcached lock ${JSON.stringify(lockKey)}`,
+    );
   }
 
   /**
@@ -457,8 +455,12 @@ class MemcachedMutex implements CacheMutex {
     return this.options.lockTimeout + 1;
   }
 
-  /** Takes the lock if it is free: absent (`add`) or a released holder's tombstone (`gets` + `cas`). */
-  private async tryTake(token: Buffer): Promise<boolean> {
+  protected newToken(): Buffer {
+    return randomBytes(16);
+  }
+
+  /** Free means absent (`add`) or a released holder's tombstone (`gets` + `cas`). */
+  protected async take(token: Buffer): Promise<boolean> {
     for (let attempt = 0; attempt < 2; attempt++) {
       const added = await this.backend.lockCall('lock add', (c) => c.store('add', this.lockKey, token, this.leaseSeconds));
       if (added === 'STORED') return true;
@@ -473,68 +475,16 @@ class MemcachedMutex implements CacheMutex {
     return false;
   }
 
-  async acquire(wait: boolean): Promise<boolean> {
-    if (this.token) return false;
-    const token = randomBytes(16);
-    let won = await this.tryTake(token);
-    if (!won && wait) {
-      const deadline = Date.now() + this.options.lockWaitTimeout * 1000;
-      let delay = 5;
-      while (!won && Date.now() < deadline) {
-        await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
-        delay = Math.min(delay * 1.5, 50);
-        won = await this.tryTake(token);
-      }
-    }
-    if (!won) return false;
-    this.token = token;
-    this.controller = new AbortController();
-    const every = (this.options.lockTimeout * 1000) / 3;
-    let confirmedAt = Date.now();
-    this.renewal = setInterval(() => {
-      this.renew(token).then(
-        () => {
-          confirmedAt = Date.now();
-        },
-        () => {
-          // The server cannot be reached: once the lease may have run out, ownership is gone.
-          if (this.token === token && Date.now() - confirmedAt >= this.options.lockTimeout * 1000) this.lost();
-        },
-      );
-    }, every);
-    this.renewal.unref?.();
-    return true;
-  }
-
-  private async renew(token: Buffer): Promise<void> {
-    if (this.token !== token) return;
+  protected async renew(token: Buffer): Promise<boolean> {
     const item = await this.backend.lockCall('lock renew', (c) => c.get(this.lockKey, true));
-    let ok = false;
-    if (item?.value.equals(token)) {
-      const reply = await this.backend.lockCall('lock renew', (c) =>
-        c.store('cas', this.lockKey, token, this.leaseSeconds, item.cas),
-      );
-      ok = reply === 'STORED';
-    }
-    if (!ok && this.token === token) this.lost();
+    if (!item?.value.equals(token)) return false;
+    const reply = await this.backend.lockCall('lock renew', (c) =>
+      c.store('cas', this.lockKey, token, this.leaseSeconds, item.cas),
+    );
+    return reply === 'STORED';
   }
 
-  private lost(): void {
-    this.stopRenewal();
-    this.token = undefined;
-    this.controller.abort(new BackendError(`memcached lock ${JSON.stringify(this.lockKey)} was lost (lease expired)`));
-  }
-
-  private stopRenewal(): void {
-    if (this.renewal) clearInterval(this.renewal);
-    this.renewal = undefined;
-  }
-
-  async release(): Promise<void> {
-    const token = this.token;
-    if (!token) return;
-    this.stopRenewal();
-    this.token = undefined;
+  protected async free(token: Buffer): Promise<void> {
     const item = await this.backend.lockCall('lock release', (c) => c.get(this.lockKey, true));
     if (!item?.value.equals(token)) return; // not ours any more: leave it alone
     // Only if unchanged since the gets: a tombstone, kept briefly, that takers treat as free.
@@ -545,10 +495,6 @@ class MemcachedMutex implements CacheMutex {
     const item = await this.backend.lockCall('lock check', (c) => c.get(this.lockKey));
     return item !== undefined && !item.value.equals(TOMBSTONE);
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Factory registered as `memcached`: validates `args` (never mutated) and returns the backend. */

@@ -12,6 +12,7 @@ import {
   type CacheMutex,
   DogpileError,
   describe,
+  LockLostError,
   NO_VALUE,
   type NoValue,
   type Serializer,
@@ -354,11 +355,6 @@ export class RedisBackend extends BaseBackend {
 function redisError(what: string, err: unknown): Error {
   if (err instanceof DogpileError) return err;
   return new BackendError(`redis ${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-}
-
-/** Aborts a creator's signal when its lock's lease was lost. */
-export class LockLostError extends DogpileError {
-  override name = 'LockLostError';
 }
 
 /**

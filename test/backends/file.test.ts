@@ -8,7 +8,15 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { open } from 'lmdb';
 import { createFileBackend } from '../../src/backends/file.js';
-import { CachedValue, makeRegion, NO_VALUE, VALUE_VERSION, ValidationError, v8Serializer } from '../../src/index.js';
+import {
+  CachedValue,
+  LockLostError,
+  makeRegion,
+  NO_VALUE,
+  VALUE_VERSION,
+  ValidationError,
+  v8Serializer,
+} from '../../src/index.js';
 import { stampede, startWorker } from '../helpers/workers.js';
 import { backendConformance } from './conformance.js';
 
@@ -117,6 +125,7 @@ describe('file backend', () => {
       await new Promise((r) => setTimeout(r, 20)); // the next renewal (every 200 ms) notices
     }
     assert.equal(m.signal?.aborted, true);
+    assert.ok(m.signal?.reason instanceof LockLostError, String(m.signal?.reason));
     await m.release(); // no longer the owner: the thief keeps it
     assert.equal(await m.locked(), true);
     await locks.remove(b.storeKey(key));

@@ -9,6 +9,7 @@ import { createMemcachedBackend, MemcachedBackend } from '../../src/backends/mem
 import {
   BackendError,
   CachedValue,
+  LockLostError,
   makeRegion,
   NO_VALUE,
   VALUE_VERSION,
@@ -192,6 +193,7 @@ describe('memcached backend', () => {
       await new Promise((r) => setTimeout(r, 20)); // the next renewal (every 333 ms) notices
     }
     assert.equal(m.signal?.aborted, true);
+    assert.ok(m.signal?.reason instanceof LockLostError, String(m.signal?.reason));
     await m.release();
     await b.close();
   });
@@ -262,6 +264,7 @@ describe('memcached failures', () => {
       await dying.stop();
       await new Promise((r) => setTimeout(r, 1800));
       assert.equal(m.signal?.aborted, true);
+      assert.ok(m.signal?.reason instanceof LockLostError, String(m.signal?.reason));
       await m.release(); // no longer held: nothing to do, no error
     } finally {
       await b.close();
