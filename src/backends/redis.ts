@@ -67,6 +67,12 @@ export interface RedisBackendArguments {
 
 type Client = Redis | Cluster;
 
+/** Stored bytes and the value they decode to. */
+interface StoredValue {
+  readonly bytes: Buffer;
+  readonly value: CachedValue;
+}
+
 // Release deletes the lock only for its owner and announces it in the same round trip.
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]); redis.call('publish', ARGV[2], KEYS[1]); return 1 else return 0 end`;
 // A creator's SET and its lock's release in one round trip (single server / sentinel: one node).
@@ -102,8 +108,8 @@ export class RedisBackend extends BaseBackend {
   private readonly waiters = new Map<string, Set<(bytes?: Buffer) => void>>();
   /** Locks this process holds, by the full key of the value they guard. */
   private readonly holders = new Map<string, RedisDistributedMutex>();
-  /** Bytes a woken waiter just read under a full key, for the region's re-read that follows at once. */
-  private readonly landed = new Map<string, Buffer>();
+  /** A value a woken waiter just read under a full key, for the region's re-read that follows at once. */
+  private readonly landed = new Map<string, CachedValue>();
   private readonly channel: string;
   private readonly valueChannel: string;
 
@@ -120,12 +126,14 @@ export class RedisBackend extends BaseBackend {
 
   async get(key: string): Promise<CachedValue | NoValue> {
     const full = this.settings.prefix + key;
-    const landed = this.landed.get(full);
-    if (landed !== undefined) {
-      // A lock waiter of this process read these bytes a moment ago (same tick) and stopped
-      // waiting because of them: reuse them instead of a second round trip.
-      this.landed.delete(full);
-      return decodeValue(landed, this.serializer);
+    if (this.landed.size !== 0) {
+      const landed = this.landed.get(full);
+      if (landed !== undefined) {
+        // A lock waiter of this process read this value a moment ago (same tick) and stopped
+        // waiting because of it: reuse it instead of a second round trip.
+        this.landed.delete(full);
+        return landed;
+      }
     }
     let bytes: Buffer | null;
     try {
@@ -230,22 +238,23 @@ export class RedisBackend extends BaseBackend {
     );
   }
 
-  /** The stored bytes under a full (prefixed) key when they decode to a value, else null. */
-  async storedValueBytes(fullKey: string): Promise<Buffer | null> {
+  /** What is stored under a full (prefixed) key, when it decodes to a value; else null. */
+  async storedValue(fullKey: string): Promise<StoredValue | null> {
     const bytes = await this.run('GET', () => this.client.getBuffer(fullKey));
-    return bytes !== null && this.decodes(bytes) ? bytes : null;
+    return bytes === null ? null : this.decoded(bytes);
   }
 
-  /** Whether `bytes` decode to a value (a corrupt or foreign entry does not). */
-  decodes(bytes: Buffer): boolean {
-    return decodeValue(bytes, this.serializer) !== NO_VALUE;
+  /** `bytes` with the value they decode to, or null for a corrupt or foreign entry. */
+  decoded(bytes: Buffer): StoredValue | null {
+    const value = decodeValue(bytes, this.serializer);
+    return value === NO_VALUE ? null : { bytes, value };
   }
 
-  /** Offers bytes just read under `fullKey` to the next `get` of that key in this tick. */
-  offerLanded(fullKey: string, bytes: Buffer): void {
-    this.landed.set(fullKey, bytes);
+  /** Offers a value just read under `fullKey` to the next `get` of that key in this tick. */
+  offerLanded(fullKey: string, value: CachedValue): void {
+    this.landed.set(fullKey, value);
     setImmediate(() => {
-      if (this.landed.get(fullKey) === bytes) this.landed.delete(fullKey);
+      if (this.landed.get(fullKey) === value) this.landed.delete(fullKey);
     });
   }
 
@@ -401,7 +410,7 @@ export class RedisDistributedMutex implements CacheMutex {
     // Listen for releases before looking again, so none can slip between the look and the wait.
     await this.backend.listening();
     // What is stored now: a different decodable value after a wake means the holder's value landed.
-    const before = this.valueKey === undefined ? null : await this.backend.storedValueBytes(this.valueKey);
+    const before = this.valueKey === undefined ? null : ((await this.backend.storedValue(this.valueKey))?.bytes ?? null);
     for (;;) {
       const remaining = deadline - Date.now();
       if (remaining <= 0) return false;
@@ -413,9 +422,9 @@ export class RedisDistributedMutex implements CacheMutex {
         // reads it now, instead of queueing for the lock behind every other waiting process.
         // The release notice may carry the new value; otherwise look it up.
         const now =
-          carried !== undefined && this.backend.decodes(carried) ? carried : await this.backend.storedValueBytes(this.valueKey);
-        if (now !== null && (before === null || !now.equals(before))) {
-          this.backend.offerLanded(this.valueKey, now);
+          (carried === undefined ? null : this.backend.decoded(carried)) ?? (await this.backend.storedValue(this.valueKey));
+        if (now !== null && (before === null || !now.bytes.equals(before))) {
+          this.backend.offerLanded(this.valueKey, now.value);
           return false;
         }
       }
