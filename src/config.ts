@@ -25,7 +25,7 @@ export function coerceValue(value: unknown): unknown {
 }
 
 /** `redis_expiration_time` and `REDIS_EXPIRATION_TIME` → `redisExpirationTime`. */
-export function camelCase(name: string): string {
+function camelCase(name: string): string {
   if (!name.includes('_')) return name;
   return name.toLowerCase().replace(/_+([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 }

@@ -3,6 +3,7 @@
 // backend (see `sync`), so that `region.invalidate()` reaches every process.
 
 import { type CacheBackend, CachedValue, type Clock, describe, NO_VALUE, VALUE_VERSION, ValidationError } from './api.js';
+import { systemClock } from './clock.js';
 
 /**
  * Decides which values a region treats as invalidated. Checks are synchronous because they run on
@@ -34,7 +35,7 @@ export class DefaultInvalidationStrategy implements RegionInvalidationStrategy {
   private at = Number.NEGATIVE_INFINITY;
   private hard = false;
 
-  constructor(private readonly clock: Clock = { now: () => Date.now() }) {}
+  constructor(private readonly clock: Clock = systemClock) {}
 
   invalidate(hard: boolean): void {
     this.at = this.clock.now();
@@ -96,7 +97,7 @@ export class SharedInvalidationStrategy implements RegionInvalidationStrategy {
   private readonly key: string;
   private readonly refreshMs: number;
   private backend: CacheBackend | undefined;
-  private clock: Clock = { now: () => Date.now() };
+  private clock: Clock = systemClock;
   private checkedAt = Number.NEGATIVE_INFINITY;
   private pending: Promise<void> | undefined;
 

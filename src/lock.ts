@@ -103,7 +103,7 @@ export class DogpileLock {
       if (first.state !== 'missing') return first.value; // another process regenerates: serve stale
       const late = await run.read(); // the wait timed out: take whatever landed meanwhile
       if (late.state !== 'missing') return late.value;
-      throw new LockTimeoutError(`gave up waiting for the creation of ${JSON.stringify(run.key)} after ${run.waitTimeoutMs} ms`);
+      throw lockTimeout(run.key, run.waitTimeoutMs);
     }
     let handedOff = false;
     try {
@@ -164,12 +164,7 @@ export class DogpileLock {
         const found = current[j] ?? MISSING;
         if (found.state === 'fresh' || (found.state === 'stale' && !entry.held)) settleWith(entry, found.value, results);
         else if (entry.held) toCreate.push(entry);
-        else
-          entry.settle.reject(
-            new LockTimeoutError(
-              `gave up waiting for the creation of ${JSON.stringify(keys[entry.index])} after ${run.waitTimeoutMs} ms`,
-            ),
-          );
+        else entry.settle.reject(lockTimeout(keys[entry.index] as string, run.waitTimeoutMs));
       });
       if (toCreate.length) {
         const created = await run.createMulti(toCreate.map((e) => keys[e.index] as string));
@@ -214,10 +209,14 @@ function deferred<T>(): Deferred<T> {
 }
 
 /** Waits for `promise`, but no longer than `ms`; then rejects with a {@link LockTimeoutError}. */
-export function boundedWait<T>(promise: Promise<T>, ms: number, key: string): Promise<T> {
+function lockTimeout(key: string, ms: number): LockTimeoutError {
+  return new LockTimeoutError(`gave up waiting for the creation of ${JSON.stringify(key)} after ${ms} ms`);
+}
+
+function boundedWait<T>(promise: Promise<T>, ms: number, key: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new LockTimeoutError(`gave up waiting for the creation of ${JSON.stringify(key)} after ${ms} ms`));
+      reject(lockTimeout(key, ms));
     }, ms);
     timer.unref?.();
     promise.then(

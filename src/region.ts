@@ -330,8 +330,8 @@ export class CacheRegion {
 
   /** The value under `key`, or {@link NO_VALUE} when missing, expired or invalidated. */
   async get<T = unknown>(key: string, options?: GetOptions): Promise<T | NoValue> {
-    const found = await this.getValueMetadata<T>(key, options);
-    return found === null ? NO_VALUE : found.payload;
+    const found = await this.readUsable(key, options);
+    return found === NO_VALUE ? NO_VALUE : (found.payload as T);
   }
 
   /** Values for `keys`, aligned with them, {@link NO_VALUE} where there is none. */
@@ -343,20 +343,28 @@ export class CacheRegion {
     const expMs = this.expirationFor(options?.expirationTime);
     const found = await this.read('getMulti', undefined, () => backend.getMulti(keys.map((k) => this.mangle(k))));
     return keys.map((_, i) => {
-      const v = found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE);
-      return v !== NO_VALUE && (options?.ignoreExpiration || this.isFresh(v, expMs)) ? (v.payload as T) : NO_VALUE;
+      const v = this.usable(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs, options);
+      return v === NO_VALUE ? NO_VALUE : (v.payload as T);
     });
   }
 
   /** The stored {@link CachedValue} (payload, metadata, age) under `key`, or null. */
   async getValueMetadata<T = unknown>(key: string, options?: GetOptions): Promise<CachedValue<T> | null> {
+    const v = await this.readUsable(key, options);
+    return v === NO_VALUE ? null : new CachedValue(v.payload as T, v.metadata, () => this.clock.now());
+  }
+
+  /** The stored value under `key` when it is fresh (or `ignoreExpiration`), else NO_VALUE. */
+  private async readUsable(key: string, options: GetOptions | undefined): Promise<CachedValue | NoValue> {
     checkKey(key);
     const backend = await this.requireBackend();
     await this.invalidator.sync?.();
     const expMs = this.expirationFor(options?.expirationTime);
-    const v = await this.read('get', key, () => backend.get(this.mangle(key)));
-    if (v === NO_VALUE || !(options?.ignoreExpiration || this.isFresh(v, expMs))) return null;
-    return new CachedValue(v.payload as T, v.metadata, () => this.clock.now());
+    return this.usable(await this.read('get', key, () => backend.get(this.mangle(key))), expMs, options);
+  }
+
+  private usable(v: CachedValue | NoValue, expMs: number, options: GetOptions | undefined): CachedValue | NoValue {
+    return v !== NO_VALUE && (options?.ignoreExpiration || this.isFresh(v, expMs)) ? v : NO_VALUE;
   }
 
   /**
@@ -459,8 +467,8 @@ export class CacheRegion {
     const backend = await this.requireBackend();
     await this.invalidator.sync?.();
     const expMs = this.expirationFor(options?.expirationTime);
-    const originalOf = new Map<string, string>();
-    for (const key of keys) originalOf.set(this.mangle(key), key);
+    const mangledKeys = keys.map((k) => this.mangle(k));
+    const originalOf = new Map(mangledKeys.map((m, i) => [m, keys[i] as string]));
     const mangled = [...originalOf.keys()].sort();
     const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
       const found = await this.read('getMulti', undefined, () => backend.getMulti([...ks]));
@@ -494,7 +502,7 @@ export class CacheRegion {
     mangled.forEach((k, i) => {
       byKey.set(k, values[i] as T);
     });
-    return keys.map((k) => byKey.get(this.mangle(k)) as T);
+    return mangledKeys.map((m) => byKey.get(m) as T);
   }
 
   /** Stores `value` under `key` with fresh metadata. */
@@ -631,7 +639,7 @@ export class CacheRegion {
   private isFresh(v: CachedValue, expMs: number): boolean {
     const ct = v.metadata.ct;
     if (v.metadata.v !== VALUE_VERSION || this.invalidator.isInvalidated(ct)) return false;
-    return expMs === NEVER || (expMs !== 0 && this.clock.now() - ct <= expMs);
+    return withinExpiry(ct, expMs, this.clock.now());
   }
 
   private lookup<T>(v: CachedValue | NoValue, expMs: number): Lookup<T> {
@@ -640,8 +648,7 @@ export class CacheRegion {
     if (this.invalidator.isHardInvalidated(ct)) return MISSING;
     const value = v.payload as T;
     if (this.invalidator.isSoftInvalidated(ct)) return { state: 'stale', value };
-    const fresh = expMs === NEVER || (expMs !== 0 && this.clock.now() - ct <= expMs);
-    return { state: fresh ? 'fresh' : 'stale', value };
+    return { state: withinExpiry(ct, expMs, this.clock.now()) ? 'fresh' : 'stale', value };
   }
 
   private newValue(payload: unknown, started?: number): CachedValue {
@@ -710,9 +717,9 @@ export class CacheRegion {
     }
   }
 
-  /** A failed read: rethrown (fail closed, or not a backend failure) or reported and a miss. */
+  /** A failed backend call: rethrown (fail closed, or not a backend failure) or reported; a miss. */
   private readFailed(err: unknown, operation: BackendErrorInfo['operation'], key: string | undefined): NoValue {
-    if (err instanceof DogpileError && !(err instanceof BackendError)) throw err;
+    rethrowIfNotBackendFailure(err);
     if (!this.failOpen) throw toBackendError(err, `${operation} failed`);
     this.report(err, operation, key);
     return NO_VALUE;
@@ -722,9 +729,7 @@ export class CacheRegion {
     try {
       await op();
     } catch (err) {
-      if (err instanceof DogpileError && !(err instanceof BackendError)) throw err;
-      if (!this.failOpen) throw toBackendError(err, `${operation} failed`);
-      this.report(err, operation, key);
+      this.readFailed(err, operation, key);
     }
   }
 
@@ -732,7 +737,7 @@ export class CacheRegion {
     try {
       return await op();
     } catch (err) {
-      if (err instanceof DogpileError && !(err instanceof BackendError)) throw err;
+      rethrowIfNotBackendFailure(err);
       throw toBackendError(err, `${what} failed`);
     }
   }
@@ -761,6 +766,16 @@ function warnOnce(error: BackendError): void {
   );
 }
 
+/** Whether a value created at `ct` is still within `expMs` at `now` (NEVER: always; 0: never fresh). */
+function withinExpiry(ct: number, expMs: number, now: number): boolean {
+  return expMs === NEVER || (expMs !== 0 && now - ct <= expMs);
+}
+
+/** Errors that are not a backend failure (a ValidationError, a LockTimeoutError…) pass through. */
+function rethrowIfNotBackendFailure(err: unknown): void {
+  if (err instanceof DogpileError && !(err instanceof BackendError)) throw err;
+}
+
 function once(fn: () => Promise<void>): () => Promise<void> {
   let result: Promise<void> | undefined;
   return () => {
@@ -774,7 +789,7 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
 }
 
 /** Converts seconds to ms, `null`/`undefined`/`-1` to NEVER; anything else invalid throws. */
-export function toExpirationMs(value: unknown, name: string): number {
+function toExpirationMs(value: unknown, name: string): number {
   if (value === undefined || value === null || value === -1) return NEVER;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
     throw new ValidationError(`${name} must be a number of seconds >= 0, -1 or null (never expires), got ${describe(value)}`);

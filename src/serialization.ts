@@ -39,7 +39,7 @@ export const defaultSerializer: Serializer = {
   serialize: (value) => (isJsonExact(value, 0, new Set()) ? JSON.stringify(value) : v8Serialize(value)),
   deserialize: (bytes) => {
     if (bytes[0] === V8_FIRST_BYTE) return v8Deserialize(bytes);
-    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    return parseJsonBytes(bytes);
   },
 };
 
@@ -47,6 +47,10 @@ export const defaultSerializer: Serializer = {
 const V8_FIRST_BYTE = 0xff;
 /** Deeper values take the structured-clone path (no deep recursion on the write path). */
 const JSON_MAX_DEPTH = 64;
+
+function parseJsonBytes(bytes: Uint8Array): unknown {
+  return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+}
 
 /** Whether JSON.stringify then JSON.parse gives back a value structured clone would call equal. */
 function isJsonExact(value: unknown, depth: number, seen: Set<object>): boolean {
@@ -84,7 +88,7 @@ function isJsonExact(value: unknown, depth: number, seen: Set<object>): boolean 
  */
 export const jsonSerializer: Serializer = {
   serialize: (value) => JSON.stringify(value),
-  deserialize: (bytes) => JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')),
+  deserialize: parseJsonBytes,
 };
 
 /** Encodes a cached value as envelope bytes. */

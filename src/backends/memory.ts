@@ -52,7 +52,7 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
   }
 
   async get(key: string): Promise<CachedValue | NoValue> {
-    return this.cache.get(key) ?? NO_VALUE;
+    return this[SYNC_GET](key);
   }
 
   override async getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]> {
@@ -87,7 +87,7 @@ function checkPositiveInteger(name: string, value: unknown): void {
 }
 
 /** A rough byte size of a payload, for `maxSize` (at least 1). */
-export function estimateSize(payload: unknown): number {
+function estimateSize(payload: unknown): number {
   if (typeof payload === 'string') return Math.max(1, payload.length * 2);
   if (payload instanceof Uint8Array) return Math.max(1, payload.byteLength);
   if (payload === null || typeof payload !== 'object') return 8;
