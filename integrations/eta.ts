@@ -206,17 +206,18 @@ export function etaEngine(eta: EtaLike): (file: string, options: object, cb: (er
 function makeRuntime(cache: TemplateCache): EtaRuntime {
   // path.relative is slow for a per-block call; a view's name never changes.
   const names = new Map<string, string>();
-  const templateName = (eta: EtaLike, options: EtaRenderOptions | undefined): string | undefined => {
-    const file = options?.filepath;
-    if (!file) return undefined;
-    let name = names.get(file);
+  const viewName = (eta: EtaLike, file: string): string => {
+    const views = eta.config.views;
+    const memo = views ? `${views}\0${file}` : file;
+    let name = names.get(memo);
     if (name === undefined) {
-      const views = eta.config.views;
       name = views ? relative(views, file) : file;
-      names.set(file, name);
+      names.set(memo, name);
     }
     return name;
   };
+  const templateName = (eta: EtaLike, options: EtaRenderOptions | undefined): string | undefined =>
+    options?.filepath ? viewName(eta, options.filepath) : undefined;
   const metas = new Map<string, string[]>();
   const engine = (eta: EtaLike): string => (eta.config.autoEscape === false ? 'eta-raw' : 'eta');
   const blockKey = (
@@ -263,7 +264,7 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
       digest = digestSource(name);
     } else {
       const path = eta.resolvePath(name, options);
-      id = eta.config.views ? relative(eta.config.views, path) : path;
+      id = viewName(eta, path);
       const known = eta.config.cache ? digests.get(path) : undefined;
       digest = known ?? digestSource(eta.readFile(path));
       if (eta.config.cache) digests.set(path, digest);

@@ -12,6 +12,7 @@ import { basename, extname, join, relative } from 'node:path';
 import type Handlebars from 'handlebars';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
+  digestOnce,
   digestSource,
   type FragmentOptions,
   parseFragmentOptions,
@@ -215,7 +216,7 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
       vars.dogpile = { enabled: false };
       fragment.enabled = false;
     }
-    const digest = partialDigests.get(name) ?? digestSource(String(render));
+    const digest = partialDigests.get(name) ?? digestOnce(render, () => String(render));
     const keyArg = 'key' in optionHash ? optionHash.key : vars;
     const key = cache.fragmentKey({
       engine: 'handlebars',

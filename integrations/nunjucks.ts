@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
+  digestOnce,
   digestSource,
   type FragmentOptions,
   parseFragmentOptions,
@@ -226,9 +227,9 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
         }
         let key: string;
         try {
-          const src = typeof tmpl.tmplStr === 'string' ? tmpl.tmplStr : name;
+          const digest = digestOnce(tmpl, () => (typeof tmpl.tmplStr === 'string' ? tmpl.tmplStr : name));
           const args = 'key' in optionKwargs ? [optionKwargs.key] : [vars];
-          key = cache.fragmentKey({ engine: 'nunjucks', template: name, digest: digestSource(src), block: 'partial', args });
+          key = cache.fragmentKey({ engine: 'nunjucks', template: name, digest, block: 'partial', args });
         } catch (e) {
           callback(e);
           return;

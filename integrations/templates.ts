@@ -110,6 +110,21 @@ export function digestSource(source: string): string {
   return createHash('sha1').update(source, 'utf8').digest('hex').slice(0, 12);
 }
 
+const digestsByOwner = new WeakMap<object, string>();
+
+/**
+ * {@link digestSource} of `source()`, computed once per `owner` (a compiled template or partial
+ * function, which is replaced, not changed, when its source is edited): no hashing on a hit.
+ */
+export function digestOnce(owner: object, source: () => string): string {
+  let digest = digestsByOwner.get(owner);
+  if (digest === undefined) {
+    digest = digestSource(source());
+    digestsByOwner.set(owner, digest);
+  }
+  return digest;
+}
+
 /** Reads the per-render opt-out from a render context: `{ dogpile: { enabled: false } }`. */
 export function renderEnabled(context: unknown): boolean {
   if (context === null || typeof context !== 'object') return true;
