@@ -5,6 +5,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LRUCache as LRU } from 'lru-cache';
+import { median } from './report.js';
 
 // Each library is imported only in the process that measures it, so no other library's code is
 // even loaded next to it.
@@ -210,12 +211,6 @@ async function measureHits(call: GetOrCreate, warmupMs: number, measureMs: numbe
   if (misses !== missesAfterWarm) throw new Error(`hit path called the creator ${misses - missesAfterWarm} times`);
   const elapsedMs = now - start;
   return { opsPerSec: median(slices), meanOpsPerSec: (ops / elapsedMs) * 1000, ops, elapsedMs, slices: slices.length };
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 /** CALLERS concurrent calls on one key; counts creator calls and who got the old vs new value. */

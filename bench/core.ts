@@ -4,16 +4,13 @@
 // share code, such as lru-cache, slow each other through shared JIT state), rounds interleaved.
 // Prints a markdown table and saves it to bench/results/core-<date>.md.
 
-import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HitResult, StampedeResult, SubjectName, WorkerResult } from './core-worker.js';
-import { fmtOps, median, span, table, version } from './report.js';
+import { fmtOps, median, runJsonWorker, saveReport, span, table, version } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
 const workerPath = join(here, 'core-worker.ts');
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
@@ -31,27 +28,7 @@ const LABELS: Record<SubjectName, string> = {
 };
 
 function runWorker(subject: SubjectName, mode: 'hit' | 'stampede'): Promise<WorkerResult> {
-  return new Promise((resolve, reject) => {
-    const args = ['--import', 'tsx', workerPath, subject, mode, String(WARMUP_MS), String(MEASURE_MS)];
-    const child = spawn(process.execPath, args, {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      out += chunk;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{')) {
-        reject(new Error(`worker ${subject} exited with code ${code}; output: ${out.slice(0, 500)}`));
-        return;
-      }
-      resolve(JSON.parse(line) as WorkerResult);
-    });
-  });
+  return runJsonWorker(workerPath, [subject, mode, String(WARMUP_MS), String(MEASURE_MS)]) as Promise<WorkerResult>;
 }
 
 async function main(): Promise<void> {
@@ -151,11 +128,7 @@ async function main(): Promise<void> {
   lines.push('');
   const text = lines.join('\n');
   process.stdout.write(`${text}\n`);
-  const dir = join(here, 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, `core-${started.toISOString().slice(0, 10)}.md`);
-  writeFileSync(file, text);
-  process.stderr.write(`saved ${file} (${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`);
+  saveReport('core', started, text);
 }
 
 await main();

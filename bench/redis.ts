@@ -5,18 +5,15 @@
 // the wake-up latency of waiters in other processes. Each library runs in its own fresh process per
 // round, rounds interleaved. Prints a markdown table and saves it to bench/results/redis-<date>.md.
 
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startRedis } from '../test/helpers/servers.js';
 import type { HitResult, StampedeResult, SubjectName } from './redis-worker.js';
-import { fmtOps, median, percentile, span, table, version } from './report.js';
+import { fmtOps, median, percentile, runJsonWorker, saveReport, span, table, version } from './report.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
 const workerPath = join(here, 'redis-worker.ts');
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -36,36 +33,9 @@ const LABELS: Record<SubjectName, string> = {
   'bento-l1': 'BentoCache `getOrSet` (memory L1 + Redis L2)',
 };
 
-/**
- * Runs one worker process and resolves to the JSON it prints last. `onReady` is called when it
- * prints "ready" (stampede workers), with a function that sends it the start time.
- */
-function runWorker(args: readonly string[], onReady?: (start: (atEpochMs: number) => void) => void): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', workerPath, ...args], {
-      cwd: root,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    let out = '';
-    let readySeen = false;
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      out += chunk;
-      if (!readySeen && onReady && out.includes('ready\n')) {
-        readySeen = true;
-        onReady((at) => child.stdin.write(`${at}\n`));
-      }
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !line.startsWith('{')) {
-        reject(new Error(`worker ${args.join(' ')} exited with code ${code}; output: ${out.slice(0, 500)}`));
-        return;
-      }
-      resolve(JSON.parse(line));
-    });
-  });
+/** Runs one worker process (see bench/report.ts runJsonWorker). */
+function runWorker(args: readonly string[], onReady?: (send: (line: string | number) => void) => void): Promise<unknown> {
+  return runJsonWorker(workerPath, args, onReady);
 }
 
 interface StampedeRound {
@@ -78,7 +48,7 @@ interface StampedeRound {
 async function stampedeRound(subject: SubjectName, port: number): Promise<StampedeRound> {
   const key = `stampede:${randomUUID()}`;
   // Every process first starts, connects and says "ready"; then all get the same start time.
-  const starters: ((atEpochMs: number) => void)[] = [];
+  const starters: ((line: string | number) => void)[] = [];
   const results = (await Promise.all(
     Array.from({ length: PROCESSES }, () =>
       runWorker([subject, 'stampede', String(port), key], (start) => {
@@ -208,11 +178,7 @@ async function main(): Promise<void> {
     lines.push('');
     const text = lines.join('\n');
     process.stdout.write(`${text}\n`);
-    const dir = join(here, 'results');
-    mkdirSync(dir, { recursive: true });
-    const file = join(dir, `redis-${started.toISOString().slice(0, 10)}.md`);
-    writeFileSync(file, text);
-    process.stderr.write(`saved ${file} (${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`);
+    saveReport('redis', started, text);
   } finally {
     await server.stop();
   }

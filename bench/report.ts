@@ -1,10 +1,12 @@
 // Figures and markdown tables shared by the benchmark runners (bench/core.ts, bench/redis.ts).
 
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
 
 /** The median of `xs` (the mean of the middle two for an even count). */
 export function median(xs: readonly number[]): number {
@@ -50,4 +52,51 @@ export function span(xs: readonly number[]): string {
   const lo = Math.min(...xs);
   const hi = Math.max(...xs);
   return lo === hi ? String(lo) : `${lo}–${hi}`;
+}
+
+/**
+ * Runs a TypeScript worker in a fresh Node process (through tsx) and resolves to the JSON object
+ * it prints last. With `onReady`, the worker's stdin is a pipe and `onReady` is called once the
+ * worker prints "ready", with a function that sends it one line (the start time).
+ */
+export function runJsonWorker(
+  workerPath: string,
+  args: readonly string[],
+  onReady?: (send: (line: string | number) => void) => void,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', workerPath, ...args], {
+      cwd: root,
+      stdio: [onReady ? 'pipe' : 'ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    let readySeen = false;
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => {
+      out += chunk;
+      if (!readySeen && onReady && out.includes('ready\n')) {
+        readySeen = true;
+        onReady((line) => child.stdin?.write(`${line}\n`));
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || !line.startsWith('{')) {
+        reject(new Error(`worker ${args.join(' ')} exited with code ${code}; output: ${out.slice(0, 500)}`));
+        return;
+      }
+      resolve(JSON.parse(line));
+    });
+  });
+}
+
+/** Writes a report to bench/results/<name>-<date>.md, says where on stderr, and returns the path. */
+export function saveReport(name: string, started: Date, text: string): string {
+  const dir = join(here, 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}-${started.toISOString().slice(0, 10)}.md`);
+  writeFileSync(file, text);
+  process.stderr.write(`saved ${file} (${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)\n`);
+  return file;
 }

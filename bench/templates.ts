@@ -6,8 +6,7 @@
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Eta } from 'eta';
 import Handlebars from 'handlebars';
 import nunjucks from 'nunjucks';
@@ -16,6 +15,7 @@ import { installHandlebars } from '../integrations/handlebars.js';
 import { installNunjucks, renderNunjucks } from '../integrations/nunjucks.js';
 import { TemplateCache } from '../integrations/templates.js';
 import { makeRegion } from '../src/index.js';
+import { median, saveReport } from './report.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 const HIT_ITERATIONS = Number(process.env.BENCH_HITS ?? 3000);
@@ -105,12 +105,6 @@ async function timePerCall(fn: () => Promise<unknown>, n: number): Promise<numbe
   return Number(process.hrtime.bigint() - start) / 1000 / n;
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'dogpile-bench-tpl-'));
   try {
@@ -141,7 +135,8 @@ async function main(): Promise<void> {
         `| ${s.engine} | ${(c / 1000).toFixed(2)} ms | ${h.toFixed(1)} µs | ${b.toFixed(1)} µs | ${(c / h).toFixed(0)}× | ${perBlock.toFixed(2)} µs |`,
       );
     }
-    const date = new Date().toISOString().slice(0, 10);
+    const started = new Date();
+    const date = started.toISOString().slice(0, 10);
     const table = [
       `## Template fragment cache: ${BLOCKS} cached blocks, each body ~${BODY_MS} ms of CPU (memory backend)`,
       '',
@@ -155,9 +150,7 @@ async function main(): Promise<void> {
       '',
     ].join('\n');
     console.log(table);
-    const out = join(dirname(fileURLToPath(import.meta.url)), 'results');
-    mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, `templates-${date}.md`), table);
+    saveReport('templates', started, table);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
