@@ -17,6 +17,7 @@ import {
   ValidationError,
   v8Serializer,
 } from '../../src/index.js';
+import { until } from '../helpers/time.js';
 import { stampede, startWorker } from '../helpers/workers.js';
 import { backendConformance } from './conformance.js';
 
@@ -121,9 +122,7 @@ describe('file backend', () => {
     const root = open({ path });
     const locks = root.openDB<{ token: string; expiresAt: number }, string>({ name: 'dogpile-locks', encoding: 'json' });
     await locks.put(b.storeKey(key), { token: 'thief', expiresAt: Date.now() + 60_000 });
-    for (const deadline = Date.now() + 5000; !m.signal?.aborted && Date.now() < deadline; ) {
-      await new Promise((r) => setTimeout(r, 20)); // the next renewal (every 200 ms) notices
-    }
+    await until(() => m.signal?.aborted === true, 5000); // the next renewal (every 200 ms) notices
     assert.equal(m.signal?.aborted, true);
     assert.ok(m.signal?.reason instanceof LockLostError, String(m.signal?.reason));
     await m.release(); // no longer the owner: the thief keeps it

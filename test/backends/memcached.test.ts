@@ -17,6 +17,7 @@ import {
   v8Serializer,
 } from '../../src/index.js';
 import { type ServerProcess, startMemcached } from '../helpers/servers.js';
+import { until } from '../helpers/time.js';
 import { stampede, startWorker } from '../helpers/workers.js';
 import { backendConformance } from './conformance.js';
 
@@ -189,9 +190,7 @@ describe('memcached backend', () => {
     assert.equal(await m.locked(), true);
     assert.equal(m.signal?.aborted, false);
     await b.client.delete(b.wireKey(`_lock:${key}`)); // simulate losing it
-    for (const deadline = Date.now() + 5000; !m.signal?.aborted && Date.now() < deadline; ) {
-      await new Promise((r) => setTimeout(r, 20)); // the next renewal (every 333 ms) notices
-    }
+    await until(() => m.signal?.aborted === true, 5000); // the next renewal (every 333 ms) notices
     assert.equal(m.signal?.aborted, true);
     assert.ok(m.signal?.reason instanceof LockLostError, String(m.signal?.reason));
     await m.release();

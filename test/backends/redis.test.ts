@@ -2,11 +2,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { RedisBackend } from '../../src/backends/redis.js';
+import { createRedisBackend, RedisBackend } from '../../src/backends/redis.js';
 import {
   BackendError,
   type CacheBackend,
   CachedValue,
+  encodeValue,
   LockLostError,
   makeRegion,
   NO_VALUE,
@@ -17,6 +18,7 @@ import {
   v8Serializer,
 } from '../../src/index.js';
 import { type ServerProcess, startRedis } from '../helpers/servers.js';
+import { sleep, until } from '../helpers/time.js';
 import { stampede, startWorker } from '../helpers/workers.js';
 import { backendConformance } from './conformance.js';
 
@@ -34,8 +36,6 @@ after(async () => {
   await server?.stop();
 });
 
-const { createRedisBackend } = await import('../../src/backends/redis.js');
-
 backendConformance({
   name: 'redis',
   makeBackend: () => createRedisBackend({ url: url(), distributedLock: true, keyPrefix: 'conf:' }, context),
@@ -46,12 +46,29 @@ backendConformance({
 });
 
 const waitFor = async (cond: () => boolean, ms = 20_000) => {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  if (!(await until(cond, ms))) throw new Error('timed out waiting');
 };
+
+const value = (payload: unknown) => new CachedValue(payload, { ct: Date.now(), v: VALUE_VERSION });
+
+/** A mutex of `backend` for `key` whose acquire(true) has started and is waiting (after 50 ms). */
+async function waitOn(backend: RedisBackend, key: string) {
+  const waiter = backend.getMutex(key);
+  assert.ok(waiter);
+  const waiting = waiter.acquire(true);
+  await sleep(50); // the waiter is subscribed and sleeping
+  return { waiter, waiting };
+}
+
+/** Two backends on a fresh key: `a` holds its lock, `b` (with `waiterArgs`) waits for it. */
+async function heldAndWaiting(name: string, waiterArgs: Record<string, unknown> = {}) {
+  const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
+  const b = (await createRedisBackend({ url: url(), distributedLock: true, ...waiterArgs }, context)) as RedisBackend;
+  const key = `${name}:${randomUUID()}`;
+  const held = a.getMutex(key);
+  assert.ok(held && (await held.acquire(false)));
+  return { a, b, key, held, ...(await waitOn(b, key)), close: () => Promise.all([a.close(), b.close()]) };
+}
 
 describe('redis: across processes', () => {
   it('4 processes x 50 callers on one fresh key run the creator once, and all see the same value', async () => {
@@ -106,23 +123,15 @@ describe('redis: the distributed lock', () => {
   });
 
   it('a waiter in another process is woken by the release notification, not by a poll step', async () => {
-    const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
     // A poll step far longer than the bound below: only the notice can wake the waiter in time.
-    const b = (await createRedisBackend({ url: url(), distributedLock: true, lockPollInterval: 10 }, context)) as RedisBackend;
-    const key = `wake:${randomUUID()}`;
-    const held = a.getMutex(key);
-    assert.ok(held && (await held.acquire(false)));
-    const waiter = b.getMutex(key);
-    assert.ok(waiter);
-    const waiting = waiter.acquire(true);
-    await new Promise((r) => setTimeout(r, 50)); // the waiter is subscribed and sleeping
+    const { held, waiter, waiting, close } = await heldAndWaiting('wake', { lockPollInterval: 10 });
     const releasedAt = performance.now();
     await held.release();
     assert.equal(await waiting, true);
     const latency = performance.now() - releasedAt;
     assert.ok(latency < 3000, `woken after ${latency.toFixed(1)} ms (poll step is 10 s)`);
     await waiter.release();
-    await Promise.all([a.close(), b.close()]);
+    await close();
   });
 
   it('losing the lease aborts the holder signal; a waiter gives up after lockWaitTimeout', async () => {
@@ -146,42 +155,24 @@ describe('redis: the distributed lock', () => {
   });
 
   it('a waiter stops waiting (false, without the lock) once a new value lands; an unchanged one does not end the wait', async () => {
-    const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
-    const b = (await createRedisBackend({ url: url(), distributedLock: true, lockWaitTimeout: 5 }, context)) as RedisBackend;
-    const value = (payload: unknown) => new CachedValue(payload, { ct: Date.now(), v: VALUE_VERSION });
-    const key = `landed:${randomUUID()}`;
-    const held = a.getMutex(key);
-    assert.ok(held && (await held.acquire(false)));
-    const waiter = b.getMutex(key);
-    const waiting = waiter?.acquire(true);
-    await new Promise((r) => setTimeout(r, 50));
+    const { a, b, key, held, waiter, waiting, close } = await heldAndWaiting('landed', { lockWaitTimeout: 5 });
     const started = Date.now();
     await a.set(key, value('new'));
     await held.release();
     assert.equal(await waiting, false);
     assert.ok(Date.now() - started < 4000, 'returned before lockWaitTimeout (5 s)');
-    assert.equal(await waiter?.locked(), false);
+    assert.equal(await waiter.locked(), false);
     // The value is already there when the wait starts: a release without a new write hands the lock over.
     assert.ok(await held.acquire(false));
-    const second = b.getMutex(key);
-    const waiting2 = second?.acquire(true);
-    await new Promise((r) => setTimeout(r, 50));
+    const { waiter: second, waiting: waiting2 } = await waitOn(b, key);
     await held.release();
     assert.equal(await waiting2, true);
-    await second?.release();
-    await Promise.all([a.close(), b.close()]);
+    await second.release();
+    await close();
   });
 
   it("the creator's SET frees its lock in the same script, and the notice carries a small value", async () => {
-    const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
-    const b = (await createRedisBackend({ url: url(), distributedLock: true, lockPollInterval: 30 }, context)) as RedisBackend;
-    const value = (payload: unknown) => new CachedValue(payload, { ct: Date.now(), v: VALUE_VERSION });
-    const key = `carry:${randomUUID()}`;
-    const held = a.getMutex(key);
-    assert.ok(held && (await held.acquire(false)));
-    const waiter = b.getMutex(key);
-    const waiting = waiter?.acquire(true);
-    await new Promise((r) => setTimeout(r, 50));
+    const { a, b, key, held, waiting, close } = await heldAndWaiting('carry', { lockPollInterval: 30 });
     await a.set(key, value({ small: true }));
     assert.equal(await raw.exists(`dogpile:lock:${key}`), 0, 'the SET released the lock');
     assert.equal(await waiting, false);
@@ -193,15 +184,13 @@ describe('redis: the distributed lock', () => {
     // value that was never stored, so only the notice can have delivered it.
     assert.ok(await held.acquire(false));
     const lockKey = `dogpile:lock:${key}`;
-    const second = b.getMutex(key);
-    const waiting2 = second?.acquire(true);
-    await new Promise((r) => setTimeout(r, 50));
-    const bytes = (await import('../../src/serialization.js')).encodeValue(value('carried'), v8Serializer);
+    const { waiting: waiting2 } = await waitOn(b, key);
+    const bytes = encodeValue(value('carried'), v8Serializer);
     const notice = (text: string | Buffer) => raw.publish('dogpile:lock-released-with-value', text);
     await notice('garbage'); // malformed notices are ignored
     await notice(`999:${lockKey}`);
     await notice(Buffer.concat([Buffer.from(`${Buffer.byteLength(lockKey)}:${lockKey}`), Buffer.from('not an envelope')]));
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     await notice(Buffer.concat([Buffer.from(`${Buffer.byteLength(lockKey)}:${lockKey}`), bytes]));
     assert.equal(await waiting2, false);
     const carried = await b.get(key);
@@ -211,50 +200,39 @@ describe('redis: the distributed lock', () => {
     assert.ok(stored !== NO_VALUE);
     assert.deepEqual(stored.payload, { small: true }, 'later reads go to Redis');
     await held.release();
-    await Promise.all([a.close(), b.close()]);
+    await close();
   });
 
   it('one subscriber connection per backend, opened at start and closed by close()', async () => {
     const channel = 'sub-test:dogpile:lock-released-with-value';
     const subscribers = async () => ((await raw.pubsub('NUMSUB', channel)) as [string, number])[1];
     const a = (await createRedisBackend({ url: url(), distributedLock: true, keyPrefix: 'sub-test:' }, context)) as RedisBackend;
-    for (const deadline = Date.now() + 5000; (await subscribers()) < 1 && Date.now() < deadline; ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(async () => (await subscribers()) >= 1, 5000);
     assert.equal(await subscribers(), 1, 'listening before any wait');
     const waiters = Array.from({ length: 5 }, (_, i) => a.getMutex(`k${i}`));
     await Promise.all(waiters.map((m) => m?.acquire(false)));
     assert.equal(await subscribers(), 1, 'shared by every lock of the backend');
     await Promise.all(waiters.map((m) => m?.release()));
     await a.close();
-    for (const deadline = Date.now() + 5000; (await subscribers()) > 0 && Date.now() < deadline; ) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(async () => (await subscribers()) === 0, 5000);
     assert.equal(await subscribers(), 0);
     // Without distributedLock there is no subscriber at all.
     const b = (await createRedisBackend({ url: url(), keyPrefix: 'sub-test:' }, context)) as RedisBackend;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     assert.equal(await subscribers(), 0);
     await b.close();
   });
 
   it('a value over 16 KiB is released with a plain notice; the waiter reads it with one GET', async () => {
-    const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
-    const b = (await createRedisBackend({ url: url(), distributedLock: true, lockPollInterval: 30 }, context)) as RedisBackend;
-    const key = `big:${randomUUID()}`;
+    const { a, b, key, waiting, close } = await heldAndWaiting('big', { lockPollInterval: 30 });
     const big = Buffer.alloc(100_000, 7);
-    const held = a.getMutex(key);
-    assert.ok(held && (await held.acquire(false)));
-    const waiter = b.getMutex(key);
-    const waiting = waiter?.acquire(true);
-    await new Promise((r) => setTimeout(r, 50));
     const started = Date.now();
-    await a.set(key, new CachedValue(big, { ct: Date.now(), v: VALUE_VERSION }));
+    await a.set(key, value(big));
     assert.equal(await waiting, false);
     assert.ok(Date.now() - started < 10_000, 'woken by the notice, not the 30 s poll');
     const got = await b.get(key);
     assert.ok(got !== NO_VALUE && Buffer.from(got.payload as Uint8Array).equals(big));
-    await Promise.all([a.close(), b.close()]);
+    await close();
   });
 
   it('a long creator keeps its lock by renewal', async () => {

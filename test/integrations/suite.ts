@@ -116,7 +116,7 @@ export function templateSuite(engine: EngineUnderTest): void {
       assert.equal(t.total(), 3, 'no body ran on a hit');
       const fresh = await t.render('page', { ...ctx(1), dogpile: { enabled: false } });
       assert.equal(t.total(), 6);
-      assert.ok(fresh.includes(engine.name === 'handlebars' ? 'T&lt;1&gt;' : 'T&lt;1&gt;'));
+      assert.ok(fresh.includes('T&lt;1&gt;'));
       await t.render('page', ctx(2));
       assert.equal(t.total(), 8, 'a new user id renders side and main, not the shared inner block');
     });
