@@ -135,6 +135,13 @@ export class LockTimeoutError extends DogpileError {
   override name = 'LockTimeoutError';
 }
 
+/** `err` as a BackendError: an existing one unchanged, anything else wrapped as `<what>: <message>`. */
+export function toBackendError(err: unknown, what: string): BackendError {
+  if (err instanceof BackendError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new BackendError(`${what}: ${detail}`, { cause: err });
+}
+
 /**
  * The reason a creator's `signal` is aborted: its distributed lock was lost (the lease ran out and
  * another holder took the lock, or the store could not be reached for a whole lease).

@@ -17,6 +17,7 @@ import {
   type Serializer,
   SYNC_GET,
   type SyncReadable,
+  toBackendError,
   VALUE_VERSION,
   ValidationError,
 } from './api.js';
@@ -748,12 +749,6 @@ export class CacheRegion {
       this.onError(error, { operation, key });
     } catch {}
   }
-}
-
-function toBackendError(err: unknown, what: string): BackendError {
-  if (err instanceof BackendError) return err;
-  const detail = err instanceof Error ? err.message : String(err);
-  return new BackendError(`${what}: ${detail}`, { cause: err });
 }
 
 let warned = false;

@@ -101,29 +101,32 @@ export class FileBackend extends BaseBackend {
     return `dogpile-sha1:${createHash('sha1').update(key, 'utf8').digest('hex')}`;
   }
 
-  private async call<T>(what: string, op: () => T | Promise<T>): Promise<T> {
-    if (this.closed) throw new BackendError(`file backend ${JSON.stringify(this.options.path)}: ${what} after close()`);
+  /** Runs `op`; a failure becomes a BackendError naming `what` (and `key`, quoted, if given). */
+  private async call<T>(what: string, key: string | undefined, op: () => T | Promise<T>): Promise<T> {
+    const label = () =>
+      `file backend ${JSON.stringify(this.options.path)}: ${what}${key === undefined ? '' : ` ${JSON.stringify(key)}`}`;
+    if (this.closed) throw new BackendError(`${label()} after close()`);
     try {
       return await op();
     } catch (cause) {
       if (cause instanceof BackendError) throw cause;
-      throw new BackendError(`file backend ${JSON.stringify(this.options.path)}: ${what} failed`, { cause });
+      throw new BackendError(`${label()} failed`, { cause });
     }
   }
 
   async get(key: string): Promise<CachedValue | NoValue> {
-    const bytes = await this.call(`get ${JSON.stringify(key)}`, () => this.db.get(this.storeKey(key)));
+    const bytes = await this.call('get', key, () => this.db.get(this.storeKey(key)));
     return decodeValue(bytes, this.context.serializer);
   }
 
   async set(key: string, value: CachedValue): Promise<void> {
     const bytes = encodeValue(value, this.context.serializer);
-    await this.call(`set ${JSON.stringify(key)}`, () => this.db.put(this.storeKey(key), bytes));
+    await this.call('set', key, () => this.db.put(this.storeKey(key), bytes));
   }
 
   override async setMulti(entries: Map<string, CachedValue>): Promise<void> {
     const encoded = [...entries].map(([k, v]) => [this.storeKey(k), encodeValue(v, this.context.serializer)] as const);
-    await this.call(`setMulti of ${encoded.length} keys`, () =>
+    await this.call(`setMulti of ${encoded.length} keys`, undefined, () =>
       this.db.transaction(() => {
         for (const [k, bytes] of encoded) this.db.put(k, bytes);
       }),
@@ -131,11 +134,11 @@ export class FileBackend extends BaseBackend {
   }
 
   async delete(key: string): Promise<void> {
-    await this.call(`delete ${JSON.stringify(key)}`, () => this.db.remove(this.storeKey(key)));
+    await this.call('delete', key, () => this.db.remove(this.storeKey(key)));
   }
 
   override async deleteMulti(keys: string[]): Promise<void> {
-    await this.call(`deleteMulti of ${keys.length} keys`, () =>
+    await this.call(`deleteMulti of ${keys.length} keys`, undefined, () =>
       this.db.transaction(() => {
         for (const k of keys) this.db.remove(this.storeKey(k));
       }),
@@ -149,7 +152,7 @@ export class FileBackend extends BaseBackend {
 
   /** @internal Atomically takes the lock for `key` if free or expired; true when taken. */
   tryLock(key: string, token: string): Promise<boolean> {
-    return this.call('lock acquire', () =>
+    return this.call('lock acquire', undefined, () =>
       this.locks.transactionSync(() => {
         const current = this.locks.get(key);
         if (current && current.expiresAt > Date.now()) return false;
@@ -161,7 +164,7 @@ export class FileBackend extends BaseBackend {
 
   /** @internal Extends the lease if `token` still owns it; false when it was lost. */
   renewLock(key: string, token: string): Promise<boolean> {
-    return this.call('lock renew', () =>
+    return this.call('lock renew', undefined, () =>
       this.locks.transactionSync(() => {
         const current = this.locks.get(key);
         if (current?.token !== token) return false;
@@ -173,7 +176,7 @@ export class FileBackend extends BaseBackend {
 
   /** @internal Frees the lock only if `token` owns it. */
   unlock(key: string, token: string): Promise<void> {
-    return this.call('lock release', () =>
+    return this.call('lock release', undefined, () =>
       this.locks.transactionSync(() => {
         if (this.locks.get(key)?.token === token) this.locks.removeSync(key);
       }),
@@ -182,7 +185,7 @@ export class FileBackend extends BaseBackend {
 
   /** @internal Whether an unexpired lock record exists for `key`. */
   isLocked(key: string): Promise<boolean> {
-    return this.call('lock check', () => {
+    return this.call('lock check', undefined, () => {
       const current = this.locks.get(key);
       return current !== undefined && current.expiresAt > Date.now();
     });

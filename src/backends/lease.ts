@@ -2,6 +2,7 @@
 // polling until lockWaitTimeout; renewing the lease every third of its length while held; and
 // aborting the holder's signal with LockLostError once ownership is gone.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type CacheMutex, LockLostError } from '../api.js';
 
 /** Timing of a leased lock, in milliseconds. */
@@ -106,8 +107,4 @@ export abstract class LeasedMutex<Token> implements CacheMutex {
     if (this.renewal) clearInterval(this.renewal);
     this.renewal = undefined;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

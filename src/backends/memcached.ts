@@ -14,6 +14,7 @@ import {
   describe,
   NO_VALUE,
   type NoValue,
+  toBackendError,
   ValidationError,
 } from '../api.js';
 import { decodeValue, encodeValue } from '../serialization.js';
@@ -369,24 +370,25 @@ export class MemcachedBackend extends BaseBackend {
     return ttl > THIRTY_DAYS ? Math.floor(Date.now() / 1000) + ttl : ttl;
   }
 
-  private async call<T>(what: string, op: () => Promise<T>): Promise<T> {
+  /** Runs `op`; a failure becomes a BackendError naming `what` (and `key`, quoted, if given). */
+  private async call<T>(what: string, key: string | undefined, op: () => Promise<T>): Promise<T> {
     try {
       return await op();
     } catch (cause) {
-      if (cause instanceof BackendError) throw cause;
-      throw new BackendError(`memcached backend: ${what} failed: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+      const target = key === undefined ? '' : ` ${JSON.stringify(key)}`;
+      throw toBackendError(cause, `memcached backend: ${what}${target} failed`);
     }
   }
 
   async get(key: string): Promise<CachedValue | NoValue> {
-    const item = await this.call(`get ${JSON.stringify(key)}`, () => this.client.get(this.wireKey(key)));
+    const item = await this.call('get', key, () => this.client.get(this.wireKey(key)));
     return item ? decodeValue(item.value, this.context.serializer) : NO_VALUE;
   }
 
   override async getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]> {
     if (keys.length === 0) return [];
     const wire = keys.map((k) => this.wireKey(k));
-    const items = await this.call(`getMulti of ${keys.length} keys`, () => this.client.getMulti(wire));
+    const items = await this.call(`getMulti of ${keys.length} keys`, undefined, () => this.client.getMulti(wire));
     return wire.map((w) => {
       const item = items.get(w);
       return item ? decodeValue(item.value, this.context.serializer) : NO_VALUE;
@@ -395,14 +397,12 @@ export class MemcachedBackend extends BaseBackend {
 
   async set(key: string, value: CachedValue): Promise<void> {
     const bytes = encodeValue(value, this.context.serializer);
-    const reply = await this.call(`set ${JSON.stringify(key)}`, () =>
-      this.client.store('set', this.wireKey(key), bytes, this.exptime()),
-    );
+    const reply = await this.call('set', key, () => this.client.store('set', this.wireKey(key), bytes, this.exptime()));
     if (reply !== 'STORED') throw new BackendError(`memcached backend: set ${JSON.stringify(key)} got ${reply}`);
   }
 
   async delete(key: string): Promise<void> {
-    await this.call(`delete ${JSON.stringify(key)}`, () => this.client.delete(this.wireKey(key)));
+    await this.call('delete', key, () => this.client.delete(this.wireKey(key)));
   }
 
   /** A distributed lock for `key` when `distributedLock` is on; otherwise null. */
@@ -413,7 +413,7 @@ export class MemcachedBackend extends BaseBackend {
 
   /** @internal used by the mutex */
   lockCall<T>(what: string, op: (client: MemcachedClient) => Promise<T>): Promise<T> {
-    return this.call(what, () => op(this.client));
+    return this.call(what, undefined, () => op(this.client));
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,7 @@ import {
   NO_VALUE,
   type NoValue,
   type Serializer,
+  toBackendError,
   ValidationError,
 } from '../api.js';
 import { decodeValue, encodeValue } from '../serialization.js';
@@ -66,12 +67,6 @@ export interface RedisBackendArguments {
 }
 
 type Client = Redis | Cluster;
-
-/** Stored bytes and the value they decode to. */
-interface StoredValue {
-  readonly bytes: Buffer;
-  readonly value: CachedValue;
-}
 
 // Release deletes the lock only for its owner and announces it in the same round trip.
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]); redis.call('publish', ARGV[2], KEYS[1]); return 1 else return 0 end`;
@@ -238,16 +233,15 @@ export class RedisBackend extends BaseBackend {
     );
   }
 
-  /** What is stored under a full (prefixed) key, when it decodes to a value; else null. */
-  async storedValue(fullKey: string): Promise<StoredValue | null> {
-    const bytes = await this.run('GET', () => this.client.getBuffer(fullKey));
-    return bytes === null ? null : this.decoded(bytes);
+  /** The raw bytes stored under a full (prefixed) key, or null. */
+  storedBytes(fullKey: string): Promise<Buffer | null> {
+    return this.run('GET', () => this.client.getBuffer(fullKey));
   }
 
-  /** `bytes` with the value they decode to, or null for a corrupt or foreign entry. */
-  decoded(bytes: Buffer): StoredValue | null {
+  /** The value `bytes` decode to, or null for a corrupt or foreign entry. */
+  decoded(bytes: Buffer): CachedValue | null {
     const value = decodeValue(bytes, this.serializer);
-    return value === NO_VALUE ? null : { bytes, value };
+    return value === NO_VALUE ? null : value;
   }
 
   /** Offers a value just read under `fullKey` to the next `get` of that key in this tick. */
@@ -362,8 +356,7 @@ export class RedisBackend extends BaseBackend {
 
 /** A client failure as a BackendError (DogpileErrors pass through). */
 function redisError(what: string, err: unknown): Error {
-  if (err instanceof DogpileError) return err;
-  return new BackendError(`redis ${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  return err instanceof DogpileError ? err : toBackendError(err, `redis ${what} failed`);
 }
 
 /**
@@ -409,26 +402,30 @@ export class RedisDistributedMutex implements CacheMutex {
     const deadline = Date.now() + this.waitMs;
     // Listen for releases before looking again, so none can slip between the look and the wait.
     await this.backend.listening();
-    // What is stored now: a different decodable value after a wake means the holder's value landed.
-    const before = this.valueKey === undefined ? null : ((await this.backend.storedValue(this.valueKey))?.bytes ?? null);
+    // What is stored now: different bytes that decode, after a wake, mean the holder's value landed.
+    const valueKey = this.valueKey;
+    const before = valueKey === undefined ? null : await this.backend.storedBytes(valueKey);
+    const landed = (bytes: Buffer | null | undefined) =>
+      bytes != null && (before === null || !bytes.equals(before)) ? this.backend.decoded(bytes) : null;
+    let woken = false;
     for (;;) {
       const remaining = deadline - Date.now();
-      if (remaining <= 0) return false;
+      if (remaining <= 0) return woken && this.tryAcquire(); // one last try after the final wake
       const wake = this.backend.released(this.lockKey, Math.min(remaining, this.pollMs));
-      if (await this.tryAcquire()) return true; // released between our first try and listening
+      // One try per pass, after listening: a release since the last try is not missed.
+      if (await this.tryAcquire()) return true;
       const carried = await wake;
-      if (this.valueKey !== undefined) {
+      woken = true;
+      if (valueKey !== undefined) {
         // The value landed while we waited: stop waiting (false, without the lock) so the caller
         // reads it now, instead of queueing for the lock behind every other waiting process.
         // The release notice may carry the new value; otherwise look it up.
-        const now =
-          (carried === undefined ? null : this.backend.decoded(carried)) ?? (await this.backend.storedValue(this.valueKey));
-        if (now !== null && (before === null || !now.bytes.equals(before))) {
-          this.backend.offerLanded(this.valueKey, now.value);
+        const value = landed(carried) ?? landed(await this.backend.storedBytes(valueKey));
+        if (value !== null) {
+          this.backend.offerLanded(valueKey, value);
           return false;
         }
       }
-      if (await this.tryAcquire()) return true;
     }
   }
 
@@ -521,12 +518,12 @@ type Kind = 'redis' | 'redis-sentinel' | 'redis-cluster';
 
 async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context: BackendContext): Promise<RedisBackend> {
   const check = checker(kind, args);
-  const ttl = check.seconds('redisExpirationTime', { optional: true });
-  const lease = check.seconds('lockTimeout', { fallback: 30 }) as number;
-  const lockWait = check.seconds('lockWaitTimeout', { fallback: 10 }) as number;
-  const poll = check.seconds('lockPollInterval', { fallback: 0.2 }) as number;
-  const commandTimeout = check.seconds('commandTimeout', { fallback: 5 }) as number;
-  const connectTimeout = check.seconds('connectTimeout', { fallback: 5 }) as number;
+  const ttl = check.seconds('redisExpirationTime');
+  const lease = check.seconds('lockTimeout', 30);
+  const lockWait = check.seconds('lockWaitTimeout', 10);
+  const poll = check.seconds('lockPollInterval', 0.2);
+  const commandTimeout = check.seconds('commandTimeout', 5);
+  const connectTimeout = check.seconds('connectTimeout', 5);
   const prefix = check.string('keyPrefix') ?? '';
   const distributedLock = check.boolean('distributedLock') ?? kind === 'redis-sentinel';
   const expiration = context.expirationTime;
@@ -568,7 +565,7 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
     client = args.client;
     ownsClient = false;
   } else if (kind === 'redis-cluster') {
-    const nodes = check.addresses('nodes', true);
+    const nodes = check.addresses('nodes');
     const options: ClusterOptions = {
       redisOptions: { ...common, ...connectionOptions(check) },
       enableAutoPipelining: true,
@@ -576,7 +573,7 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
     };
     client = new mod.Cluster(nodes, options);
   } else if (kind === 'redis-sentinel') {
-    const sentinels = check.addresses('sentinels', true);
+    const sentinels = check.addresses('sentinels');
     const name = check.string('name') ?? 'mymaster';
     client = new mod.Redis({ ...common, ...connectionOptions(check), sentinels, name });
   } else {
@@ -625,11 +622,14 @@ function connectionOptions(check: Checker): RedisOptions {
 interface Checker {
   readonly args: Readonly<RedisBackendArguments>;
   bad(name: string, expected: string): ValidationError;
-  seconds(name: keyof RedisBackendArguments, opts: { optional?: boolean; fallback?: number }): number | undefined;
+  /** A positive number of seconds; `fallback` when absent. */
+  seconds(name: keyof RedisBackendArguments): number | undefined;
+  seconds(name: keyof RedisBackendArguments, fallback: number): number;
   string(name: keyof RedisBackendArguments): string | undefined;
   integer(name: keyof RedisBackendArguments): number | undefined;
   boolean(name: keyof RedisBackendArguments): boolean | undefined;
-  addresses(name: 'nodes' | 'sentinels', required: boolean): { host: string; port: number }[];
+  /** A required, non-empty list of addresses. */
+  addresses(name: 'nodes' | 'sentinels'): { host: string; port: number }[];
 }
 
 function checker(kind: Kind, args: Readonly<RedisBackendArguments>): Checker {
@@ -639,9 +639,9 @@ function checker(kind: Kind, args: Readonly<RedisBackendArguments>): Checker {
   return {
     args,
     bad,
-    seconds(name, { fallback }) {
+    seconds(name: keyof RedisBackendArguments, fallback?: number) {
       const v = args[name];
-      if (v === undefined || v === null) return fallback;
+      if (v === undefined || v === null) return fallback as number;
       if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw bad(name, 'a positive number of seconds');
       return v;
     },
@@ -663,9 +663,8 @@ function checker(kind: Kind, args: Readonly<RedisBackendArguments>): Checker {
       if (typeof v !== 'boolean') throw bad(name, 'true or false');
       return v;
     },
-    addresses(name, required) {
+    addresses(name) {
       const v = args[name];
-      if (v === undefined && !required) return [];
       if (!Array.isArray(v) || v.length === 0) throw bad(name, 'a non-empty array of { host, port } or "host:port"');
       return v.map((a: unknown) => {
         if (typeof a === 'string') {
