@@ -310,7 +310,8 @@ export class MemcachedClient {
 
   /** Reads one key. */
   async get(key: string, cas = false): Promise<Item | undefined> {
-    return (await this.getMulti([key], cas)).get(key);
+    const reply = await this.pick(key).request(`${cas ? 'gets' : 'get'} ${key}\r\n`, true);
+    return reply.kind === 'items' ? reply.items.get(key) : undefined;
   }
 
   /** `set`, `add` or `cas` (with `casId`); resolves to the server's reply line (STORED, NOT_STORED, EXISTS, NOT_FOUND). */
