@@ -6,8 +6,11 @@
 import { relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
+  applyPartialOptOut,
+  BLOCK_OPTIONS,
   digestSource,
   type FragmentOptions,
+  PARTIAL_OPTIONS,
   parseFragmentOptions,
   renderEnabled,
   type TemplateCache,
@@ -99,8 +102,6 @@ const ASYNC = '/*__dp_async__*/';
 const BLOCK = '/*__dp_block__*/';
 const OPEN_RE = /^\s*cache\s+(?![=.([])([\s\S]*?)\s*;?\s*$/;
 const CLOSE_RE = /^\s*endcache\s*;?\s*$/;
-const BLOCK_OPTIONS = new Set(['region', 'expire']);
-const INCLUDE_OPTIONS = new Set(['key', 'region', 'expire']);
 let nextId = 0;
 
 /**
@@ -252,12 +253,9 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
     if (data !== undefined && (data === null || typeof data !== 'object')) {
       throw new ValidationError('cachedInclude: the second argument must be the partial’s data object');
     }
-    const fragment = fragmentOptions(opts, INCLUDE_OPTIONS, `cachedInclude(${JSON.stringify(name)})`);
+    const fragment = fragmentOptions(opts, PARTIAL_OPTIONS, `cachedInclude(${JSON.stringify(name)})`);
     const vars: Record<string, unknown> = { ...(data as Record<string, unknown> | undefined) };
-    if (!renderEnabled(it)) {
-      fragment.enabled = false;
-      vars.dogpile = { enabled: false };
-    }
+    applyPartialOptOut(it, fragment, vars);
     let digest: string;
     let id = name;
     if (name.startsWith('@')) {
@@ -296,7 +294,7 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
   };
 }
 
-function fragmentOptions(opts: unknown, allowed: Set<string>, where: string): FragmentOptions {
+function fragmentOptions(opts: unknown, allowed: ReadonlySet<string>, where: string): FragmentOptions {
   if (opts === undefined || opts === null) return {};
   if (typeof opts !== 'object') throw new ValidationError(`${where}: options must be an object literal`);
   return parseFragmentOptions(opts as Record<string, unknown>, allowed, where);

@@ -12,9 +12,12 @@ import { basename, extname, join, relative } from 'node:path';
 import type Handlebars from 'handlebars';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
+  applyPartialOptOut,
+  BLOCK_OPTIONS,
   digestOnce,
   digestSource,
   type FragmentOptions,
+  PARTIAL_OPTIONS,
   parseFragmentOptions,
   renderEnabled,
   type TemplateCache,
@@ -93,8 +96,6 @@ function collect<R>(collector: Collector, fn: () => R): R {
   }
 }
 
-const BLOCK_OPTIONS = new Set(['region', 'expire']);
-const PARTIAL_OPTIONS = new Set(['key', 'region', 'expire']);
 const META = ['__tpl', '__dg', '__blk'];
 
 /**
@@ -211,11 +212,7 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
       partial = (hbs.partials as Record<string, unknown>)[name];
     }
     const render = partial as (ctx: unknown, opts?: unknown) => string;
-    const enabled = renderEnabled(options.data?.root);
-    if (!enabled) {
-      vars.dogpile = { enabled: false };
-      fragment.enabled = false;
-    }
+    const enabled = applyPartialOptOut(options.data?.root, fragment, vars);
     const digest = partialDigests.get(name) ?? digestOnce(render, () => String(render));
     const keyArg = 'key' in optionHash ? optionHash.key : vars;
     const key = cache.fragmentKey({
@@ -365,7 +362,7 @@ export function handlebarsEngine(
 
 // ------------------------------------------------------------------------------------------------
 
-function fragmentOptions(hash: Record<string, unknown>, allowed: Set<string>, where: string): FragmentOptions {
+function fragmentOptions(hash: Record<string, unknown>, allowed: ReadonlySet<string>, where: string): FragmentOptions {
   return parseFragmentOptions(hash, allowed, where, META);
 }
 

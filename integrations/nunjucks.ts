@@ -6,9 +6,12 @@
 import { createRequire } from 'node:module';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
+  applyPartialOptOut,
+  BLOCK_OPTIONS,
   digestOnce,
   digestSource,
   type FragmentOptions,
+  PARTIAL_OPTIONS,
   parseFragmentOptions,
   renderEnabled,
   type TemplateCache,
@@ -70,8 +73,6 @@ interface ContextLike {
 }
 
 const FORBIDDEN_PARENTS = new Set(['endmacro', 'endset', 'endcall', 'endfilter']);
-const BLOCK_OPTIONS = new Set(['region', 'expire']);
-const INCLUDE_OPTIONS = new Set(['key', 'region', 'expire']);
 
 // Depth of synchronous (callback-less) Template.render calls in progress. A synchronous render
 // cannot interleave with anything, so a module-level counter is exact.
@@ -166,7 +167,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       let opts: FragmentOptions;
       try {
         const { positional, kwargs } = splitKwargs(rest);
-        opts = fragmentOptions(kwargs, BLOCK_OPTIONS, `{% cache %} at line ${line}`);
+        opts = parseFragmentOptions(kwargs, BLOCK_OPTIONS, `{% cache %} at line ${line}`);
         if (!renderEnabled(context.ctx)) opts.enabled = false;
         key = cache.fragmentKey({ engine: 'nunjucks', template: name || undefined, digest, block, args: positional });
       } catch (err) {
@@ -208,18 +209,15 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       }
       const vars: Record<string, unknown> = {};
       const optionKwargs: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(kwargs)) (INCLUDE_OPTIONS.has(k) ? optionKwargs : vars)[k] = v;
+      for (const [k, v] of Object.entries(kwargs)) (PARTIAL_OPTIONS.has(k) ? optionKwargs : vars)[k] = v;
       let opts: FragmentOptions;
       try {
-        opts = fragmentOptions(optionKwargs, INCLUDE_OPTIONS, where);
+        opts = parseFragmentOptions(optionKwargs, PARTIAL_OPTIONS, where);
       } catch (err) {
         callback(err);
         return;
       }
-      if (!renderEnabled(context.ctx)) {
-        opts.enabled = false;
-        vars.dogpile = { enabled: false };
-      }
+      applyPartialOptOut(context.ctx, opts, vars);
       env.getTemplate(name, false, (err, tmpl) => {
         if (err || !tmpl) {
           callback(err ?? new DogpileError(`${where}: template ${JSON.stringify(name)} not found`));
@@ -296,10 +294,6 @@ function splitKwargs(args: unknown[]): { positional: unknown[]; kwargs: Record<s
     return { positional: args.slice(0, -1), kwargs };
   }
   return { positional: args, kwargs: {} };
-}
-
-function fragmentOptions(kwargs: Record<string, unknown>, allowed: Set<string>, where: string): FragmentOptions {
-  return parseFragmentOptions(kwargs, allowed, where);
 }
 
 /** Renders a block body through its callback (bodies with async filters or nested tags need it). */

@@ -125,6 +125,23 @@ export function digestOnce(owner: object, source: () => string): string {
   return digest;
 }
 
+/** Options a cached block accepts (its key is its position and arguments). */
+export const BLOCK_OPTIONS: ReadonlySet<string> = new Set(['region', 'expire']);
+/** Options a cached partial/include accepts (`key` replaces its variables as the key). */
+export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'expire']);
+
+/**
+ * Applies the per-render opt-out of `context` to a cached partial: when the render is uncached,
+ * the fragment is not cached and the partial's own blocks see the opt-out too (through `vars`).
+ * Returns whether caching is enabled.
+ */
+export function applyPartialOptOut(context: unknown, fragment: FragmentOptions, vars: Record<string, unknown>): boolean {
+  if (renderEnabled(context)) return true;
+  fragment.enabled = false;
+  vars.dogpile = { enabled: false };
+  return false;
+}
+
 /** Reads the per-render opt-out from a render context: `{ dogpile: { enabled: false } }`. */
 export function renderEnabled(context: unknown): boolean {
   if (context === null || typeof context !== 'object') return true;
