@@ -21,6 +21,11 @@ export interface CacheMetadata {
   readonly v: number;
   /** How long the creator took, in milliseconds, when known. */
   readonly d?: number;
+  /**
+   * Tags the value was written with (`set(key, value, { tags })`), checked against tag
+   * invalidations on read. Absent when the value has none.
+   */
+  readonly tags?: readonly string[];
 }
 
 /** A payload with its metadata: what backends store and return. */

@@ -148,6 +148,30 @@ describe('value envelope and default serializer', () => {
     assert.throws(() => v8Serializer.serialize(() => 1)); // functions cannot even be stored
   });
 
+  it('carries metadata beyond ct/d (tags) in an extension block, and only when there is some', () => {
+    const plain = encodeValue(new CachedValue('x', { ct: 5, v: VALUE_VERSION }), defaultSerializer);
+    assert.equal(plain[1], 1, 'no extra fields: the plain layout');
+    const tagged = encodeValue(new CachedValue('x', { ct: 5, v: VALUE_VERSION, d: 3, tags: ['a', 'b|c'] }), defaultSerializer);
+    assert.equal(tagged[1], 2);
+    const back = decodeValue(tagged, defaultSerializer) as CachedValue;
+    assert.deepEqual(back.metadata, { ct: 5, v: VALUE_VERSION, d: 3, tags: ['a', 'b|c'] });
+    assert.equal(back.payload, 'x');
+    const undefinedField = encodeValue(new CachedValue('x', { ct: 5, v: VALUE_VERSION, tags: undefined }), defaultSerializer);
+    assert.equal(undefinedField[1], 1, 'an undefined field is not written');
+  });
+
+  it('reads a truncated or malformed extension block as NO_VALUE', () => {
+    const tagged = encodeValue(new CachedValue('x', { ct: 5, v: VALUE_VERSION, tags: ['t'] }), defaultSerializer);
+    assert.equal(decodeValue(tagged.subarray(0, 20), defaultSerializer), NO_VALUE);
+    const tooLong = Buffer.from(tagged);
+    tooLong.writeUInt32BE(10_000, 18);
+    assert.equal(decodeValue(tooLong, defaultSerializer), NO_VALUE);
+    const notObject = Buffer.concat([tagged.subarray(0, 18), Buffer.from([0, 0, 0, 2]), Buffer.from('[]'), Buffer.from('"x"')]);
+    assert.equal(decodeValue(notObject, defaultSerializer), NO_VALUE);
+    const notJson = Buffer.concat([tagged.subarray(0, 18), Buffer.from([0, 0, 0, 2]), Buffer.from('{x'), Buffer.from('"x"')]);
+    assert.equal(decodeValue(notJson, defaultSerializer), NO_VALUE);
+  });
+
   it('jsonSerializer for values other languages read', () => {
     assert.deepEqual(roundTrip({ a: [1, 'b'] }, jsonSerializer).payload, { a: [1, 'b'] });
   });
