@@ -72,6 +72,7 @@ export interface CachedMultiFunction<A, V, Out, This = unknown> {
   refresh(...args: A[]): Promise<Out>;
   /** The cache keys for these arguments. */
   keys(...args: A[]): string[];
+  /** The unwrapped function. */
   readonly original: (this: This, ...args: A[]) => unknown;
 }
 

@@ -46,7 +46,13 @@ import { defaultSerializer } from './serialization.js';
 
 /** What a creator receives: the key, and a signal aborted if the distributed lock is lost. */
 export interface CreatorContext {
+  /** The key being created, as the caller gave it (before the region's key mangler). */
   readonly key: string;
+  /**
+   * Aborted when the distributed lock guarding this creation is lost (its reason is a
+   * `LockLostError`); `undefined` when the backend's lock gives no signal. Pass it on to `fetch` or a
+   * database call to stop work whose result may no longer be wanted.
+   */
   readonly signal: AbortSignal | undefined;
 }
 
@@ -64,7 +70,9 @@ export type AsyncCreationRunner = (
 
 /** Where a backend failure happened, for {@link RegionOptions.onError}. */
 export interface BackendErrorInfo {
+  /** The backend call that failed (`lock`: taking or releasing the distributed lock). */
   readonly operation: 'get' | 'getMulti' | 'set' | 'setMulti' | 'lock' | 'create';
+  /** The key involved (as given to the region), or `undefined` for multi-key calls. */
   readonly key: string | undefined;
 }
 
@@ -145,12 +153,19 @@ export function makeRegion(options: RegionOptions = {}): CacheRegion {
 
 /** A cache region: configured once with a backend, then used by key or through wrapped functions. */
 export class CacheRegion {
+  /** The region's name from {@link RegionOptions.name}, or `undefined`. */
   readonly name: string | undefined;
+  /** The key generator of {@link CacheRegion.cacheOnArguments} (from the options, or the default). */
   readonly functionKeyGenerator: FunctionKeyGenerator;
+  /** The key generator of {@link CacheRegion.cacheMultiOnArguments}. */
   readonly functionMultiKeyGenerator: FunctionMultiKeyGenerator;
+  /** Applied to every key before the backend sees it, or `undefined` for none. */
   readonly keyMangler: KeyMangler | undefined;
+  /** The payload serializer handed to byte-oriented backends. */
   readonly serializer: Serializer;
+  /** The background regeneration runner, or `undefined` (stale values are regenerated in the caller). */
   readonly asyncCreationRunner: AsyncCreationRunner | undefined;
+  /** The time source for expiry (milliseconds since the epoch). */
   readonly clock: Clock;
 
   private outer: CacheBackend | undefined;

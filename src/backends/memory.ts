@@ -47,6 +47,7 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
     this.cache = new LRUCache(options);
   }
 
+  /** @internal The synchronous read behind `get` (the region's fresh-hit path uses it). */
   [SYNC_GET](key: string): CachedValue | NoValue {
     return this.cache.get(key) ?? NO_VALUE;
   }
@@ -75,6 +76,7 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
     for (const key of keys) this.cache.delete(key);
   }
 
+  /** Empties the cache (it holds no connection or timer). */
   async close(): Promise<void> {
     this.cache.clear();
   }
