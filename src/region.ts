@@ -78,17 +78,20 @@ export interface BackendErrorInfo {
 
 /** Options of {@link makeRegion}. All optional. */
 export interface RegionOptions {
-  /** A label, used in messages and passed to backends. */
+  /** A label, used in messages and passed to backends. Default none. */
   name?: string;
   /** Builds keys for {@link CacheRegion.cacheOnArguments}. Default {@link defaultKeyGenerator}. */
   functionKeyGenerator?: FunctionKeyGenerator;
-  /** Builds keys for {@link CacheRegion.cacheMultiOnArguments}. */
+  /** Builds keys for {@link CacheRegion.cacheMultiOnArguments}. Default {@link defaultMultiKeyGenerator}. */
   functionMultiKeyGenerator?: FunctionMultiKeyGenerator;
-  /** Applied to every key before it reaches the backend (and the lock), e.g. `sha1MangleKey`. */
+  /** Applied to every key before it reaches the backend (and the lock), e.g. `sha1MangleKey`. Default none. */
   keyMangler?: KeyMangler;
-  /** Payload serializer for byte-oriented backends. Default: Node's structured clone (`node:v8`). */
+  /**
+   * Payload serializer for byte-oriented backends. Default {@link defaultSerializer}: JSON when JSON
+   * carries the value exactly, Node's structured clone (`node:v8`) otherwise.
+   */
   serializer?: Serializer;
-  /** Background regeneration of stale values (see {@link AsyncCreationRunner}). */
+  /** Background regeneration of stale values (see {@link AsyncCreationRunner}). Default none. */
   asyncCreationRunner?: AsyncCreationRunner;
   /**
    * Built-in background refresh: a stale value is returned at once to every caller, the lock
@@ -119,27 +122,30 @@ export interface ConfigureOptions {
   expirationTime?: number | null;
   /** Passed to the backend factory; never mutated. */
   arguments?: Readonly<Record<string, unknown>>;
-  /** Proxies around the backend; the first is the outermost. */
+  /** Proxies around the backend; the first is the outermost. Default none. */
   wrap?: readonly ProxySpec[];
-  /** Allows configuring a region that already has a backend. */
+  /** Allows configuring a region that already has a backend. Default false. */
   replaceExistingBackend?: boolean;
-  /** Custom invalidation (for example one shared through the backend). */
+  /**
+   * Custom invalidation (for example one shared through the backend). Default: a process-local
+   * {@link DefaultInvalidationStrategy}.
+   */
   regionInvalidator?: RegionInvalidationStrategy;
 }
 
 /** Per-read options. */
 export interface GetOptions {
-  /** Overrides the region's expiration for this read (seconds, `-1` never). */
+  /** Overrides the region's expiration for this read (seconds, `-1` never). Default: the region's. */
   expirationTime?: number | null;
-  /** Return the value even if it is expired or invalidated. */
+  /** Return the value even if it is expired or invalidated. Default false. */
   ignoreExpiration?: boolean;
 }
 
 /** Options of {@link CacheRegion.getOrCreate}. */
 export interface GetOrCreateOptions<T> {
-  /** Overrides the region's expiration for this call (seconds, `-1` never). */
+  /** Overrides the region's expiration for this call (seconds, `-1` never). Default: the region's. */
   expirationTime?: number | null;
-  /** When it returns false the value is returned to the waiting callers but not stored. */
+  /** When it returns false the value is returned to the waiting callers but not stored. Default: store every value. */
   shouldCacheFn?: (value: T) => boolean;
 }
 

@@ -12,7 +12,7 @@ export const DEFAULT_MEMORY_MAX = 10_000;
 export interface MemoryBackendArguments {
   /** Most entries kept; the least recently used go first. Default 10,000 (when `maxSize` is absent). */
   max?: number;
-  /** Most total size kept, in the units of `sizeCalculation` (default: approximate bytes). */
+  /** Most total size kept, in the units of `sizeCalculation` (default: approximate bytes). Default none. */
   maxSize?: number;
   /** Size of one entry for `maxSize`; default estimates the payload's bytes. */
   sizeCalculation?: (value: CachedValue, key: string) => number;

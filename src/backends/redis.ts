@@ -37,9 +37,9 @@ export interface RedisBackendArguments {
   username?: string;
   /** Password for `AUTH`. Default none. */
   password?: string;
-  /** `true` or ioredis/tls connection options. */
+  /** `true` or ioredis/tls connection options. Default false (plain TCP, unless the url is `rediss://`). */
   tls?: boolean | Record<string, unknown>;
-  /** An existing ioredis client (Redis or Cluster). The backend does not close it. */
+  /** An existing ioredis client (Redis or Cluster). The backend does not close it. Default: the backend creates one. */
   client?: RedisClient;
   /**
    * Physical TTL of stored values. Make it longer than the region's expirationTime plus the worst
