@@ -24,7 +24,16 @@ export { TemplateCache, type TemplateCacheOptions } from './templates.js';
 export type EtaCacheOptions = TemplateCacheOptions | TemplateCache;
 
 /** An Eta AST node as plugins see it: a text chunk, or a tag. */
-export type EtaAstNode = string | { t: string; val: string; lineNo?: number };
+export type EtaAstNode =
+  | string
+  | {
+      /** The tag's kind: `'e'` (evaluate), `'r'` (raw output) or `'i'` (escaped output). */
+      t: string;
+      /** The tag's JavaScript source. */
+      val: string;
+      /** The tag's line in the template (1-based), when Eta records it. */
+      lineNo?: number;
+    };
 
 /** The Eta plugin returned by {@link dogpileEta} (pass it in `plugins`). */
 export interface DogpileEtaPlugin {
@@ -45,10 +54,21 @@ export interface DogpileEtaPlugin {
 /** The parts of an `Eta` instance the runtime uses (`this` inside compiled templates). */
 export interface EtaLike {
   /** Eta's configuration (`views`, escaping, template caching). */
-  config: { views?: string; autoEscape?: boolean; cache?: boolean };
+  config: {
+    /** The views directory. */
+    views?: string;
+    /** Whether `<%= %>` output is escaped. */
+    autoEscape?: boolean;
+    /** Whether compiled templates are kept. */
+    cache?: boolean;
+  };
+  /** Resolves a template name to a file path (relative to `options.filepath` when given). */
   resolvePath(name: string, options?: object): string;
+  /** Reads a template file's source. */
   readFile(path: string): string;
+  /** Renders a named template synchronously. */
   render(name: string, data: object, meta?: object): string;
+  /** Renders a named template asynchronously (every cached block resolved). */
   renderAsync(name: string, data: object, meta?: object): Promise<string>;
 }
 
@@ -64,6 +84,7 @@ export interface EtaRuntime {
     opts: unknown,
     body: () => Promise<string>,
   ): Promise<string>;
+  /** A cache block in a synchronous template (served from the in-process tier). */
   blockSync(
     eta: EtaLike,
     options: EtaRenderOptions | undefined,
@@ -73,6 +94,7 @@ export interface EtaRuntime {
     opts: unknown,
     body: () => string,
   ): string;
+  /** `cachedInclude` in an async template: renders the partial only on a miss. */
   include(
     eta: EtaLike,
     options: EtaRenderOptions | undefined,
@@ -81,6 +103,7 @@ export interface EtaRuntime {
     data: unknown,
     opts: unknown,
   ): Promise<string>;
+  /** `cachedInclude` in a synchronous template (served from the in-process tier). */
   includeSync(
     eta: EtaLike,
     options: EtaRenderOptions | undefined,

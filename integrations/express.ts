@@ -17,7 +17,9 @@ export { TemplateCache, type TemplateCacheOptions } from './templates.js';
 
 /** The parts of an Express application used here. */
 export interface ExpressAppLike {
+  /** Registers a template engine for files with extension `ext` (`app.engine`). */
   engine(ext: string, fn: (path: string, options: object, callback: (e: unknown, rendered?: string) => void) => void): unknown;
+  /** Sets an application setting (`views`, `view engine`). */
   set(setting: string, value: unknown): unknown;
 }
 
@@ -42,9 +44,15 @@ export type DogpileViewsOptions<E extends ViewEngineName = ViewEngineName> = Par
 /** What {@link dogpileViews} returns for each engine. */
 export interface ViewEnvironments {
   /** A `nunjucks.Environment` over the views directory. */
-  nunjucks: NunjucksEnvironment & { opts?: object };
+  nunjucks: NunjucksEnvironment & {
+    /** The environment's options (`autoescape`, `watch`, ...). */
+    opts?: object;
+  };
   /** An `Eta` instance with the dogpile plugin. */
-  eta: EtaLike & { readonly dogpile: DogpileEtaPlugin };
+  eta: EtaLike & {
+    /** The dogpile plugin installed on this instance (its `cache` is the TemplateCache). */
+    readonly dogpile: DogpileEtaPlugin;
+  };
   /** The Handlebars integration (`.handlebars` is the environment, `.compile` the async compiler). */
   handlebars: DogpileHandlebars;
 }

@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, extname, join, relative } from 'node:path';
-import type Handlebars from 'handlebars';
 import { DogpileError, ValidationError } from '../src/index.js';
+import type { HandlebarsCompileOptions, HandlebarsEnv, HandlebarsRuntimeOptions } from './handlebars-env.js';
 import {
   applyPartialOptOut,
   BLOCK_OPTIONS,
@@ -25,16 +25,19 @@ import {
   toTemplateCache,
 } from './templates.js';
 
+export type {
+  HandlebarsCompileOptions,
+  HandlebarsEnv,
+  HandlebarsRuntimeOptions,
+  HandlebarsSafeStringClass,
+} from './handlebars-env.js';
 export { TemplateCache, type TemplateCacheOptions } from './templates.js';
-
-/** A Handlebars environment (`Handlebars` itself or `Handlebars.create()`). */
-export type HandlebarsEnv = typeof Handlebars;
 
 /** Options of {@link installHandlebars}: TemplateCache options, or an existing TemplateCache. */
 export type HandlebarsCacheOptions = TemplateCacheOptions | TemplateCache;
 
 /** A compiled template: renders to a Promise of the final HTML, every cached block resolved. */
-export type AsyncTemplate = (context?: unknown, runtimeOptions?: Handlebars.RuntimeOptions) => Promise<string>;
+export type AsyncTemplate = (context?: unknown, runtimeOptions?: HandlebarsRuntimeOptions) => Promise<string>;
 
 /** What {@link installHandlebars} returns. */
 export interface DogpileHandlebars {
@@ -49,7 +52,7 @@ export interface DogpileHandlebars {
 }
 
 /** Handlebars compile options (passed through). */
-export type CompileOptions = Parameters<HandlebarsEnv['compile']>[1];
+export type CompileOptions = HandlebarsCompileOptions;
 
 interface HelperOptions {
   fn: (context: unknown, options?: { data?: unknown; blockParams?: unknown[] }) => string;

@@ -31,7 +31,7 @@ export interface TemplateCacheOptions {
   digest?: boolean;
   /** First component of every stored key. Default `"tpl"`. */
   keyPrefix?: string;
-  /** Part of every key: changing it makes every fragment miss (an explicit "bust everything"). */
+  /** Part of every key: changing it makes every fragment miss (an explicit "bust everything"). Default none. */
   version?: string | number;
   /**
    * What a backend failure (`BackendError`, `LockTimeoutError`) does to a render. `'render'`
@@ -48,11 +48,11 @@ export interface TemplateCacheOptions {
 
 /** Per-fragment options: Mako's `cache_region` / `cache_timeout`, plus a per-render opt-out. */
 export interface FragmentOptions {
-  /** Region name (see {@link TemplateCacheOptions.regions}). */
+  /** Region name (see {@link TemplateCacheOptions.regions}). Default {@link TemplateCacheOptions.defaultRegion}. */
   region?: string;
-  /** Seconds until the fragment is stale; overrides the region's expiration. `-1`/`null`: never. */
+  /** Seconds until the fragment is stale; overrides the region's expiration. `-1`/`null`: never. Default: the region's. */
   expire?: number | null;
-  /** `false` renders without the cache (and without touching the backend). */
+  /** `false` renders without the cache (and without touching the backend). Default true. */
   enabled?: boolean;
 }
 

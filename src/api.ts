@@ -58,8 +58,14 @@ export class CachedValue<T = unknown> {
  * returns `false`. Only the owner's `release()` may free the lock.
  */
 export interface CacheMutex {
+  /**
+   * Takes the lock: true when taken. With `wait` false it returns at once; with `wait` true it
+   * waits at most the backend's own bounded wait, then resolves false.
+   */
   acquire(wait: boolean): Promise<boolean>;
+  /** Frees the lock if this holder still owns it (a no-op otherwise, never someone else's lock). */
   release(): Promise<void>;
+  /** Whether anyone (this holder or another process) holds the lock now. */
   locked(): Promise<boolean>;
   /** Aborted when the lock's ownership was lost (for example its lease ran out). Optional. */
   readonly signal?: AbortSignal;
@@ -67,11 +73,17 @@ export interface CacheMutex {
 
 /** The storage interface. All methods are async; misses are {@link NO_VALUE}, never `null` holes. */
 export interface CacheBackend {
+  /** The value stored under `key`, or {@link NO_VALUE} when missing or unreadable. */
   get(key: string): Promise<CachedValue | NoValue>;
+  /** Values aligned with `keys`, {@link NO_VALUE} where missing. */
   getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]>;
+  /** Stores `value` under `key`, replacing what was there. */
   set(key: string, value: CachedValue): Promise<void>;
+  /** Stores every entry (atomically where the store can). */
   setMulti(entries: Map<string, CachedValue>): Promise<void>;
+  /** Removes `key`; removing a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /** Removes every key in `keys`. */
   deleteMulti(keys: string[]): Promise<void>;
   /** A distributed lock for `key`, or `null`/absent to use the in-process lock only. */
   getMutex?(key: string): CacheMutex | null;
@@ -81,6 +93,7 @@ export interface CacheBackend {
 
 /** Turns payloads into bytes for byte-oriented backends (redis, memcached, file) and back. */
 export interface Serializer {
+  /** Encodes a payload; a string is stored as its UTF-8 bytes. */
   serialize(value: unknown): Uint8Array | string;
   /** May throw on bad input: the value is then read as a miss. Must never execute code. */
   deserialize(bytes: Uint8Array): unknown;
@@ -104,6 +117,7 @@ export type BackendFactory = (
 
 /** A source of time in milliseconds since the epoch. Inject one to test expiry without sleeping. */
 export interface Clock {
+  /** Milliseconds since the epoch. */
   now(): number;
 }
 
@@ -112,31 +126,37 @@ export interface Clock {
 
 /** Base class of every error dogpile throws. */
 export class DogpileError extends Error {
+  /** Names the class in stack traces and `String(error)`. */
   override name = 'DogpileError';
 }
 
 /** A region was used before `configure()`. */
 export class RegionNotConfiguredError extends DogpileError {
+  /** Names the class in stack traces and `String(error)`. */
   override name = 'RegionNotConfiguredError';
 }
 
 /** `configure()` was called twice without `replaceExistingBackend`. */
 export class RegionAlreadyConfiguredError extends DogpileError {
+  /** Names the class in stack traces and `String(error)`. */
   override name = 'RegionAlreadyConfiguredError';
 }
 
 /** No backend is registered under that name, and it is not an importable module. */
 export class PluginNotFoundError extends DogpileError {
+  /** Names the class in stack traces and `String(error)`. */
   override name = 'PluginNotFoundError';
 }
 
 /** An option or argument has a bad value; the message names it. */
 export class ValidationError extends DogpileError {
+  /** Names the class in stack traces and `String(error)`. */
   override name = 'ValidationError';
 }
 
 /** A waiter gave up waiting for a lock or for another caller's creation. */
 export class LockTimeoutError extends DogpileError {
+  /** Names the class in stack traces and `String(error)`. */
   override name = 'LockTimeoutError';
 }
 
@@ -152,11 +172,13 @@ export function toBackendError(err: unknown, what: string): BackendError {
  * another holder took the lock, or the store could not be reached for a whole lease).
  */
 export class LockLostError extends DogpileError {
+  /** Names the class in stack traces and `String(error)`. */
   override name = 'LockLostError';
 }
 
 /** A backend operation failed; the original error is in `cause`. */
 export class BackendError extends DogpileError {
+  /** Names the class in stack traces and `String(error)`. */
   override name = 'BackendError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -13,23 +13,23 @@ export type ExpirationOption = number | null | (() => number | null);
 
 /** Options of `region.cacheOnArguments()`. */
 export interface CacheOnArgumentsOptions {
-  /** Distinguishes functions of the same name; becomes part of the key. */
+  /** Distinguishes functions of the same name; becomes part of the key. Default none. */
   namespace?: string;
-  /** Overrides the region's expiration for this function (seconds, `-1` never, or a function). */
+  /** Overrides the region's expiration for this function (seconds, `-1` never, or a function). Default: the region's. */
   expirationTime?: ExpirationOption;
   /** When it returns false, a result is returned but not stored. */
   shouldCacheFn?: (value: never) => boolean;
-  /** Converts each argument to a string for the key (then quoted, so keys stay unambiguous). */
+  /** Converts each argument to a string for the key (then quoted, so keys stay unambiguous). Default {@link encodeArg}. */
   toStr?: ToStr;
-  /** Overrides the region's key generator for this function. */
+  /** Overrides the region's key generator for this function. Default: the region's. */
   functionKeyGenerator?: FunctionKeyGenerator;
 }
 
 /** Options of `region.cacheMultiOnArguments()`. */
 export interface CacheMultiOnArgumentsOptions extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator'> {
-  /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. */
+  /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. Default false. */
   asDict?: boolean;
-  /** Overrides the region's multi key generator for this function. */
+  /** Overrides the region's multi key generator for this function. Default: the region's. */
   functionMultiKeyGenerator?: FunctionMultiKeyGenerator;
 }
 
@@ -72,6 +72,7 @@ export interface CachedMultiFunction<A, V, Out, This = unknown> {
   refresh(...args: A[]): Promise<Out>;
   /** The cache keys for these arguments. */
   keys(...args: A[]): string[];
+  /** The unwrapped function. */
   readonly original: (this: This, ...args: A[]) => unknown;
 }
 

@@ -22,10 +22,11 @@ export {
   ValidationError,
 } from './api.js';
 export { BaseBackend, ProxyBackend } from './backends/base.js';
-export { FileBackend, type FileBackendArguments } from './backends/file.js';
+export { createFileBackend, FileBackend, type FileBackendArguments } from './backends/file.js';
 export { MemcachedBackend, type MemcachedBackendArguments } from './backends/memcached.js';
 export { DEFAULT_MEMORY_MAX, MemoryBackend, type MemoryBackendArguments } from './backends/memory.js';
 export { NullBackend } from './backends/null.js';
+export type { LmdbDatabase, LmdbRootDatabase, RedisClient, RedisPipeline } from './backends/peer-types.js';
 export {
   createRedisBackend,
   createRedisClusterBackend,
@@ -57,10 +58,12 @@ export {
   type FunctionMultiKeyGenerator,
   functionKeyGenerator,
   functionMultiKeyGenerator,
+  type KeyFunction,
   type KeyMangler,
   type KeyTarget,
   kwargFunctionKeyGenerator,
   lengthConditionalMangler,
+  type MultiKeyFunction,
   sha1MangleKey,
   type ToStr,
 } from './keys.js';

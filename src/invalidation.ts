@@ -15,7 +15,9 @@ export interface RegionInvalidationStrategy {
   invalidate(hard: boolean): void | Promise<void>;
   /** Whether a value created at `createdAt` (ms) is invalidated, softly or hardly. */
   isInvalidated(createdAt: number): boolean;
+  /** Whether a value created at `createdAt` (ms since the epoch) is hard-invalidated: read as missing. */
   isHardInvalidated(createdAt: number): boolean;
+  /** Whether a value created at `createdAt` (ms since the epoch) is soft-invalidated: read as expired. */
   isSoftInvalidated(createdAt: number): boolean;
   /** Whether the last invalidation was hard. */
   wasHardInvalidated(): boolean;

@@ -46,7 +46,13 @@ import { defaultSerializer } from './serialization.js';
 
 /** What a creator receives: the key, and a signal aborted if the distributed lock is lost. */
 export interface CreatorContext {
+  /** The key being created, as the caller gave it (before the region's key mangler). */
   readonly key: string;
+  /**
+   * Aborted when the distributed lock guarding this creation is lost (its reason is a
+   * `LockLostError`); `undefined` when the backend's lock gives no signal. Pass it on to `fetch` or a
+   * database call to stop work whose result may no longer be wanted.
+   */
   readonly signal: AbortSignal | undefined;
 }
 
@@ -64,23 +70,28 @@ export type AsyncCreationRunner = (
 
 /** Where a backend failure happened, for {@link RegionOptions.onError}. */
 export interface BackendErrorInfo {
+  /** The backend call that failed (`lock`: taking or releasing the distributed lock). */
   readonly operation: 'get' | 'getMulti' | 'set' | 'setMulti' | 'lock' | 'create';
+  /** The key involved (as given to the region), or `undefined` for multi-key calls. */
   readonly key: string | undefined;
 }
 
 /** Options of {@link makeRegion}. All optional. */
 export interface RegionOptions {
-  /** A label, used in messages and passed to backends. */
+  /** A label, used in messages and passed to backends. Default none. */
   name?: string;
   /** Builds keys for {@link CacheRegion.cacheOnArguments}. Default {@link defaultKeyGenerator}. */
   functionKeyGenerator?: FunctionKeyGenerator;
-  /** Builds keys for {@link CacheRegion.cacheMultiOnArguments}. */
+  /** Builds keys for {@link CacheRegion.cacheMultiOnArguments}. Default {@link defaultMultiKeyGenerator}. */
   functionMultiKeyGenerator?: FunctionMultiKeyGenerator;
-  /** Applied to every key before it reaches the backend (and the lock), e.g. `sha1MangleKey`. */
+  /** Applied to every key before it reaches the backend (and the lock), e.g. `sha1MangleKey`. Default none. */
   keyMangler?: KeyMangler;
-  /** Payload serializer for byte-oriented backends. Default: Node's structured clone (`node:v8`). */
+  /**
+   * Payload serializer for byte-oriented backends. Default {@link defaultSerializer}: JSON when JSON
+   * carries the value exactly, Node's structured clone (`node:v8`) otherwise.
+   */
   serializer?: Serializer;
-  /** Background regeneration of stale values (see {@link AsyncCreationRunner}). */
+  /** Background regeneration of stale values (see {@link AsyncCreationRunner}). Default none. */
   asyncCreationRunner?: AsyncCreationRunner;
   /**
    * Built-in background refresh: a stale value is returned at once to every caller, the lock
@@ -111,27 +122,30 @@ export interface ConfigureOptions {
   expirationTime?: number | null;
   /** Passed to the backend factory; never mutated. */
   arguments?: Readonly<Record<string, unknown>>;
-  /** Proxies around the backend; the first is the outermost. */
+  /** Proxies around the backend; the first is the outermost. Default none. */
   wrap?: readonly ProxySpec[];
-  /** Allows configuring a region that already has a backend. */
+  /** Allows configuring a region that already has a backend. Default false. */
   replaceExistingBackend?: boolean;
-  /** Custom invalidation (for example one shared through the backend). */
+  /**
+   * Custom invalidation (for example one shared through the backend). Default: a process-local
+   * {@link DefaultInvalidationStrategy}.
+   */
   regionInvalidator?: RegionInvalidationStrategy;
 }
 
 /** Per-read options. */
 export interface GetOptions {
-  /** Overrides the region's expiration for this read (seconds, `-1` never). */
+  /** Overrides the region's expiration for this read (seconds, `-1` never). Default: the region's. */
   expirationTime?: number | null;
-  /** Return the value even if it is expired or invalidated. */
+  /** Return the value even if it is expired or invalidated. Default false. */
   ignoreExpiration?: boolean;
 }
 
 /** Options of {@link CacheRegion.getOrCreate}. */
 export interface GetOrCreateOptions<T> {
-  /** Overrides the region's expiration for this call (seconds, `-1` never). */
+  /** Overrides the region's expiration for this call (seconds, `-1` never). Default: the region's. */
   expirationTime?: number | null;
-  /** When it returns false the value is returned to the waiting callers but not stored. */
+  /** When it returns false the value is returned to the waiting callers but not stored. Default: store every value. */
   shouldCacheFn?: (value: T) => boolean;
 }
 
@@ -145,12 +159,19 @@ export function makeRegion(options: RegionOptions = {}): CacheRegion {
 
 /** A cache region: configured once with a backend, then used by key or through wrapped functions. */
 export class CacheRegion {
+  /** The region's name from {@link RegionOptions.name}, or `undefined`. */
   readonly name: string | undefined;
+  /** The key generator of {@link CacheRegion.cacheOnArguments} (from the options, or the default). */
   readonly functionKeyGenerator: FunctionKeyGenerator;
+  /** The key generator of {@link CacheRegion.cacheMultiOnArguments}. */
   readonly functionMultiKeyGenerator: FunctionMultiKeyGenerator;
+  /** Applied to every key before the backend sees it, or `undefined` for none. */
   readonly keyMangler: KeyMangler | undefined;
+  /** The payload serializer handed to byte-oriented backends. */
   readonly serializer: Serializer;
+  /** The background regeneration runner, or `undefined` (stale values are regenerated in the caller). */
   readonly asyncCreationRunner: AsyncCreationRunner | undefined;
+  /** The time source for expiry (milliseconds since the epoch). */
   readonly clock: Clock;
 
   private outer: CacheBackend | undefined;

@@ -19,6 +19,7 @@ import {
 import { decodeValue, encodeValue } from '../serialization.js';
 import { BaseBackend } from './base.js';
 import { LeasedMutex } from './lease.js';
+import type { LmdbDatabase, LmdbRootDatabase } from './peer-types.js';
 
 /** Keys longer than this many UTF-8 bytes are stored under their SHA-1 (LMDB's limit is 1978). */
 const MAX_KEY_BYTES = 1000;
@@ -86,10 +87,10 @@ export class FileBackend extends BaseBackend {
   constructor(
     args: Readonly<Record<string, unknown>>,
     private readonly context: BackendContext,
-    private readonly root: RootDatabase,
+    private readonly root: LmdbRootDatabase,
     /** The named database that holds the values. */
-    readonly db: Database<Buffer, string>,
-    private readonly locks: Database<LockRecord, string>,
+    readonly db: LmdbDatabase<Buffer, string>,
+    private readonly locks: LmdbDatabase<LockRecord, string>,
   ) {
     super();
     this.options = parseArguments(args);

@@ -417,6 +417,7 @@ export class MemcachedBackend extends BaseBackend {
     return this.call(what, undefined, () => op(this.client));
   }
 
+  /** Closes the connections to every server. */
   async close(): Promise<void> {
     this.client.close();
   }

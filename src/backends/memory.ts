@@ -12,7 +12,7 @@ export const DEFAULT_MEMORY_MAX = 10_000;
 export interface MemoryBackendArguments {
   /** Most entries kept; the least recently used go first. Default 10,000 (when `maxSize` is absent). */
   max?: number;
-  /** Most total size kept, in the units of `sizeCalculation` (default: approximate bytes). */
+  /** Most total size kept, in the units of `sizeCalculation` (default: approximate bytes). Default none. */
   maxSize?: number;
   /** Size of one entry for `maxSize`; default estimates the payload's bytes. */
   sizeCalculation?: (value: CachedValue, key: string) => number;
@@ -47,6 +47,7 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
     this.cache = new LRUCache(options);
   }
 
+  /** @internal The synchronous read behind `get` (the region's fresh-hit path uses it). */
   [SYNC_GET](key: string): CachedValue | NoValue {
     return this.cache.get(key) ?? NO_VALUE;
   }
@@ -75,6 +76,7 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
     for (const key of keys) this.cache.delete(key);
   }
 
+  /** Empties the cache (it holds no connection or timer). */
   async close(): Promise<void> {
     this.cache.clear();
   }

@@ -4,7 +4,7 @@
 // ioredis is an optional peer dependency: it is imported when a region first uses these backends.
 
 import { randomUUID } from 'node:crypto';
-import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
 import {
   type BackendContext,
   BackendError,
@@ -21,20 +21,26 @@ import {
 } from '../api.js';
 import { decodeValue, encodeValue } from '../serialization.js';
 import { BaseBackend } from './base.js';
+import type { RedisClient } from './peer-types.js';
 
 /** Arguments of the `redis`, `redis-sentinel` and `redis-cluster` backends (seconds throughout). */
 export interface RedisBackendArguments {
   /** `redis://[user:pass@]host:port/db` (or `rediss://` for TLS). */
   url?: string;
+  /** Server host name or address (when no `url`). Default `localhost` (ioredis's default). */
   host?: string;
+  /** Server TCP port (when no `url`). Default 6379. */
   port?: number;
+  /** Database number to `SELECT` after connecting. Default 0. */
   db?: number;
+  /** ACL user name (Redis 6+). Default none. */
   username?: string;
+  /** Password for `AUTH`. Default none. */
   password?: string;
-  /** `true` or ioredis/tls connection options. */
+  /** `true` or ioredis/tls connection options. Default false (plain TCP, unless the url is `rediss://`). */
   tls?: boolean | Record<string, unknown>;
-  /** An existing ioredis client (Redis or Cluster). The backend does not close it. */
-  client?: Redis | Cluster;
+  /** An existing ioredis client (Redis or Cluster). The backend does not close it. Default: the backend creates one. */
+  client?: RedisClient;
   /**
    * Physical TTL of stored values. Make it longer than the region's expirationTime plus the worst
    * creation time, so that a stale value is still readable while it is regenerated (a shorter one
@@ -59,14 +65,30 @@ export interface RedisBackendArguments {
   /** Connection timeout. Default 5. */
   connectTimeout?: number;
   /** redis-sentinel: sentinel addresses, `[{ host, port }]` or `["host:port"]`. */
-  sentinels?: readonly ({ host: string; port: number } | string)[];
+  sentinels?: readonly (
+    | {
+        /** Sentinel host name or address. */
+        host: string;
+        /** Sentinel TCP port. */
+        port: number;
+      }
+    | string
+  )[];
   /** redis-sentinel: the master group name. Default `mymaster`. */
   name?: string;
   /** redis-cluster: startup nodes, `[{ host, port }]` or `["host:port"]`. */
-  nodes?: readonly ({ host: string; port: number } | string)[];
+  nodes?: readonly (
+    | {
+        /** Node host name or address. */
+        host: string;
+        /** Node TCP port. */
+        port: number;
+      }
+    | string
+  )[];
 }
 
-type Client = Redis | Cluster;
+type Client = RedisClient;
 
 // Release deletes the lock only for its owner and announces it in the same round trip.
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]); redis.call('publish', ARGV[2], KEYS[1]); return 1 else return 0 end`;

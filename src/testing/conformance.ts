@@ -21,13 +21,13 @@ export interface ConformanceOptions {
   name: string;
   /** A new backend instance (may share a server with others: the suite uses unique keys). */
   makeBackend: () => CacheBackend | Promise<CacheBackend>;
-  /** Writes raw bytes under a (mangled) key, to check that garbage reads as a miss. Optional. */
+  /** Writes raw bytes under a (mangled) key, to check that garbage reads as a miss. Default none (that check is skipped). */
   writeRaw?: (key: string, bytes: Uint8Array) => Promise<void>;
-  /** Extra region options (for example a key mangler the backend needs). */
+  /** Extra region options (for example a key mangler the backend needs). Default none. */
   regionOptions?: RegionOptions;
-  /** Skip the 1 MB value round trip (for stores with a smaller item limit). */
+  /** Skip the 1 MB value round trip (for stores with a smaller item limit). Default false. */
   skipLargeValue?: boolean;
-  /** The backend provides `getMutex`: also run the mutex contract. */
+  /** The backend provides `getMutex`: also run the mutex contract. Default false. */
   distributedLock?: boolean;
 }
 
