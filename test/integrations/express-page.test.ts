@@ -305,6 +305,22 @@ describe('pageCache route middleware', () => {
     assert.equal(handled, 11);
   });
 
+  it('a hit is replayed through res.send, so a matching If-None-Match gets a 304', async () => {
+    const app = express();
+    let handled = 0;
+    app.get('/t', pageCache({ regions: region() }), (_req, res) => {
+      handled++;
+      res.send('tagged');
+    });
+    const server = await listen(app);
+    const first = await request(server).get('/t').expect(200);
+    const etag = first.headers.etag;
+    assert.ok(etag);
+    await request(server).get('/t').set('if-none-match', etag).expect(304);
+    assert.equal((await request(server).get('/t').expect(200)).text, 'tagged');
+    assert.equal(handled, 1);
+  });
+
   it('a non-200 response is not stored', async () => {
     const app = express();
     let handled = 0;

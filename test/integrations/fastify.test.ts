@@ -48,7 +48,7 @@ const TEMPLATES = {
 
 for (const engine of ['nunjucks', 'eta', 'handlebars'] as const) {
   describe(`fastify + @fastify/view + ${engine}`, () => {
-    async function setup() {
+    async function setup(production = false) {
       const counts = { block: 0, partial: 0 };
       const app = Fastify();
       apps.push(app);
@@ -56,7 +56,7 @@ for (const engine of ['nunjucks', 'eta', 'handlebars'] as const) {
         engine,
         templates: templatesDir(TEMPLATES[engine]),
         regions: makeRegion({ failOpen: false }).configure('memory'),
-        view: engine === 'handlebars' ? { options: { partials: { card: 'card.hbs' } } } : {},
+        view: { production, ...(engine === 'handlebars' ? { options: { partials: { card: 'card.hbs' } } } : {}) },
       });
       const data = (fresh: boolean) => ({
         title: TRICKY,
@@ -107,6 +107,16 @@ for (const engine of ['nunjucks', 'eta', 'handlebars'] as const) {
       assert.deepEqual(counts, { block: 1, partial: 1 });
       await get('/?fresh');
       assert.deepEqual(counts, { block: 2, partial: 2 }, 'the opt-out renders the bodies');
+    });
+
+    it('production mode (templates and partials cached by @fastify/view) renders the same and caches', async () => {
+      const dev = await setup();
+      const { get, counts } = await setup(true);
+      const expected = (await dev.get('/?fresh')).body;
+      assert.equal((await get()).body, expected);
+      assert.equal((await get()).body, expected);
+      assert.equal((await get('/?fresh')).body, expected);
+      assert.deepEqual(counts, { block: 2, partial: 2 });
     });
 
     it('50 concurrent cold requests render each fragment once', async () => {
