@@ -96,7 +96,9 @@ export function installPageOption(app: { response?: object }, pages: PageCache, 
  * stale page runs the handler and its response is sent and recorded; concurrent requests wait for
  * it (missing) or get the stale page at once. Stored only when the response is a 200 without
  * Set-Cookie, was sent completely and is at most `maxSize` bytes; a request that arrives with a
- * cookie already set on its response (e.g. by a session middleware) bypasses the cache.
+ * cookie already set on its response (e.g. by a session middleware) bypasses the cache. Mount
+ * compression before `pageCache` (pages are recorded uncompressed and compressed again per request);
+ * a response whose write/end were wrapped again after `pageCache` is not stored.
  */
 export function pageCache<Req extends ExpressPageRequest = ExpressPageRequest>(
   options: PageCacheMiddlewareOptions<Req>,
@@ -174,16 +176,21 @@ function record(res: ServerResponse, limit: number, finish: (page: StoredPage | 
   };
   const write = res.write;
   const end = res.end;
-  res.write = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+  const recordingWrite = function (this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
     keep(chunk, rest[0]);
     return (write as (...a: unknown[]) => boolean).call(this, chunk, ...rest);
   } as typeof res.write;
-  res.end = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
+  const recordingEnd = function (this: ServerResponse, chunk?: unknown, ...rest: unknown[]) {
     keep(chunk, rest[0]);
     return (end as (...a: unknown[]) => ServerResponse).call(this, chunk, ...rest);
   } as typeof res.end;
+  res.write = recordingWrite;
+  res.end = recordingEnd;
   res.once('finish', () => {
-    const ok = !overflow && res.statusCode === 200 && res.getHeader('set-cookie') === undefined;
+    // A layer that wrapped write/end after us (e.g. compression mounted after pageCache) may have
+    // changed the bytes the handler wrote: what we recorded is then not what was sent.
+    const outermost = res.write === recordingWrite && res.end === recordingEnd;
+    const ok = outermost && !overflow && res.statusCode === 200 && res.getHeader('set-cookie') === undefined;
     finish(ok ? { headers: storableHeaders(res.getHeaders()), body: Buffer.concat(chunks) } : undefined);
   });
   // A connection closed before the response finished: nothing to store, waiters render themselves.

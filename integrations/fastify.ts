@@ -206,7 +206,7 @@ const SOURCE = Symbol('dogpile handlebars source');
 
 type PageState =
   | { readonly mode: 'hit' }
-  | { readonly mode: 'create'; finish(page: StoredPage | undefined): void; body?: string | Uint8Array; tooBig?: boolean };
+  | { readonly mode: 'create'; finish(page: StoredPage | undefined): void; body?: string | Uint8Array; unstorable?: boolean };
 
 function installPageHooks(fastify: FastifyInstance, pages: PageCache, limit: number): void {
   const states = new WeakMap<FastifyRequest, PageState>();
@@ -233,11 +233,13 @@ function installPageHooks(fastify: FastifyInstance, pages: PageCache, limit: num
     // A connection closed before the response finished: nothing to store, waiters render themselves.
     reply.raw.once('close', () => claim.finish(undefined));
   });
-  fastify.addHook('onSend', async (request: FastifyRequest, _reply: FastifyReply, payload: unknown) => {
+  fastify.addHook('onSend', async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const state = states.get(request);
-    if (state?.mode === 'create') {
+    // A payload already encoded by an earlier onSend hook (compression) is not the page itself.
+    if (state?.mode === 'create' && reply.getHeader('content-encoding') !== undefined) state.unstorable = true;
+    else if (state?.mode === 'create') {
       const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload instanceof Uint8Array ? payload.length : -1;
-      if (size < 0 || size > limit) state.tooBig = true;
+      if (size < 0 || size > limit) state.unstorable = true;
       else state.body = typeof payload === 'string' ? payload : Buffer.from(payload as Uint8Array);
     }
     return payload;
@@ -246,7 +248,7 @@ function installPageHooks(fastify: FastifyInstance, pages: PageCache, limit: num
     const state = states.get(request);
     if (state?.mode !== 'create') return;
     const ok =
-      !state.tooBig && state.body !== undefined && reply.statusCode === 200 && reply.getHeader('set-cookie') === undefined;
+      !state.unstorable && state.body !== undefined && reply.statusCode === 200 && reply.getHeader('set-cookie') === undefined;
     state.finish(ok ? { headers: storableHeaders(reply.getHeaders()), body: state.body as string | Uint8Array } : undefined);
   });
 }

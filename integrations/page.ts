@@ -99,9 +99,14 @@ export interface ParsedPageOptions<Req = PageRequestLike> {
 
 const PAGE_OPTIONS = new Set(['key', 'expire', 'varyBy', 'region']);
 const VARY_OPTIONS = new Set(['headers', 'query', 'request']);
-/** Headers that describe one response or one connection, never replayed from the cache. */
+/**
+ * Headers that describe one response or one connection, never replayed from the cache. The body is
+ * recorded as the handler wrote it (before any compression), so its Content-Encoding is not stored
+ * either: a compression layer encodes the replay afresh for the request at hand.
+ */
 const UNSTORED_HEADERS = new Set([
   'set-cookie',
+  'content-encoding',
   'date',
   'content-length',
   'connection',
@@ -365,8 +370,8 @@ export function toPageCache(options: PageCacheOptions | PageCache): PageCache {
 }
 
 /**
- * The response headers of a page worth storing: everything except Set-Cookie, Date, Content-Length
- * and connection headers; numbers become strings.
+ * The response headers of a page worth storing: everything except Set-Cookie, Date, Content-Length,
+ * Content-Encoding and connection headers; numbers become strings.
  */
 export function storableHeaders(headers: Readonly<Record<string, unknown>>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};

@@ -321,6 +321,31 @@ describe('pageCache route middleware', () => {
     assert.equal(handled, 1);
   });
 
+  it('a body transformer mounted before pageCache re-runs on replay; one mounted after it stops storing', async () => {
+    const upper = (_req: express.Request, res: express.Response, next: express.NextFunction) => {
+      const end = res.end.bind(res) as (chunk?: unknown) => express.Response;
+      res.end = ((chunk?: unknown) =>
+        end(typeof chunk === 'string' || Buffer.isBuffer(chunk) ? String(chunk).toUpperCase() : chunk)) as never;
+      next();
+    };
+    const app = express();
+    const handled = { before: 0, after: 0 };
+    app.get('/before', upper, pageCache({ regions: region() }), (_req, res) => {
+      handled.before++;
+      res.type('text').send('quiet');
+    });
+    app.get('/after', pageCache({ regions: region() }), upper, (_req, res) => {
+      handled.after++;
+      res.type('text').send('quiet');
+    });
+    const server = await listen(app);
+    for (let i = 0; i < 2; i++) {
+      assert.equal((await request(server).get('/before').expect(200)).text, 'QUIET');
+      assert.equal((await request(server).get('/after').expect(200)).text, 'QUIET');
+    }
+    assert.deepEqual(handled, { before: 1, after: 2 });
+  });
+
   it('a non-200 response is not stored', async () => {
     const app = express();
     let handled = 0;

@@ -203,6 +203,24 @@ describe('fastify page caching (route config dogpile.page)', () => {
     assert.equal(failing, 2);
   });
 
+  it('a payload encoded by an earlier onSend hook (compression) is not stored', async () => {
+    const app = Fastify();
+    apps.push(app);
+    app.addHook('onSend', async (_req, reply, payload) => {
+      reply.header('content-encoding', 'x-test');
+      return payload;
+    });
+    await app.register(dogpileFastify, { regions: makeRegion().configure('memory') });
+    let handled = 0;
+    app.get('/z', { config: { dogpile: { page: true } } }, async () => {
+      handled++;
+      return 'zipped';
+    });
+    await app.inject('/z');
+    await app.inject('/z');
+    assert.equal(handled, 2);
+  });
+
   it('the vary dimensions are part of the key', async () => {
     const app = await setup();
     let handled = 0;
