@@ -3,15 +3,17 @@
 // request re-renders, responses with Set-Cookie or a status other than 200 are never stored, the
 // vary dimensions separate entries, and bad options are ValidationErrors naming the option.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import request from 'supertest';
 import { dogpileViews, pageCache } from '../../integrations/express.js';
 import { ManualClock, makeRegion, ValidationError } from '../../src/index.js';
+import { type ServerProcess, startRedis } from '../helpers/servers.js';
 import { sleep, until } from '../helpers/time.js';
 
 const TRICKY = `<b>"Fish" & 'Chips'</b>`;
@@ -419,5 +421,81 @@ describe('pageCache route middleware', () => {
     assert.throws(() => pageCache({ regions: r, region: 'nope' }), /unknown region "nope"/);
     assert.throws(() => pageCache({ regions: r, maxSize: -1 }), /maxSize/);
     assert.throws(() => pageCache({ regions: 'x' as never }), ValidationError);
+  });
+});
+
+describe('pages on a private Redis (two regions as two processes, distributed lock)', {
+  skip: spawnSync('redis-server', ['--version']).status === 0 ? false : 'redis-server not available',
+}, () => {
+  let redis: ServerProcess | undefined;
+  const regions: ReturnType<typeof makeRegion>[] = [];
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => {
+    for (const r of regions) await r.close();
+    await redis?.stop();
+  });
+  const redisRegion = () => {
+    const region = makeRegion({ failOpen: false }).configure('redis', {
+      arguments: { url: `redis://127.0.0.1:${redis?.port}`, distributedLock: true, lockTimeout: 10 },
+    });
+    regions.push(region);
+    return region;
+  };
+
+  it('50 requests split over two apps run the handler once; a binary body comes back byte for byte', async () => {
+    const body = Buffer.from([0, 255, 254, 10, 0xc3, 0x28, 60, 62, 38]);
+    let handled = 0;
+    const appFor = () => {
+      const app = express();
+      app.get('/bin', pageCache({ regions: redisRegion(), expire: 60 }), async (_req, res) => {
+        handled++;
+        await sleep(150);
+        res.type('application/octet-stream').send(body);
+      });
+      return listen(app);
+    };
+    const [a, b] = await Promise.all([appFor(), appFor()]);
+    const pages = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        request(i % 2 ? a : b)
+          .get('/bin')
+          .buffer(true)
+          .parse((res, cb) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => cb(null, Buffer.concat(chunks)));
+          })
+          .expect(200),
+      ),
+    );
+    assert.equal(handled, 1);
+    for (const p of pages) assert.deepEqual(p.body, body);
+  });
+
+  it('a rendered page is shared by two apps through Redis', async () => {
+    const views = viewsDir({ 'p.njk': '<p>{{ x }}</p>' });
+    let renders = 0;
+    const appFor = () => {
+      const app = express();
+      dogpileViews(app, { engine: 'nunjucks', views, regions: redisRegion() });
+      app.get('/', (_req, res) =>
+        res.render('p', {
+          get x() {
+            renders++;
+            return TRICKY;
+          },
+          dogpile: { page: { key: 'shared' } },
+        }),
+      );
+      return listen(app);
+    };
+    const [a, b] = await Promise.all([appFor(), appFor()]);
+    const first = (await request(a).get('/').expect(200)).text;
+    const second = (await request(b).get('/').expect(200)).text;
+    assert.equal(second, first);
+    assert.equal(first, '<p>&lt;b&gt;&quot;Fish&quot; &amp; &#39;Chips&#39;&lt;/b&gt;</p>');
+    assert.equal(renders, 1);
   });
 });
