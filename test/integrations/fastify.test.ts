@@ -4,6 +4,7 @@
 // and whole-page caching of routes (stampede, stale, Set-Cookie, non-200, vary, bad options).
 /// <reference types="@fastify/view" />
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,15 +49,20 @@ const TEMPLATES = {
 
 for (const engine of ['nunjucks', 'eta', 'handlebars'] as const) {
   describe(`fastify + @fastify/view + ${engine}`, () => {
-    async function setup(production = false) {
+    async function setup(production = false, layout = false) {
       const counts = { block: 0, partial: 0 };
       const app = Fastify();
       apps.push(app);
+      const layouts = { 'layout.eta': '<main><%~ it.body %></main>', 'layout.hbs': '<main>{{{body}}}</main>' };
       await app.register(dogpileFastify, {
         engine,
-        templates: templatesDir(TEMPLATES[engine]),
+        templates: templatesDir({ ...TEMPLATES[engine], ...layouts }),
         regions: makeRegion({ failOpen: false }).configure('memory'),
-        view: { production, ...(engine === 'handlebars' ? { options: { partials: { card: 'card.hbs' } } } : {}) },
+        view: {
+          production,
+          ...(layout ? { layout: 'layout' } : {}),
+          ...(engine === 'handlebars' ? { options: { partials: { card: 'card.hbs' } } } : {}),
+        },
       });
       const data = (fresh: boolean) => ({
         title: TRICKY,
@@ -118,6 +124,17 @@ for (const engine of ['nunjucks', 'eta', 'handlebars'] as const) {
       assert.equal((await get('/?fresh')).body, expected);
       assert.deepEqual(counts, { block: 2, partial: 2 });
     });
+
+    if (engine !== 'nunjucks') {
+      it('a global @fastify/view layout wraps the cached page', async () => {
+        const { get, counts } = await setup(false, true);
+        const uncached = (await get('/?fresh')).body;
+        assert.match(uncached, /^<main><h1 title=/);
+        assert.equal((await get()).body, uncached);
+        assert.equal((await get()).body, uncached);
+        assert.deepEqual(counts, { block: 2, partial: 2 });
+      });
+    }
 
     it('50 concurrent cold requests render each fragment once', async () => {
       const { app, counts } = await setup();
@@ -284,5 +301,29 @@ describe('fastify page caching (route config dogpile.page)', () => {
       },
       (err: Error) => err instanceof ValidationError && /regions/.test(err.message),
     );
+  });
+});
+
+describe('dogpile/fastify as a package entry point', () => {
+  it('resolves by name and imports neither fastify, @fastify/view nor an engine until used', () => {
+    spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    const run = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        './test/fixtures/trace-register.mjs',
+        '--input-type=module',
+        '-e',
+        "const f = await import('dogpile/fastify'); console.log(typeof f.dogpileFastify, typeof f.dogpileViewOptions, typeof f.PageCache);",
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout.trim(), 'function function function');
+    const resolved = run.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('resolve:'))
+      .map((l) => l.slice('resolve:'.length));
+    assert.deepEqual([...new Set(resolved)].sort(), ['dogpile/fastify', 'lru-cache']);
   });
 });
