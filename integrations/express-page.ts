@@ -52,9 +52,10 @@ interface ExpressResponseLike extends ServerResponse {
  * of every file under `views` (so an edited template never serves an old page), the key (default:
  * the URL path) and the vary dimensions. Responses whose status is not 200 or that already set a
  * cookie when rendering render uncached and store nothing. `dogpile: { enabled: false }` (render
- * option or `res.locals`) turns the page cache off for one render too.
+ * option or `res.locals`) turns the page cache off for one render too, and `enabled: false` (the
+ * TemplateCache's master switch) for all of them.
  */
-export function installPageOption(app: { response?: object }, pages: PageCache, views: string): void {
+export function installPageOption(app: { response?: object }, pages: PageCache, views: string, enabled = true): void {
   const proto = app.response as ExpressResponseLike | undefined;
   if (proto === undefined || typeof proto.render !== 'function') return;
   const original = proto.render;
@@ -69,7 +70,7 @@ export function installPageOption(app: { response?: object }, pages: PageCache, 
     let key: string;
     try {
       parsed = parsePageOptions<ExpressPageRequest>(page, `res.render(${JSON.stringify(view)}) dogpile.page`);
-      if (!renderEnabled(locals) || !renderEnabled(this.locals) || !shareable(this)) {
+      if (!enabled || !renderEnabled(locals) || !renderEnabled(this.locals) || !shareable(this)) {
         return original.call(this, view, locals, done);
       }
       const app = (this.req as { app?: { enabled?(setting: string): boolean } }).app;

@@ -104,6 +104,6 @@ export function dogpileViews<E extends ViewEngineName>(
   app.set('views', views);
   app.set('view engine', ext);
   const pageKeys = { keyPrefix: `${cacheOptions.keyPrefix ?? 'tpl'}-page`, version: cacheOptions.version ?? '' };
-  installPageOption(app, new PageCache({ regions: cache, ...pageKeys }), views);
+  installPageOption(app, new PageCache({ regions: cache, ...pageKeys }), views, cache.enabled);
   return env as ViewEnvironments[E];
 }

@@ -193,7 +193,12 @@ export const dogpileFastify = Object.assign(
       ...keys,
     });
     fastify.decorate('dogpile', { cache: setup?.cache, pages, env: setup?.env ?? (() => undefined) });
-    installPageHooks(fastify, pages, maxSize ?? 4 * 1024 * 1024);
+    installPageHooks(
+      fastify,
+      pages,
+      maxSize ?? 4 * 1024 * 1024,
+      setup?.cache.enabled ?? rest.templateCache?.enabled ?? rest.enabled ?? true,
+    );
   },
   // Like fastify-plugin: the hooks and decorators apply to the registering scope.
   { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: 'dogpile' },
@@ -208,7 +213,7 @@ type PageState =
   | { readonly mode: 'hit' }
   | { readonly mode: 'create'; finish(page: StoredPage | undefined): void; body?: string | Uint8Array; unstorable?: boolean };
 
-function installPageHooks(fastify: FastifyInstance, pages: PageCache, limit: number): void {
+function installPageHooks(fastify: FastifyInstance, pages: PageCache, limit: number, enabled: boolean): void {
   const states = new WeakMap<FastifyRequest, PageState>();
   fastify.addHook('onRoute', (route) => {
     const page = route.config?.dogpile?.page;
@@ -220,7 +225,7 @@ function installPageHooks(fastify: FastifyInstance, pages: PageCache, limit: num
   fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const dogpile = request.routeOptions.config?.dogpile as { [PARSED]?: ParsedPageOptions<FastifyRequest> } | undefined;
     const parsed = dogpile?.[PARSED];
-    if (parsed === undefined || request.method !== 'GET') return;
+    if (parsed === undefined || !enabled || request.method !== 'GET') return;
     if (reply.statusCode !== 200 || reply.getHeader('set-cookie') !== undefined) return;
     const claim = await pages.claim(pages.key('route:GET', parsed, request), parsed as ParsedPageOptions<never>);
     if (claim.kind === 'pass') return;

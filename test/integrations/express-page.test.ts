@@ -189,6 +189,21 @@ describe('res.render page option (dogpileViews)', () => {
     assert.equal(state.renders, 2);
   });
 
+  it('the master switch enabled: false turns page caching off too', async () => {
+    const state = { renders: 0 };
+    const app = express();
+    dogpileViews(app, {
+      engine: 'eta',
+      views: viewsDir({ 'p.eta': '<%= it.tick() %>' }),
+      regions: makeRegion().configure('memory'),
+      enabled: false,
+    });
+    app.get('/', (_req, res) => res.render('p', { tick: () => ++state.renders, dogpile: { page: true } }));
+    const server = await listen(app);
+    assert.equal((await request(server).get('/').expect(200)).text, '1');
+    assert.equal((await request(server).get('/').expect(200)).text, '2');
+  });
+
   it('bad page options reach the error handler as a ValidationError naming the option', async () => {
     const { app, load } = etaApp();
     const bad: Record<string, unknown> = {

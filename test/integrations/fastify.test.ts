@@ -238,6 +238,16 @@ describe('fastify page caching (route config dogpile.page)', () => {
     assert.equal(handled, 2);
   });
 
+  it('enabled: false turns route pages off', async () => {
+    const app = Fastify();
+    apps.push(app);
+    await app.register(dogpileFastify, { regions: makeRegion().configure('memory'), enabled: false });
+    let handled = 0;
+    app.get('/off', { config: { dogpile: { page: true } } }, async () => `n${++handled}`);
+    assert.equal((await app.inject('/off')).body, 'n1');
+    assert.equal((await app.inject('/off')).body, 'n2');
+  });
+
   it('the vary dimensions are part of the key', async () => {
     const app = await setup();
     let handled = 0;
