@@ -23,6 +23,8 @@ import {
 } from './page.js';
 import { renderEnabled } from './templates.js';
 
+export { PageCache, type PageCacheOptions, type PageOptions, type PageVaryBy } from './page.js';
+
 /** The request as the page options' functions see it (an Express request). */
 export type ExpressPageRequest = IncomingMessage & PageRequestLike & { originalUrl: string; method: string };
 

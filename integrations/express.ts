@@ -13,7 +13,14 @@ import { PageCache } from './page.js';
 import { type TemplateCache, type TemplateCacheOptions, toTemplateCache } from './templates.js';
 
 export { etaEngine } from './eta.js';
-export { type ExpressPageOptions, type PageCacheMiddlewareOptions, pageCache } from './express-page.js';
+export {
+  type ExpressPageOptions,
+  PageCache,
+  type PageCacheMiddlewareOptions,
+  type PageOptions,
+  type PageVaryBy,
+  pageCache,
+} from './express-page.js';
 export { handlebarsEngine } from './handlebars.js';
 export { nunjucksEngine } from './nunjucks.js';
 export { TemplateCache, type TemplateCacheOptions } from './templates.js';
