@@ -6,13 +6,32 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { ValidationError } from '../src/index.js';
 import { type DogpileEtaPlugin, dogpileEta, type EtaLike, etaEngine } from './eta.js';
+import { installPageOption } from './express-page.js';
 import { type DogpileHandlebars, type HandlebarsEnv, handlebarsEngine, installHandlebars } from './handlebars.js';
 import { installNunjucks, type NunjucksEnvironment, nunjucksEngine } from './nunjucks.js';
+import { PageCache } from './page.js';
 import { type TemplateCache, type TemplateCacheOptions, toTemplateCache } from './templates.js';
 
 export { etaEngine } from './eta.js';
+export {
+  type ExpressPageOptions,
+  type ExpressPageRequest,
+  PageCache,
+  type PageCacheMiddlewareOptions,
+  type PageOptions,
+  type PageVaryBy,
+  pageCache,
+} from './express-page.js';
 export { handlebarsEngine } from './handlebars.js';
 export { nunjucksEngine } from './nunjucks.js';
+export {
+  type PageCacheOptions,
+  type PageClaim,
+  type PageRequestLike,
+  type ParsedPageOptions,
+  parsePageOptions,
+  type StoredPage,
+} from './page.js';
 export { TemplateCache, type TemplateCacheOptions } from './templates.js';
 
 /** The parts of an Express application used here. */
@@ -21,6 +40,8 @@ export interface ExpressAppLike {
   engine(ext: string, fn: (path: string, options: object, callback: (e: unknown, rendered?: string) => void) => void): unknown;
   /** Sets an application setting (`views`, `view engine`). */
   set(setting: string, value: unknown): unknown;
+  /** The app's response prototype (where the `dogpile.page` render option is installed). */
+  response?: object;
 }
 
 /** Engines {@link dogpileViews} can set up. */
@@ -106,5 +127,7 @@ export function dogpileViews<E extends ViewEngineName>(
   }
   app.set('views', views);
   app.set('view engine', ext);
+  const pageKeys = { keyPrefix: `${cacheOptions.keyPrefix ?? 'tpl'}-page`, version: cacheOptions.version ?? '' };
+  installPageOption(app, new PageCache({ regions: cache, ...pageKeys }), views, cache.enabled);
   return env as ViewEnvironments[E];
 }
