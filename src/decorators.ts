@@ -107,17 +107,19 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
   const decorate = (fn: AnyFn, context?: ClassMethodDecoratorContext): unknown => {
     const target = targetFor(fn, context, namespace, 'cacheOnArguments');
     let keyFn: KeyFunction | undefined;
+    const naming =
+      context &&
+      onDeclaringClass(context, (name) => {
+        target.name = name;
+        keyFn = undefined;
+      });
     const keyOf = (self: unknown, args: unknown[]): string => {
+      naming?.resolve(); // a decorated method: its class's name, once known
       keyFn ??= generator(namespace, target, toStr);
       const key = keyFn.apply(self, args);
       if (typeof key !== 'string') throw new ValidationError(`functionKeyGenerator returned ${describe(key)}, not a string`);
       return key;
     };
-    if (context)
-      onDeclaringClass(context, (name) => {
-        target.name = name;
-        keyFn = undefined;
-      });
 
     const wrapper = function (this: unknown, ...args: unknown[]): Promise<unknown> {
       let key: string;
@@ -131,6 +133,7 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
         shouldCacheFn,
       });
     };
+    keepIdentity(wrapper, fn);
     return Object.assign(wrapper, {
       invalidate(this: unknown, ...args: unknown[]) {
         return region.delete(keyOf(this, args));
@@ -173,7 +176,14 @@ export function makeCacheMultiOnArguments<D extends boolean>(
   const decorate = (fn: AnyFn, context?: ClassMethodDecoratorContext): unknown => {
     const target = targetFor(fn, context, namespace, 'cacheMultiOnArguments');
     let keyFn: MultiKeyFunction | undefined;
+    const naming =
+      context &&
+      onDeclaringClass(context, (name) => {
+        target.name = name;
+        keyFn = undefined;
+      });
     const keysOf = (self: unknown, args: unknown[]): string[] => {
+      naming?.resolve(); // a decorated method: its class's name, once known
       keyFn ??= generator(namespace, target, toStr);
       const keys = keyFn.apply(self, args);
       if (!Array.isArray(keys) || keys.length !== args.length || keys.some((k) => typeof k !== 'string')) {
@@ -181,11 +191,6 @@ export function makeCacheMultiOnArguments<D extends boolean>(
       }
       return keys;
     };
-    if (context)
-      onDeclaringClass(context, (name) => {
-        target.name = name;
-        keyFn = undefined;
-      });
 
     // Calls the function with the arguments behind `keys`; returns values aligned with `keys`.
     const callFor = async (self: unknown, keys: readonly string[], argOf: Map<string, unknown>): Promise<unknown[]> => {
@@ -222,11 +227,19 @@ export function makeCacheMultiOnArguments<D extends boolean>(
       });
       return shape(args, values);
     };
+    keepIdentity(wrapper, fn);
     return Object.assign(wrapper, {
       invalidate(this: unknown, ...args: unknown[]) {
         return region.deleteMulti(keysOf(this, args));
       },
       set(this: unknown, values: ReadonlyMap<unknown, unknown> | Readonly<Record<string, unknown>>) {
+        if (!(values instanceof Map) && !isPlainRecord(values)) {
+          return Promise.reject(
+            new ValidationError(
+              `${target.name || 'function'}.set: expected a Map (or a record, for string arguments) of argument to value, got ${describe(values)}`,
+            ),
+          );
+        }
         const pairs = values instanceof Map ? [...values] : Object.entries(values);
         const keys = keysOf(
           this,
@@ -303,21 +316,46 @@ function targetFor(
   return { name };
 }
 
-/** Once the class is known, names a decorated method `Class.method` (the class that declares it). */
-function onDeclaringClass(context: ClassMethodDecoratorContext, setName: (name: string) => void): void {
-  let done = false;
+/**
+ * Once the class is known, names a decorated method `Class.method` (the class that declares it).
+ * The class's name is read when a key is first needed, not when the initializer runs: esbuild
+ * (tsx) runs static initializers on its inner binding (`_Catalog`) and gives it the class's own
+ * name (`Catalog`) only afterwards, so reading it early would key a static method differently
+ * under tsx than under tsc.
+ */
+function onDeclaringClass(context: ClassMethodDecoratorContext, setName: (name: string) => void): { resolve(): void } {
+  let owner: { name?: unknown } | undefined;
+  let seen = false;
+  let named = false;
   context.addInitializer(function (this: unknown) {
-    if (done) return;
-    done = true;
-    const methodName = String(context.name);
-    let owner: unknown;
-    if (context.static) owner = this;
+    if (seen) return;
+    seen = true;
+    if (context.static) owner = this as { name?: unknown };
     else {
       let proto = Object.getPrototypeOf(this);
       while (proto && !Object.hasOwn(proto, context.name)) proto = Object.getPrototypeOf(proto);
       owner = proto?.constructor;
     }
-    const className = (owner as { name?: string } | undefined)?.name;
-    setName(className ? `${className}.${methodName}` : methodName);
   });
+  return {
+    resolve() {
+      if (named || !seen) return;
+      named = true;
+      const methodName = String(context.name);
+      const className = typeof owner?.name === 'string' ? owner.name : '';
+      setName(className ? `${className}.${methodName}` : methodName);
+    },
+  };
+}
+
+/** Gives the wrapper the wrapped function's `name` and `length` (arity). */
+function keepIdentity(wrapper: Function, fn: Function): void {
+  Object.defineProperty(wrapper, 'name', { value: fn.name, configurable: true });
+  Object.defineProperty(wrapper, 'length', { value: fn.length, configurable: true });
+}
+
+function isPlainRecord(value: unknown): value is Readonly<Record<string, unknown>> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }
