@@ -20,7 +20,7 @@ export function checkKnownNames(where: string, what: string, value: object, know
     if (known.includes(name)) continue;
     const near = nearest(name, known);
     throw new ValidationError(
-      `${where}: unknown ${what} ${JSON.stringify(name)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}; allowed: ${known.join(', ')}`,
+      `${where}: unknown ${what} ${JSON.stringify(name)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}; allowed: ${known.length ? known.join(', ') : '(none)'}`,
     );
   }
 }
