@@ -11,22 +11,36 @@ type MaybePromise<T> = T | Promise<T>;
 /** An expiration in seconds, or a function read on every call (for example "until midnight"). */
 export type ExpirationOption = number | null | (() => number | null);
 
-/** Options of `region.cacheOnArguments()`. */
-export interface CacheOnArgumentsOptions {
+/**
+ * The parameter type of a `shouldCacheFn` whose parameter is not annotated. The options are
+ * written before the function they will wrap, so TypeScript cannot carry the function's result
+ * type back into them: annotate the parameter (`(rows: Row[]) => rows.length > 0`) to have the
+ * wrapped function checked against it; unannotated, it is unchecked (`any`), so
+ * `(rows) => rows.length > 0` compiles.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the one type TypeScript lets an unannotated callback parameter use freely
+export type UncheckedValue = any;
+
+/** Options of `region.cacheOnArguments()`. `V` is the wrapped function's awaited result. */
+export interface CacheOnArgumentsOptions<V = UncheckedValue> {
   /** Distinguishes functions of the same name; becomes part of the key. */
   namespace?: string;
   /** Overrides the region's expiration for this function (seconds, `-1` never, or a function). */
   expirationTime?: ExpirationOption;
-  /** When it returns false, a result is returned but not stored. */
-  shouldCacheFn?: (value: never) => boolean;
+  /**
+   * Called with each result (the awaited value); when it returns false, the result is returned but
+   * not stored. Annotate its parameter to have the wrapped function's result type checked against it.
+   */
+  shouldCacheFn?: (value: V) => boolean;
   /** Converts each argument to a string for the key (then quoted, so keys stay unambiguous). */
   toStr?: ToStr;
   /** Overrides the region's key generator for this function. */
   functionKeyGenerator?: FunctionKeyGenerator;
 }
 
-/** Options of `region.cacheMultiOnArguments()`. */
-export interface CacheMultiOnArgumentsOptions extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator'> {
+/** Options of `region.cacheMultiOnArguments()`. `V` is one value (shouldCacheFn is called per value). */
+export interface CacheMultiOnArgumentsOptions<V = UncheckedValue>
+  extends Omit<CacheOnArgumentsOptions<V>, 'functionKeyGenerator'> {
   /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. */
   asDict?: boolean;
   /** Overrides the region's multi key generator for this function. */
@@ -50,10 +64,13 @@ export interface CachedFunction<A extends unknown[], R, This = unknown> {
   readonly original: (this: This, ...args: A) => R;
 }
 
-/** What `cacheOnArguments()` returns: wraps a function, or decorates a method. */
-export interface CacheOnArgumentsDecorator {
-  <A extends unknown[], R>(fn: (...args: A) => R): CachedFunction<A, R>;
-  <This, A extends unknown[], R>(
+/**
+ * What `cacheOnArguments()` returns: wraps a function, or decorates a method. `V` is the result
+ * type `shouldCacheFn` accepts: the function must resolve to a `V`.
+ */
+export interface CacheOnArgumentsDecorator<V = UncheckedValue> {
+  <A extends unknown[], R extends MaybePromise<V>>(fn: (...args: A) => R): CachedFunction<A, R>;
+  <This, A extends unknown[], R extends MaybePromise<V>>(
     method: (this: This, ...args: A) => R,
     context: ClassMethodDecoratorContext<This, (this: This, ...args: A) => R>,
   ): CachedFunction<A, R, This>;
@@ -64,8 +81,12 @@ export interface CachedMultiFunction<A, V, Out, This = unknown> {
   (this: This, ...args: A[]): Promise<Out>;
   /** Deletes the entries for these arguments. */
   invalidate(...args: A[]): Promise<void>;
-  /** Stores values by argument. */
-  set(values: ReadonlyMap<A, V> | Readonly<Record<string, V>>): Promise<void>;
+  /**
+   * Stores values by argument, addressing the entries calls with those arguments use. A Map works
+   * for every argument type (`new Map([[1, v]])` for `f(1)`); a record only for string arguments,
+   * since its keys are strings (`{ 1: v }` would address `f("1")`, not `f(1)`).
+   */
+  set(values: ReadonlyMap<A, V> | ([A] extends [string] ? Readonly<Partial<Record<A, V>>> : never)): Promise<void>;
   /** Cached values aligned with the arguments, NO_VALUE where missing. */
   get(...args: A[]): Promise<(V | NoValue)[]>;
   /** Calls the function for all these arguments now, stores and returns the results. */
@@ -78,22 +99,24 @@ export interface CachedMultiFunction<A, V, Out, This = unknown> {
 type ListMultiFn<This, A, V> = (this: This, ...keys: A[]) => MaybePromise<readonly V[]>;
 type DictMultiFn<This, A, V> = (this: This, ...keys: A[]) => MaybePromise<Readonly<Record<string, V>> | ReadonlyMap<A, V>>;
 
-interface ListMultiDecorator {
-  <A, V>(fn: ListMultiFn<unknown, A, V>): CachedMultiFunction<A, V, V[]>;
-  <This, A, V>(
+interface ListMultiDecorator<W> {
+  <A, V extends W>(fn: ListMultiFn<unknown, A, V>): CachedMultiFunction<A, V, V[]>;
+  <This, A, V extends W>(
     method: ListMultiFn<This, A, V>,
     context: ClassMethodDecoratorContext<This, ListMultiFn<This, A, V>>,
   ): CachedMultiFunction<A, V, V[], This>;
 }
-interface DictMultiDecorator {
-  <A, V>(fn: DictMultiFn<unknown, A, V>): CachedMultiFunction<A, V, Record<string, V>>;
-  <This, A, V>(
+interface DictMultiDecorator<W> {
+  <A, V extends W>(fn: DictMultiFn<unknown, A, V>): CachedMultiFunction<A, V, Record<string, V>>;
+  <This, A, V extends W>(
     method: DictMultiFn<This, A, V>,
     context: ClassMethodDecoratorContext<This, DictMultiFn<This, A, V>>,
   ): CachedMultiFunction<A, V, Record<string, V>, This>;
 }
-/** What `cacheMultiOnArguments()` returns. */
-export type CacheMultiOnArgumentsDecorator<D extends boolean> = D extends true ? DictMultiDecorator : ListMultiDecorator;
+/** What `cacheMultiOnArguments()` returns. `W` is the value type `shouldCacheFn` accepts. */
+export type CacheMultiOnArgumentsDecorator<D extends boolean, W = UncheckedValue> = D extends true
+  ? DictMultiDecorator<W>
+  : ListMultiDecorator<W>;
 
 type AnyFn = (this: unknown, ...args: unknown[]) => unknown;
 

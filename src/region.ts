@@ -21,6 +21,7 @@ import {
   VALUE_VERSION,
   ValidationError,
 } from './api.js';
+import type { BackendArgumentsMap, BuiltinBackendName } from './backend-arguments.js';
 import type { ProxyBackend } from './backends/base.js';
 import { coarseClock } from './clock.js';
 import { coerceConfig } from './config.js';
@@ -31,6 +32,7 @@ import {
   type CacheOnArgumentsOptions,
   makeCacheMultiOnArguments,
   makeCacheOnArguments,
+  type UncheckedValue,
 } from './decorators.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
@@ -111,12 +113,15 @@ export interface RegionOptions {
   clock?: Clock;
 }
 
-/** Options of {@link CacheRegion.configure}. */
-export interface ConfigureOptions {
+/**
+ * Options of {@link CacheRegion.configure}. `A` is the backend's arguments type: for a built-in
+ * backend name it comes from {@link BackendArgumentsMap}, so a misspelled argument fails typecheck.
+ */
+export interface ConfigureOptions<A extends object = Readonly<Record<string, unknown>>> {
   /** Seconds until a value is stale. `null`, absent or `-1`: never. `0`: always. */
   expirationTime?: number | null;
-  /** Passed to the backend factory; never mutated. */
-  arguments?: Readonly<Record<string, unknown>>;
+  /** Passed to the backend factory; never mutated. An argument the backend does not know is a ValidationError. */
+  arguments?: Readonly<A>;
   /** Proxies around the backend; the first is the outermost. */
   wrap?: readonly ProxySpec[];
   /** Allows configuring a region that already has a backend. */
@@ -217,7 +222,10 @@ export class CacheRegion {
    * specifier to import, or a backend instance. Returns the region, so it chains off `makeRegion()`.
    * Backends that load asynchronously are awaited by the first operation (or {@link ready}).
    */
-  configure(backend: string | CacheBackend, options: ConfigureOptions = {}): this {
+  configure<N extends BuiltinBackendName>(backend: N, options?: ConfigureOptions<BackendArgumentsMap[N]>): this;
+  configure<S extends string>(backend: S extends BuiltinBackendName ? never : S, options?: ConfigureOptions): this;
+  configure(backend: CacheBackend, options?: ConfigureOptions): this;
+  configure(backend: string | CacheBackend, options: ConfigureOptions<object> = {}): this {
     if (options === null || typeof options !== 'object') {
       throw new ValidationError(`configure: options must be an object, got ${describe(options)}`);
     }
@@ -601,18 +609,18 @@ export class CacheRegion {
    * function's parameter types and returns `Promise<Awaited<R>>`, plus `invalidate`, `set`,
    * `get`, `refresh`, `key` and `original`. Also usable as a standard method decorator.
    */
-  cacheOnArguments(options: CacheOnArgumentsOptions = {}): CacheOnArgumentsDecorator {
-    return makeCacheOnArguments(this, options);
+  cacheOnArguments<V = UncheckedValue>(options: CacheOnArgumentsOptions<V> = {}): CacheOnArgumentsDecorator<V> {
+    return makeCacheOnArguments(this, options as CacheOnArgumentsOptions) as CacheOnArgumentsDecorator<V>;
   }
 
   /**
    * Wraps a function that takes keys as its arguments and returns one value per key (or, with
    * `asDict`, an object by key). Calls it once with only the keys not cached.
    */
-  cacheMultiOnArguments<D extends boolean = false>(
-    options: CacheMultiOnArgumentsOptions & { asDict?: D } = {},
-  ): CacheMultiOnArgumentsDecorator<D> {
-    return makeCacheMultiOnArguments(this, options);
+  cacheMultiOnArguments<D extends boolean = false, V = UncheckedValue>(
+    options: CacheMultiOnArgumentsOptions<V> & { asDict?: D } = {},
+  ): CacheMultiOnArgumentsDecorator<D, V> {
+    return makeCacheMultiOnArguments<D>(this, options as CacheMultiOnArgumentsOptions) as CacheMultiOnArgumentsDecorator<D, V>;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ describe('redis arguments: unknown names', () => {
   it('the null backend rejects arguments too', async () => {
     // A backend made synchronously rejects at configure() itself.
     assert.throws(
-      () => makeRegion().configure('null', { arguments: { max: 1 } }),
+      () => makeRegion().configure('null', { arguments: { max: 1 } as never }),
       (e: unknown) => e instanceof ValidationError && /null backend: unknown argument "max"; allowed: \(none\)/.test(e.message),
     );
     await makeRegion().configure('null', { arguments: {} }).ready();
