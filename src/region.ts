@@ -99,7 +99,11 @@ export interface RegionOptions {
    * is set. Default false.
    */
   backgroundRefresh?: boolean;
-  /** Longest wait, in seconds, for another caller's creation in this process. Default 30. */
+  /**
+   * Longest wait, in seconds (fractions allowed, at most 2,147,483.647), for another caller's
+   * creation in this process; then LockTimeoutError (or the stale value). The timer is unref'd:
+   * it never keeps the process alive by itself. Default 30.
+   */
   lockWaitTimeout?: number;
   /**
    * When true (the default), a failing backend read is a miss and a failing write is skipped, both
