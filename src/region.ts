@@ -272,6 +272,7 @@ export class CacheRegion {
       );
     }
 
+    claimProxies(proxies, this); // now, not once loaded: a second region must not take them meanwhile
     this.expirationMs = expirationMs;
     this.invalidator = invalidator;
     this.outer = this.inner = this.syncGet = undefined;
@@ -633,7 +634,6 @@ export class CacheRegion {
   private install(backend: CacheBackend, proxies: ProxyBackend[]): void {
     let outer = backend;
     for (let i = proxies.length - 1; i >= 0; i--) outer = (proxies[i] as ProxyBackend).wrap(outer);
-    claimProxies(proxies, this);
     this.inner = backend;
     this.outer = outer;
     this.mangler = this.ownKeyMangler ?? backendKeyMangler(backend);

@@ -2,7 +2,15 @@
 // region; a backend may supply its own key mangler. (Issue 12.)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type CachedValue, MemoryBackend, makeRegion, NO_VALUE, ProxyBackend, ValidationError } from '../../src/index.js';
+import {
+  type CachedValue,
+  MemoryBackend,
+  makeRegion,
+  NO_VALUE,
+  ProxyBackend,
+  registerBackend,
+  ValidationError,
+} from '../../src/index.js';
 
 describe('wrap with the bare ProxyBackend', () => {
   it('the class itself is accepted and passes everything through', async () => {
@@ -35,6 +43,18 @@ describe('one proxy instance, one region', () => {
     assert.throws(() => makeRegion().configure('memory').wrap(shared), /already wraps another region/);
     // The first region still reads its own data.
     assert.equal(await first.get('k'), 'first');
+  });
+
+  it('a region whose backend is still loading already owns its proxies', async () => {
+    registerBackend('slow-memory', async () => {
+      await new Promise((r) => setTimeout(r, 20));
+      return new MemoryBackend();
+    });
+    const shared = new ProxyBackend();
+    const first = makeRegion().configure('slow-memory', { wrap: [shared] });
+    assert.throws(() => makeRegion().configure('memory', { wrap: [shared] }), /already wraps another region/);
+    await first.set('k', 1);
+    assert.equal(await first.get('k'), 1);
   });
 
   it('the same region may reuse its instance when it is configured again', async () => {
