@@ -85,3 +85,13 @@ region.cacheMultiOnArguments({ shouldCacheFn: (v: number) => v > 0 })(async (...
 makeRegion({ keyManglr: (k: string) => k });
 const stored: CachedValue | typeof NO_VALUE = NO_VALUE;
 void stored;
+
+// --- a third-party backend registered by declaration merging ---------------------------------
+declare module '../../src/index.js' {
+  interface BackendArgumentsMap {
+    'map-backend': { size?: number };
+  }
+}
+region.configure('map-backend', { ...again, arguments: { size: 1 } });
+// @ts-expect-error a merged backend's arguments are checked too
+region.configure('map-backend', { ...again, arguments: { sise: 1 } });
