@@ -4,7 +4,10 @@
 
 import { checkKnownNames } from './validate.js';
 
-/** Options of makeRegion(): today's, plus the names fixed for the resilience features. */
+/**
+ * Options of makeRegion(): today's, plus the names of the resilience, two-tier and tag features
+ * (API.md's second round, and `backendTimeout` / `tagRefreshInterval` of their branches).
+ */
 export const REGION_OPTION_NAMES: readonly string[] = [
   'name',
   'functionKeyGenerator',
@@ -23,6 +26,8 @@ export const REGION_OPTION_NAMES: readonly string[] = [
   'breaker',
   'earlyRefresh',
   'l1',
+  'backendTimeout',
+  'tagRefreshInterval',
 ];
 
 /** Options of region.configure(). */
