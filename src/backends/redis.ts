@@ -319,8 +319,8 @@ export class RedisBackend extends BaseBackend {
   private connectionProblem: Error | undefined;
 
   /** Records connection errors and recoveries of a client this backend owns. */
-  watchConnection(client: Client): void {
-    client.on('error', (err: unknown) => {
+  watchConnection(client: { on(event: string, listener: (err?: unknown) => void): unknown }): void {
+    client.on('error', (err) => {
       this.connectionProblem = err instanceof Error ? err : new Error(String(err));
     });
     client.on('ready', () => {
@@ -714,8 +714,9 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
     ownsClient,
     target,
   });
-  // Failures surface per command as BackendError (naming the last connection error); ioredis reconnects.
-  if (ownsClient) backend.watchConnection(client);
+  // Failures surface per command as BackendError (naming the last connection error); ioredis
+  // reconnects. Listening also keeps an error event from going unhandled (as before, for a given client too).
+  backend.watchConnection(client);
   // Waiters must hear of a release even when it comes soon after they start: listen from the start.
   if (distributedLock) void backend.listening();
   return backend;
