@@ -5,7 +5,9 @@
 
 import { describe, NO_VALUE, type NoValue, ValidationError } from './api.js';
 import type { FunctionKeyGenerator, FunctionMultiKeyGenerator, KeyFunction, MultiKeyFunction, ToStr } from './keys.js';
+import { MULTI_WRAPPER_OPTION_NAMES, WRAPPER_OPTION_NAMES } from './options.js';
 import type { CacheRegion } from './region.js';
+import { checkKnownNames } from './validate.js';
 
 type MaybePromise<T> = T | Promise<T>;
 /** An expiration in seconds, or a function read on every call (for example "until midnight"). */
@@ -302,6 +304,7 @@ function checkOptions(options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOp
   if (options === null || typeof options !== 'object') {
     throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
   }
+  checkKnownNames(where, 'option', options, where === 'cacheOnArguments' ? WRAPPER_OPTION_NAMES : MULTI_WRAPPER_OPTION_NAMES);
   if (options.namespace !== undefined && typeof options.namespace !== 'string') {
     throw new ValidationError(`${where}: namespace must be a string, got ${describe(options.namespace)}`);
   }

@@ -1,4 +1,4 @@
-// The option names makeRegion() and configure() accept, so that a misspelled option
+// The option names makeRegion(), configure() and the function wrappers accept, so that a misspelled option
 // (`expirationTme`, `keyManglr`) is a ValidationError at the call instead of being ignored (a
 // misspelled expiration would mean values never expire). A new option must be added here.
 
@@ -38,6 +38,27 @@ export const CONFIGURE_OPTION_NAMES: readonly string[] = [
   'replaceExistingBackend',
   'regionInvalidator',
   'l1',
+];
+
+/** Options of cacheOnArguments(), including the per-wrapper resilience and tag options. */
+export const WRAPPER_OPTION_NAMES: readonly string[] = [
+  'namespace',
+  'expirationTime',
+  'shouldCacheFn',
+  'toStr',
+  'functionKeyGenerator',
+  'failSafe',
+  'softTimeout',
+  'hardTimeout',
+  'tags',
+  'earlyRefresh',
+];
+
+/** Options of cacheMultiOnArguments(). */
+export const MULTI_WRAPPER_OPTION_NAMES: readonly string[] = [
+  ...WRAPPER_OPTION_NAMES.filter((n) => n !== 'functionKeyGenerator'),
+  'asDict',
+  'functionMultiKeyGenerator',
 ];
 
 /** Throws a ValidationError naming the first option of makeRegion() that does not exist. */

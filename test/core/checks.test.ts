@@ -36,6 +36,21 @@ describe('misspelled option names', () => {
     }).configure('memory', { expirationTime: 0.25, arguments: {}, wrap: [], replaceExistingBackend: false });
   });
 
+  it('cacheOnArguments and cacheMultiOnArguments reject an unknown option', () => {
+    const region = memory();
+    assert.throws(
+      () => region.cacheOnArguments({ namspace: 'v2' } as never),
+      (err: unknown) =>
+        err instanceof ValidationError &&
+        /cacheOnArguments: unknown option "namspace" \(did you mean "namespace"\?\)/.test(err.message),
+    );
+    assert.throws(
+      () => region.cacheMultiOnArguments({ asdict: true } as never),
+      /unknown option "asdict" \(did you mean "asDict"\?\)/,
+    );
+    assert.throws(() => region.cacheOnArguments({ asDict: true } as never), /unknown option "asDict"/);
+  });
+
   it('wrap must be an array', () => {
     assert.throws(() => makeRegion().configure('memory', { wrap: 'x' as never }), /wrap must be an array.*"x"/);
   });
