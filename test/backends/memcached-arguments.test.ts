@@ -2,7 +2,8 @@
 // tunables (connectTimeout, deadRetry, poolSize, keepAlive), unknown names with a suggestion.
 // Against private memcached processes. (Issue 12.)
 import assert from 'node:assert/strict';
-import { createConnection } from 'node:net';
+import { spawn } from 'node:child_process';
+import { createConnection, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createMemcachedBackend, type MemcachedBackend } from '../../src/backends/memcached.js';
 import { BackendError, makeRegion, NO_VALUE, ValidationError, v8Serializer } from '../../src/index.js';
@@ -140,6 +141,44 @@ describe('memcached client tunables', () => {
     await region.set('k', 'up');
     assert.equal(await region.get('k'), 'up');
     await region.close();
+  });
+
+  it('connectTimeout bounds a connect that hangs, separately from the request timeout', async () => {
+    // A listener whose process never accepts and whose backlog is full: new SYNs are dropped, so
+    // a connect hangs (on loopback, as the tests must stay).
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const s = require('net').createServer();
+         s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+           console.log(s.address().port);
+           setTimeout(() => { const end = Date.now() + 30000; while (Date.now() < end) {} }, 10);
+         });`,
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const fillers: Socket[] = [];
+    try {
+      const port = await new Promise<number>((resolve) => child.stdout?.once('data', (d) => resolve(Number(String(d).trim()))));
+      await sleep(100);
+      for (let i = 0; i < 4; i++) fillers.push(createConnection({ port, host: '127.0.0.1' }).on('error', () => {}));
+      await sleep(300);
+      const region = makeRegion({ failOpen: false }).configure('memcached', {
+        arguments: { servers: `127.0.0.1:${port}`, timeout: 10, connectTimeout: 0.3 },
+      });
+      const started = Date.now();
+      await assert.rejects(region.get('k'), (e: unknown) => {
+        assert.ok(e instanceof BackendError, String(e));
+        assert.match(e.message, /connect timed out after 300 ms/);
+        return true;
+      });
+      assert.ok(Date.now() - started < 5000, `failed after ${Date.now() - started} ms, not after connectTimeout`);
+      await region.close();
+    } finally {
+      for (const f of fillers) f.destroy();
+      child.kill('SIGKILL');
+    }
   });
 
   it('without deadRetry (the default) every call tries the server again', async () => {
