@@ -89,6 +89,12 @@ export interface CacheBackend {
   getMutex?(key: string): CacheMutex | null;
   /** Release connections, timers and files. */
   close?(): Promise<void>;
+  /**
+   * A key mangler this backend supplies (dogpile.cache's `backend.key_mangler`), for example one
+   * that hashes keys too long for the store. The region applies it to every key when the region
+   * has no `keyMangler` of its own; it is read once, when the region installs the backend.
+   */
+  readonly keyMangler?: ((key: string) => string) | undefined;
 }
 
 /** Turns payloads into bytes for byte-oriented backends (redis, memcached, file) and back. */

@@ -24,11 +24,21 @@ export function coerceValue(value: unknown): unknown {
   return value;
 }
 
-/** `redis_expiration_time` and `REDIS_EXPIRATION_TIME` → `redisExpirationTime`. */
-function camelCase(name: string): string {
-  if (!name.includes('_')) return name;
-  return name.toLowerCase().replace(/_+([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+/**
+ * A config name as the camelCase name the code uses. The rule, the same for every name:
+ * - a name with no lower-case letter is environment style (`URL`, `MAX`, `LOCK_TIMEOUT`): it is
+ *   lower-cased, then each `_x` becomes `X` (`url`, `max`, `lockTimeout`);
+ * - a name with `_` is snake case (`redis_expiration_time`, `Lock_Timeout`): the same;
+ * - any other name is taken as written (`lockTimeout`, `maxSize`).
+ */
+export function configName(name: string): string {
+  if (name.includes('_') || !/[a-z]/.test(name)) {
+    return name.toLowerCase().replace(/_+([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
+  }
+  return name;
 }
+
+const CONFIG_KEYS = ['backend', 'expiration_time', 'replace_existing_backend', 'arguments.<name>'];
 
 /** Extracts `{ backend, options }` for configure() from the keys under `prefix`. */
 export function coerceConfig(
@@ -50,10 +60,14 @@ export function coerceConfig(
     const rest = rawKey.slice(base.length);
     const argMatch = /^arguments[._](.+)$/i.exec(rest);
     if (argMatch) {
-      args[camelCase(argMatch[1] as string)] = coerceValue(rawValue);
+      const name = configName(argMatch[1] as string);
+      if (Object.hasOwn(args, name)) {
+        throw new ValidationError(`configureFromConfig: ${JSON.stringify(rawKey)} sets the argument ${name} a second time`);
+      }
+      args[name] = coerceValue(rawValue);
       continue;
     }
-    switch (camelCase(rest).toLowerCase()) {
+    switch (configName(rest).toLowerCase()) {
       case 'backend':
         backend = rawValue;
         break;
@@ -64,7 +78,9 @@ export function coerceConfig(
         options.replaceExistingBackend = coerceValue(rawValue) === true;
         break;
       default:
-        break;
+        throw new ValidationError(
+          `configureFromConfig: unknown key ${JSON.stringify(rawKey)} under the prefix ${JSON.stringify(base)} (known: ${CONFIG_KEYS.map((k) => base + k).join(', ')}); give the region a prefix of its own (for example CACHE_USERS_)`,
+        );
     }
   }
   if (typeof backend !== 'string' || backend.length === 0) {

@@ -5,28 +5,45 @@
 
 import { describe, NO_VALUE, type NoValue, ValidationError } from './api.js';
 import type { FunctionKeyGenerator, FunctionMultiKeyGenerator, KeyFunction, MultiKeyFunction, ToStr } from './keys.js';
+import { MULTI_WRAPPER_OPTION_NAMES, WRAPPER_OPTION_NAMES } from './options.js';
 import type { CacheRegion } from './region.js';
+import { checkKnownNames } from './validate.js';
 
 type MaybePromise<T> = T | Promise<T>;
 /** An expiration in seconds, or a function read on every call (for example "until midnight"). */
 export type ExpirationOption = number | null | (() => number | null);
 
-/** Options of `region.cacheOnArguments()`. */
-export interface CacheOnArgumentsOptions {
+/**
+ * The parameter type of a `shouldCacheFn` whose parameter is not annotated. The options are
+ * written before the function they will wrap, so TypeScript cannot carry the function's result
+ * type back into them: annotate the parameter (`(rows: Row[]) => rows.length > 0`) to have the
+ * wrapped function checked against it; unannotated, it is unchecked (`any`), so
+ * `(rows) => rows.length > 0` compiles.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the one type TypeScript lets an unannotated callback parameter use freely
+export type UncheckedValue = any;
+
+/** Options of `region.cacheOnArguments()`. `V` is the wrapped function's awaited result. */
+export interface CacheOnArgumentsOptions<V = UncheckedValue> {
   /** Distinguishes functions of the same name; becomes part of the key. Default none. */
   namespace?: string;
   /** Overrides the region's expiration for this function (seconds, `-1` never, or a function). Default: the region's. */
   expirationTime?: ExpirationOption;
-  /** When it returns false, a result is returned but not stored. */
-  shouldCacheFn?: (value: never) => boolean;
+  /**
+   * Called with each result (the awaited value); when it returns false, the result is returned but
+   * not stored. Annotate its parameter to have the wrapped function's result type checked against it.
+   * Default: every result is stored.
+   */
+  shouldCacheFn?: (value: V) => boolean;
   /** Converts each argument to a string for the key (then quoted, so keys stay unambiguous). Default {@link encodeArg}. */
   toStr?: ToStr;
   /** Overrides the region's key generator for this function. Default: the region's. */
   functionKeyGenerator?: FunctionKeyGenerator;
 }
 
-/** Options of `region.cacheMultiOnArguments()`. */
-export interface CacheMultiOnArgumentsOptions extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator'> {
+/** Options of `region.cacheMultiOnArguments()`. `V` is one value (shouldCacheFn is called per value). */
+export interface CacheMultiOnArgumentsOptions<V = UncheckedValue>
+  extends Omit<CacheOnArgumentsOptions<V>, 'functionKeyGenerator'> {
   /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. Default false. */
   asDict?: boolean;
   /** Overrides the region's multi key generator for this function. Default: the region's. */
@@ -50,10 +67,13 @@ export interface CachedFunction<A extends unknown[], R, This = unknown> {
   readonly original: (this: This, ...args: A) => R;
 }
 
-/** What `cacheOnArguments()` returns: wraps a function, or decorates a method. */
-export interface CacheOnArgumentsDecorator {
-  <A extends unknown[], R>(fn: (...args: A) => R): CachedFunction<A, R>;
-  <This, A extends unknown[], R>(
+/**
+ * What `cacheOnArguments()` returns: wraps a function, or decorates a method. `V` is the result
+ * type `shouldCacheFn` accepts: the function must resolve to a `V`.
+ */
+export interface CacheOnArgumentsDecorator<V = UncheckedValue> {
+  <A extends unknown[], R extends MaybePromise<V>>(fn: (...args: A) => R): CachedFunction<A, R>;
+  <This, A extends unknown[], R extends MaybePromise<V>>(
     method: (this: This, ...args: A) => R,
     context: ClassMethodDecoratorContext<This, (this: This, ...args: A) => R>,
   ): CachedFunction<A, R, This>;
@@ -64,8 +84,12 @@ export interface CachedMultiFunction<A, V, Out, This = unknown> {
   (this: This, ...args: A[]): Promise<Out>;
   /** Deletes the entries for these arguments. */
   invalidate(...args: A[]): Promise<void>;
-  /** Stores values by argument. */
-  set(values: ReadonlyMap<A, V> | Readonly<Record<string, V>>): Promise<void>;
+  /**
+   * Stores values by argument, addressing the entries calls with those arguments use. A Map works
+   * for every argument type (`new Map([[1, v]])` for `f(1)`); a record only for string arguments,
+   * since its keys are strings (`{ 1: v }` would address `f("1")`, not `f(1)`).
+   */
+  set(values: ReadonlyMap<A, V> | ([A] extends [string] ? Readonly<Partial<Record<A, V>>> : never)): Promise<void>;
   /** Cached values aligned with the arguments, NO_VALUE where missing. */
   get(...args: A[]): Promise<(V | NoValue)[]>;
   /** Calls the function for all these arguments now, stores and returns the results. */
@@ -79,22 +103,24 @@ export interface CachedMultiFunction<A, V, Out, This = unknown> {
 type ListMultiFn<This, A, V> = (this: This, ...keys: A[]) => MaybePromise<readonly V[]>;
 type DictMultiFn<This, A, V> = (this: This, ...keys: A[]) => MaybePromise<Readonly<Record<string, V>> | ReadonlyMap<A, V>>;
 
-interface ListMultiDecorator {
-  <A, V>(fn: ListMultiFn<unknown, A, V>): CachedMultiFunction<A, V, V[]>;
-  <This, A, V>(
+interface ListMultiDecorator<W> {
+  <A, V extends W>(fn: ListMultiFn<unknown, A, V>): CachedMultiFunction<A, V, V[]>;
+  <This, A, V extends W>(
     method: ListMultiFn<This, A, V>,
     context: ClassMethodDecoratorContext<This, ListMultiFn<This, A, V>>,
   ): CachedMultiFunction<A, V, V[], This>;
 }
-interface DictMultiDecorator {
-  <A, V>(fn: DictMultiFn<unknown, A, V>): CachedMultiFunction<A, V, Record<string, V>>;
-  <This, A, V>(
+interface DictMultiDecorator<W> {
+  <A, V extends W>(fn: DictMultiFn<unknown, A, V>): CachedMultiFunction<A, V, Record<string, V>>;
+  <This, A, V extends W>(
     method: DictMultiFn<This, A, V>,
     context: ClassMethodDecoratorContext<This, DictMultiFn<This, A, V>>,
   ): CachedMultiFunction<A, V, Record<string, V>, This>;
 }
-/** What `cacheMultiOnArguments()` returns. */
-export type CacheMultiOnArgumentsDecorator<D extends boolean> = D extends true ? DictMultiDecorator : ListMultiDecorator;
+/** What `cacheMultiOnArguments()` returns. `W` is the value type `shouldCacheFn` accepts. */
+export type CacheMultiOnArgumentsDecorator<D extends boolean, W = UncheckedValue> = D extends true
+  ? DictMultiDecorator<W>
+  : ListMultiDecorator<W>;
 
 type AnyFn = (this: unknown, ...args: unknown[]) => unknown;
 
@@ -108,17 +134,19 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
   const decorate = (fn: AnyFn, context?: ClassMethodDecoratorContext): unknown => {
     const target = targetFor(fn, context, namespace, 'cacheOnArguments');
     let keyFn: KeyFunction | undefined;
+    const naming =
+      context &&
+      onDeclaringClass(context, (name) => {
+        target.name = name;
+        keyFn = undefined;
+      });
     const keyOf = (self: unknown, args: unknown[]): string => {
+      naming?.resolve(); // a decorated method: its class's name, once known
       keyFn ??= generator(namespace, target, toStr);
       const key = keyFn.apply(self, args);
       if (typeof key !== 'string') throw new ValidationError(`functionKeyGenerator returned ${describe(key)}, not a string`);
       return key;
     };
-    if (context)
-      onDeclaringClass(context, (name) => {
-        target.name = name;
-        keyFn = undefined;
-      });
 
     const wrapper = function (this: unknown, ...args: unknown[]): Promise<unknown> {
       let key: string;
@@ -132,6 +160,7 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
         shouldCacheFn,
       });
     };
+    keepIdentity(wrapper, fn);
     return Object.assign(wrapper, {
       invalidate(this: unknown, ...args: unknown[]) {
         return region.delete(keyOf(this, args));
@@ -174,7 +203,14 @@ export function makeCacheMultiOnArguments<D extends boolean>(
   const decorate = (fn: AnyFn, context?: ClassMethodDecoratorContext): unknown => {
     const target = targetFor(fn, context, namespace, 'cacheMultiOnArguments');
     let keyFn: MultiKeyFunction | undefined;
+    const naming =
+      context &&
+      onDeclaringClass(context, (name) => {
+        target.name = name;
+        keyFn = undefined;
+      });
     const keysOf = (self: unknown, args: unknown[]): string[] => {
+      naming?.resolve(); // a decorated method: its class's name, once known
       keyFn ??= generator(namespace, target, toStr);
       const keys = keyFn.apply(self, args);
       if (!Array.isArray(keys) || keys.length !== args.length || keys.some((k) => typeof k !== 'string')) {
@@ -182,11 +218,6 @@ export function makeCacheMultiOnArguments<D extends boolean>(
       }
       return keys;
     };
-    if (context)
-      onDeclaringClass(context, (name) => {
-        target.name = name;
-        keyFn = undefined;
-      });
 
     // Calls the function with the arguments behind `keys`; returns values aligned with `keys`.
     const callFor = async (self: unknown, keys: readonly string[], argOf: Map<string, unknown>): Promise<unknown[]> => {
@@ -223,11 +254,19 @@ export function makeCacheMultiOnArguments<D extends boolean>(
       });
       return shape(args, values);
     };
+    keepIdentity(wrapper, fn);
     return Object.assign(wrapper, {
       invalidate(this: unknown, ...args: unknown[]) {
         return region.deleteMulti(keysOf(this, args));
       },
       set(this: unknown, values: ReadonlyMap<unknown, unknown> | Readonly<Record<string, unknown>>) {
+        if (!(values instanceof Map) && !isPlainRecord(values)) {
+          return Promise.reject(
+            new ValidationError(
+              `${target.name || 'function'}.set: expected a Map (or a record, for string arguments) of argument to value, got ${describe(values)}`,
+            ),
+          );
+        }
         const pairs = values instanceof Map ? [...values] : Object.entries(values);
         const keys = keysOf(
           this,
@@ -267,6 +306,7 @@ function checkOptions(options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOp
   if (options === null || typeof options !== 'object') {
     throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
   }
+  checkKnownNames(where, 'option', options, where === 'cacheOnArguments' ? WRAPPER_OPTION_NAMES : MULTI_WRAPPER_OPTION_NAMES);
   if (options.namespace !== undefined && typeof options.namespace !== 'string') {
     throw new ValidationError(`${where}: namespace must be a string, got ${describe(options.namespace)}`);
   }
@@ -304,21 +344,46 @@ function targetFor(
   return { name };
 }
 
-/** Once the class is known, names a decorated method `Class.method` (the class that declares it). */
-function onDeclaringClass(context: ClassMethodDecoratorContext, setName: (name: string) => void): void {
-  let done = false;
+/**
+ * Once the class is known, names a decorated method `Class.method` (the class that declares it).
+ * The class's name is read when a key is first needed, not when the initializer runs: esbuild
+ * (tsx) runs static initializers on its inner binding (`_Catalog`) and gives it the class's own
+ * name (`Catalog`) only afterwards, so reading it early would key a static method differently
+ * under tsx than under tsc.
+ */
+function onDeclaringClass(context: ClassMethodDecoratorContext, setName: (name: string) => void): { resolve(): void } {
+  let owner: { name?: unknown } | undefined;
+  let seen = false;
+  let named = false;
   context.addInitializer(function (this: unknown) {
-    if (done) return;
-    done = true;
-    const methodName = String(context.name);
-    let owner: unknown;
-    if (context.static) owner = this;
+    if (seen) return;
+    seen = true;
+    if (context.static) owner = this as { name?: unknown };
     else {
       let proto = Object.getPrototypeOf(this);
       while (proto && !Object.hasOwn(proto, context.name)) proto = Object.getPrototypeOf(proto);
       owner = proto?.constructor;
     }
-    const className = (owner as { name?: string } | undefined)?.name;
-    setName(className ? `${className}.${methodName}` : methodName);
   });
+  return {
+    resolve() {
+      if (named || !seen) return;
+      named = true;
+      const methodName = String(context.name);
+      const className = typeof owner?.name === 'string' ? owner.name : '';
+      setName(className ? `${className}.${methodName}` : methodName);
+    },
+  };
+}
+
+/** Gives the wrapper the wrapped function's `name` and `length` (arity). */
+function keepIdentity(wrapper: Function, fn: Function): void {
+  Object.defineProperty(wrapper, 'name', { value: fn.name, configurable: true });
+  Object.defineProperty(wrapper, 'length', { value: fn.length, configurable: true });
+}
+
+function isPlainRecord(value: unknown): value is Readonly<Record<string, unknown>> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }

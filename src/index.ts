@@ -21,9 +21,10 @@ export {
   VALUE_VERSION,
   ValidationError,
 } from './api.js';
+export type { BackendArgumentsMap, BuiltinBackendName } from './backend-arguments.js';
 export { BaseBackend, ProxyBackend } from './backends/base.js';
 export { createFileBackend, FileBackend, type FileBackendArguments } from './backends/file.js';
-export { MemcachedBackend, type MemcachedBackendArguments } from './backends/memcached.js';
+export { MemcachedBackend, type MemcachedBackendArguments, type MemcachedClientOptions } from './backends/memcached.js';
 export { DEFAULT_MEMORY_MAX, MemoryBackend, type MemoryBackendArguments } from './backends/memory.js';
 export { NullBackend } from './backends/null.js';
 export type { LmdbDatabase, LmdbRootDatabase, RedisClient, RedisPipeline } from './backends/peer-types.js';
@@ -33,7 +34,12 @@ export {
   createRedisSentinelBackend,
   RedisBackend,
   type RedisBackendArguments,
+  type RedisClientOptions,
+  type RedisClusterBackendArguments,
+  type RedisClusterClientOptions,
   RedisDistributedMutex,
+  type RedisSentinelBackendArguments,
+  type RedisSingleBackendArguments,
 } from './backends/redis.js';
 export { coarseClock, ManualClock, systemClock } from './clock.js';
 export { coerceValue } from './config.js';
@@ -45,6 +51,7 @@ export type {
   CacheOnArgumentsDecorator,
   CacheOnArgumentsOptions,
   ExpirationOption,
+  UncheckedValue,
 } from './decorators.js';
 export {
   DefaultInvalidationStrategy,

@@ -125,26 +125,34 @@ export const functionMultiKeyGenerator: FunctionMultiKeyGenerator = (namespace, 
 };
 
 /**
- * The counterpart of dogpile.cache's `kwarg_function_key_generator` for functions that take one
- * options object: the key is the same whatever the order of the object's properties, and
- * properties that are `undefined` are left out, so `f({ a: 1 })` and `f({ b: undefined, a: 1 })`
- * share an entry. Further positional arguments are encoded as by {@link functionKeyGenerator}.
+ * The counterpart of dogpile.cache's `kwarg_function_key_generator` for functions that take an
+ * options object. The rule: a call keys the same however its defaults are spelled.
+ * - A plain object's properties are keyed sorted by name, and properties that are `undefined` are
+ *   left out: `f({ a: 1, b: 2 })`, `f({ b: 2, a: 1 })` and `f({ a: 1, b: 2, c: undefined })` share an entry.
+ * - Trailing arguments that say nothing (`undefined`, or a plain object with no defined property)
+ *   are left out, as an omitted argument takes its default: `f()`, `f(undefined)`, `f({})` and
+ *   `f({ a: undefined })` share an entry, and so do `f(1)` and `f(1, {})`.
+ * - Other arguments are encoded as by {@link functionKeyGenerator}.
+ * Defaults the function fills in itself are not visible here: `f()` and `f({ a: 1 })` differ even
+ * when `a` defaults to 1 (spell defaults the same way, or omit them).
  */
 export const kwargFunctionKeyGenerator: FunctionKeyGenerator = (namespace, fn, toStr) => {
   const prefix = `${prefixFor(namespace, fn)}|`;
   const encode = encodeWith(toStr);
-  return (...args) =>
-    prefix +
-    args
-      .map((arg) => {
-        if (arg === null || typeof arg !== 'object' || Object.getPrototypeOf(arg) !== Object.prototype) {
-          return encode(arg);
-        }
-        const defined = Object.entries(arg as Record<string, unknown>).filter(([, v]) => v !== undefined);
-        defined.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-        return `{${defined.map(([k, v]) => `${JSON.stringify(k)}:${encode(v)}`).join(',')}}`;
-      })
-      .join(',');
+  const encodeOne = (arg: unknown): string | undefined => {
+    if (arg === undefined) return undefined;
+    if (arg === null || typeof arg !== 'object' || Object.getPrototypeOf(arg) !== Object.prototype) return encode(arg);
+    const defined = Object.entries(arg as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    if (defined.length === 0) return undefined;
+    defined.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${defined.map(([k, v]) => `${JSON.stringify(k)}:${encode(v)}`).join(',')}}`;
+  };
+  return (...args) => {
+    const parts = args.map(encodeOne);
+    while (parts.length > 0 && parts[parts.length - 1] === undefined) parts.pop();
+    // An empty argument in the middle keeps its place (as `undefined`), so positions never shift.
+    return prefix + parts.map((p) => p ?? 'undefined').join(',');
+  };
 };
 
 /** SHA-1 hex digest of the key's UTF-8 bytes (40 characters, safe for memcached). */
@@ -156,6 +164,9 @@ export function sha1MangleKey(key: string): string {
 export function lengthConditionalMangler(length: number, mangler: KeyMangler): KeyMangler {
   if (!Number.isInteger(length) || length < 0) {
     throw new ValidationError(`lengthConditionalMangler: length must be a non-negative integer, got ${describe(length)}`);
+  }
+  if (typeof mangler !== 'function') {
+    throw new ValidationError(`lengthConditionalMangler: mangler must be a function (key) => string, got ${describe(mangler)}`);
   }
   return (key) => (key.length >= length ? mangler(key) : key);
 }

@@ -21,7 +21,8 @@ import {
   VALUE_VERSION,
   ValidationError,
 } from './api.js';
-import { ProxyBackend } from './backends/base.js';
+import type { BackendArgumentsMap, BuiltinBackendName } from './backend-arguments.js';
+import type { ProxyBackend } from './backends/base.js';
 import { coarseClock } from './clock.js';
 import { coerceConfig } from './config.js';
 import {
@@ -31,6 +32,7 @@ import {
   type CacheOnArgumentsOptions,
   makeCacheMultiOnArguments,
   makeCacheOnArguments,
+  type UncheckedValue,
 } from './decorators.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
@@ -41,8 +43,13 @@ import {
   type KeyMangler,
 } from './keys.js';
 import { type AsyncHandOff, DogpileLock, type Lookup, MISSING } from './lock.js';
+import { checkConfigureOptionNames, checkRegionOptionNames } from './options.js';
+import { claimProxies, type ProxySpec, toProxy } from './proxies.js';
 import { lookupBackend } from './registry.js';
 import { defaultSerializer } from './serialization.js';
+import { checkSeconds } from './validate.js';
+
+export type { ProxySpec } from './proxies.js';
 
 /** What a creator receives: the key, and a signal aborted if the distributed lock is lost. */
 export interface CreatorContext {
@@ -87,8 +94,9 @@ export interface RegionOptions {
   /** Applied to every key before it reaches the backend (and the lock), e.g. `sha1MangleKey`. Default none. */
   keyMangler?: KeyMangler;
   /**
-   * Payload serializer for byte-oriented backends. Default {@link defaultSerializer}: JSON when JSON
-   * carries the value exactly, Node's structured clone (`node:v8`) otherwise.
+   * Payload serializer for byte-oriented backends (redis, memcached, file). Default
+   * {@link defaultSerializer}: JSON when JSON carries the value exactly, else Node's structured clone
+   * (`node:v8`). The memory backend stores values by reference and does not serialize.
    */
   serializer?: Serializer;
   /** Background regeneration of stale values (see {@link AsyncCreationRunner}). Default none. */
@@ -99,7 +107,11 @@ export interface RegionOptions {
    * is set. Default false.
    */
   backgroundRefresh?: boolean;
-  /** Longest wait, in seconds, for another caller's creation in this process. Default 30. */
+  /**
+   * Longest wait, in seconds (fractions allowed, at most 2,147,483.647), for another caller's
+   * creation in this process; then LockTimeoutError (or the stale value). The timer is unref'd:
+   * it never keeps the process alive by itself. Default 30.
+   */
   lockWaitTimeout?: number;
   /**
    * When true (the default), a failing backend read is a miss and a failing write is skipped, both
@@ -113,15 +125,15 @@ export interface RegionOptions {
   clock?: Clock;
 }
 
-/** A proxy class (instantiated with no arguments) or instance, for `configure({ wrap })`. */
-export type ProxySpec = ProxyBackend | (new () => ProxyBackend);
-
-/** Options of {@link CacheRegion.configure}. */
-export interface ConfigureOptions {
+/**
+ * Options of {@link CacheRegion.configure}. `A` is the backend's arguments type: for a built-in
+ * backend name it comes from {@link BackendArgumentsMap}, so a misspelled argument fails typecheck.
+ */
+export interface ConfigureOptions<A extends object = Readonly<Record<string, unknown>>> {
   /** Seconds until a value is stale. `null`, absent or `-1`: never. `0`: always. */
   expirationTime?: number | null;
-  /** Passed to the backend factory; never mutated. */
-  arguments?: Readonly<Record<string, unknown>>;
+  /** Passed to the backend factory; never mutated. An argument the backend does not know is a ValidationError. */
+  arguments?: Readonly<A>;
   /** Proxies around the backend; the first is the outermost. Default none. */
   wrap?: readonly ProxySpec[];
   /** Allows configuring a region that already has a backend. Default false. */
@@ -165,8 +177,9 @@ export class CacheRegion {
   readonly functionKeyGenerator: FunctionKeyGenerator;
   /** The key generator of {@link CacheRegion.cacheMultiOnArguments}. */
   readonly functionMultiKeyGenerator: FunctionMultiKeyGenerator;
-  /** Applied to every key before the backend sees it, or `undefined` for none. */
-  readonly keyMangler: KeyMangler | undefined;
+  private readonly ownKeyMangler: KeyMangler | undefined;
+  /** The mangler in use: the region's own, else the backend's (`backend.keyMangler`), else none. */
+  private mangler: KeyMangler | undefined;
   /** The payload serializer handed to byte-oriented backends. */
   readonly serializer: Serializer;
   /** The background regeneration runner, or `undefined` (stale values are regenerated in the caller). */
@@ -192,6 +205,7 @@ export class CacheRegion {
     if (options === null || typeof options !== 'object') {
       throw new ValidationError(`makeRegion: options must be an object, got ${describe(options)}`);
     }
+    checkRegionOptionNames(options);
     checkFunction('keyMangler', options.keyMangler);
     checkFunction('functionKeyGenerator', options.functionKeyGenerator);
     checkFunction('functionMultiKeyGenerator', options.functionMultiKeyGenerator);
@@ -206,14 +220,11 @@ export class CacheRegion {
     if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
       throw new ValidationError(`clock must have a now() method, got ${describe(options.clock)}`);
     }
-    const wait = options.lockWaitTimeout ?? DEFAULT_LOCK_WAIT_SECONDS;
-    if (typeof wait !== 'number' || !(wait > 0) || !Number.isFinite(wait)) {
-      throw new ValidationError(`lockWaitTimeout must be a positive number of seconds, got ${describe(wait)}`);
-    }
+    const wait = checkSeconds('makeRegion', 'lockWaitTimeout', options.lockWaitTimeout, DEFAULT_LOCK_WAIT_SECONDS);
     this.name = options.name;
     this.functionKeyGenerator = options.functionKeyGenerator ?? defaultKeyGenerator;
     this.functionMultiKeyGenerator = options.functionMultiKeyGenerator ?? defaultMultiKeyGenerator;
-    this.keyMangler = options.keyMangler;
+    this.ownKeyMangler = this.mangler = options.keyMangler;
     this.serializer = options.serializer ?? defaultSerializer;
     this.asyncCreationRunner = options.asyncCreationRunner;
     this.handOffEnabled = options.asyncCreationRunner !== undefined || options.backgroundRefresh === true;
@@ -232,10 +243,14 @@ export class CacheRegion {
    * specifier to import, or a backend instance. Returns the region, so it chains off `makeRegion()`.
    * Backends that load asynchronously are awaited by the first operation (or {@link ready}).
    */
-  configure(backend: string | CacheBackend, options: ConfigureOptions = {}): this {
+  configure<N extends BuiltinBackendName>(backend: N, options?: ConfigureOptions<BackendArgumentsMap[N]>): this;
+  configure<S extends string>(backend: S extends BuiltinBackendName ? never : S, options?: ConfigureOptions): this;
+  configure(backend: CacheBackend, options?: ConfigureOptions): this;
+  configure(backend: string | CacheBackend, options: ConfigureOptions<object> = {}): this {
     if (options === null || typeof options !== 'object') {
       throw new ValidationError(`configure: options must be an object, got ${describe(options)}`);
     }
+    checkConfigureOptionNames(options);
     if ((this.outer || this.loading) && !options.replaceExistingBackend) {
       throw new RegionAlreadyConfiguredError(
         `region ${this.label()} is already configured with backend ${describeBackend(this.inner, this.loading)}; pass replaceExistingBackend: true to replace it`,
@@ -246,7 +261,15 @@ export class CacheRegion {
     if (args === null || typeof args !== 'object') {
       throw new ValidationError(`configure: arguments must be an object, got ${describe(args)}`);
     }
-    const proxies = (options.wrap ?? []).map(toProxy);
+    if (options.wrap !== undefined && !Array.isArray(options.wrap)) {
+      throw new ValidationError(
+        `configure: wrap must be an array of ProxyBackend classes or instances, got ${describe(options.wrap)}`,
+      );
+    }
+    const proxies = (options.wrap ?? []).map((spec) => toProxy(spec, this));
+    if (new Set(proxies).size !== proxies.length) {
+      throw new ValidationError('configure: wrap lists the same proxy instance twice (it would forward to itself)');
+    }
     const invalidator = options.regionInvalidator ?? new DefaultInvalidationStrategy(this.clock);
     checkInvalidator(invalidator);
 
@@ -266,6 +289,7 @@ export class CacheRegion {
       );
     }
 
+    claimProxies(proxies, this); // now, not once loaded: a second region must not take them meanwhile
     this.expirationMs = expirationMs;
     this.invalidator = invalidator;
     this.outer = this.inner = this.syncGet = undefined;
@@ -334,8 +358,11 @@ export class CacheRegion {
 
   /** Wraps the current backend in one more proxy (outermost). */
   wrap(proxy: ProxySpec): this {
-    const p = toProxy(proxy);
-    p.wrap(this.backend);
+    const p = toProxy(proxy, this);
+    const current = this.backend;
+    if (p === current) throw new ValidationError("wrap: this proxy already wraps this region's backend");
+    claimProxies([p], this);
+    p.wrap(current);
     this.outer = p;
     this.syncGet = undefined;
     return this;
@@ -402,7 +429,7 @@ export class CacheRegion {
     if (backend === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
       return this.getOrCreateSlow(key, creator, options);
     }
-    const mangled = this.keyMangler === undefined ? key : this.keyMangler(key);
+    const mangled = this.mangler === undefined ? key : this.mangle(key);
     const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
     const syncGet = this.syncGet;
     let found: CachedValue | NoValue;
@@ -449,6 +476,9 @@ export class CacheRegion {
       return Promise.reject(new ValidationError(`getOrCreate: creator must be a function, got ${describe(creator)}`));
     }
     const shouldCache = options?.shouldCacheFn;
+    if (shouldCache !== undefined && typeof shouldCache !== 'function') {
+      return Promise.reject(badShouldCacheFn('getOrCreate', shouldCache));
+    }
     const create = async (signal: AbortSignal | undefined): Promise<T> => {
       const started = this.clock.now();
       const value = await creator({ key, signal });
@@ -473,7 +503,8 @@ export class CacheRegion {
 
   /**
    * Multi-key dogpile: one backend read for all keys; `creator(...keysToCreate)` is called once
-   * with the keys that need a value and must return their values in that order. Concurrent callers
+   * with the keys that need a value (missing or stale), in the order `keys` lists them (each key
+   * once), and must return their values in that order. Concurrent callers
    * share creations key by key, so each missing key is created once.
    */
   async getOrCreateMulti<T>(
@@ -485,6 +516,8 @@ export class CacheRegion {
     if (typeof creator !== 'function') {
       throw new ValidationError(`getOrCreateMulti: creator must be a function, got ${describe(creator)}`);
     }
+    const shouldCache = options?.shouldCacheFn;
+    if (shouldCache !== undefined && typeof shouldCache !== 'function') throw badShouldCacheFn('getOrCreateMulti', shouldCache);
     if (keys.length === 0) return [];
     const backend = await this.requireBackend();
     await this.invalidator.sync?.();
@@ -496,27 +529,29 @@ export class CacheRegion {
       const found = await this.read('getMulti', undefined, () => backend.getMulti([...ks]));
       return ks.map((_, i) => this.lookup<T>(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs));
     };
-    const shouldCache = options?.shouldCacheFn;
     const values = await this.lock.getOrCreateMulti<T>(await readMulti(mangled), {
       keys: mangled,
       mutexFor: (k) => this.mutexFor(backend, k),
       readMulti,
       createMulti: async (ks) => {
         const started = this.clock.now();
-        const originals = ks.map((k) => originalOf.get(k) as string);
-        const created = await creator(...originals);
+        // The creator gets its keys in the order they were asked for (the lock works in sorted order).
+        const ordered = inRequestOrder(ks, mangledKeys);
+        const created = await creator(...ordered.map((k) => originalOf.get(k) as string));
         if (!Array.isArray(created) || created.length !== ks.length) {
           throw new ValidationError(
             `getOrCreateMulti: creator must return an array of ${ks.length} values (one per key it was given), got ${describe(created)}`,
           );
         }
         const entries = new Map<string, CachedValue>();
-        ks.forEach((k, i) => {
+        const createdFor = new Map<string, T>();
+        ordered.forEach((k, i) => {
           const value = created[i] as T;
+          createdFor.set(k, value);
           if (!shouldCache || shouldCache(value)) entries.set(k, this.newValue(value, started));
         });
         if (entries.size) await this.write('setMulti', undefined, () => backend.setMulti(entries));
-        return created as T[];
+        return ks.map((k) => createdFor.get(k) as T);
       },
       waitTimeoutMs: this.waitTimeoutMs,
     });
@@ -537,7 +572,10 @@ export class CacheRegion {
 
   /** Stores several values (a record or a Map), all with the same creation time. */
   async setMulti(entries: Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>): Promise<void> {
-    const pairs = entries instanceof Map ? [...entries] : Object.entries(entries ?? {});
+    if (!(entries instanceof Map) && !isPlainRecord(entries)) {
+      throw new ValidationError(`setMulti: entries must be a plain object or a Map of key to value, got ${describe(entries)}`);
+    }
+    const pairs = entries instanceof Map ? [...entries] : Object.entries(entries);
     checkKeys(pairs.map(([k]) => k));
     if (pairs.length === 0) return;
     const backend = await this.requireBackend();
@@ -593,18 +631,18 @@ export class CacheRegion {
    * function's parameter types and returns `Promise<Awaited<R>>`, plus `invalidate`, `set`,
    * `get`, `refresh`, `key` and `original`. Also usable as a standard method decorator.
    */
-  cacheOnArguments(options: CacheOnArgumentsOptions = {}): CacheOnArgumentsDecorator {
-    return makeCacheOnArguments(this, options);
+  cacheOnArguments<V = UncheckedValue>(options: CacheOnArgumentsOptions<V> = {}): CacheOnArgumentsDecorator<V> {
+    return makeCacheOnArguments(this, options as CacheOnArgumentsOptions) as CacheOnArgumentsDecorator<V>;
   }
 
   /**
    * Wraps a function that takes keys as its arguments and returns one value per key (or, with
    * `asDict`, an object by key). Calls it once with only the keys not cached.
    */
-  cacheMultiOnArguments<D extends boolean = false>(
-    options: CacheMultiOnArgumentsOptions & { asDict?: D } = {},
-  ): CacheMultiOnArgumentsDecorator<D> {
-    return makeCacheMultiOnArguments(this, options);
+  cacheMultiOnArguments<D extends boolean = false, V = UncheckedValue>(
+    options: CacheMultiOnArgumentsOptions<V> & { asDict?: D } = {},
+  ): CacheMultiOnArgumentsDecorator<D, V> {
+    return makeCacheMultiOnArguments<D>(this, options as CacheMultiOnArgumentsOptions) as CacheMultiOnArgumentsDecorator<D, V>;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -615,6 +653,7 @@ export class CacheRegion {
     for (let i = proxies.length - 1; i >= 0; i--) outer = (proxies[i] as ProxyBackend).wrap(outer);
     this.inner = backend;
     this.outer = outer;
+    this.mangler = this.ownKeyMangler ?? backendKeyMangler(backend);
     this.invalidator.bind?.(outer, this.clock);
     const sync = outer === backend ? (backend as Partial<SyncReadable>)[SYNC_GET] : undefined;
     this.syncGet = typeof sync === 'function' ? sync.bind(backend) : undefined;
@@ -647,9 +686,21 @@ export class CacheRegion {
     return this.name === undefined ? '(unnamed)' : JSON.stringify(this.name);
   }
 
-  /** Applies the key mangler. */
+  /**
+   * The key mangler in use: the region's own `keyMangler`, else the one its backend supplies
+   * (`backend.keyMangler`, read when the backend is installed), else none.
+   */
+  get keyMangler(): KeyMangler | undefined {
+    return this.mangler;
+  }
+
+  /** Applies the key mangler; a result that is not a string is a ValidationError naming the key. */
   mangle(key: string): string {
-    return this.keyMangler === undefined ? key : this.keyMangler(key);
+    const mangler = this.mangler;
+    if (mangler === undefined) return key;
+    const mangled = mangler(key);
+    if (typeof mangled !== 'string') throw badMangledKey(key, mangled);
+    return mangled;
   }
 
   private expirationFor(expirationTime: number | null | undefined): number {
@@ -837,10 +888,40 @@ function checkInvalidator(s: unknown): void {
   }
 }
 
-function toProxy(spec: ProxySpec): ProxyBackend {
-  if (spec instanceof ProxyBackend) return spec;
-  if (typeof spec === 'function' && spec.prototype instanceof ProxyBackend) return new spec();
-  throw new ValidationError(`wrap: ${describe(spec)} is not a ProxyBackend class or instance`);
+/** `subset` (unique keys of `request`) ordered by where each first appears in `request`. */
+function inRequestOrder(subset: readonly string[], request: readonly string[]): string[] {
+  const wanted = new Set(subset);
+  const out: string[] = [];
+  for (const k of request) {
+    if (wanted.delete(k)) out.push(k);
+  }
+  return out;
+}
+
+function badShouldCacheFn(where: string, value: unknown): ValidationError {
+  return new ValidationError(`${where}: shouldCacheFn must be a function, got ${describe(value)}`);
+}
+
+function isPlainRecord(value: unknown): value is Readonly<Record<string, unknown>> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function badMangledKey(key: string, mangled: unknown): ValidationError {
+  return new ValidationError(
+    `keyMangler returned ${describe(mangled)} for key ${JSON.stringify(key)}: it must return a string (else different keys would share one entry)`,
+  );
+}
+
+/** The key mangler a backend supplies (dogpile.cache's `backend.key_mangler`), if it is a function. */
+function backendKeyMangler(backend: CacheBackend): KeyMangler | undefined {
+  const supplied = backend.keyMangler;
+  if (supplied === undefined || supplied === null) return undefined;
+  if (typeof supplied !== 'function') {
+    throw new ValidationError(`the backend's keyMangler must be a function, got ${describe(supplied)}`);
+  }
+  return supplied.bind(backend);
 }
 
 function describeBackend(backend: CacheBackend | undefined, loading: Promise<void> | undefined): string {

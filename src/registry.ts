@@ -12,7 +12,7 @@ import { NullBackend } from './backends/null.js';
 // dogpile never loads ioredis or a memcached client.
 const registry = new Map<string, BackendFactory>([
   ['memory', (args) => new MemoryBackend(args as MemoryBackendArguments)],
-  ['null', () => new NullBackend()],
+  ['null', (args) => new NullBackend(args)],
   ['redis', async (args, ctx) => (await import('./backends/redis.js')).createRedisBackend(args, ctx)],
   ['redis-sentinel', async (args, ctx) => (await import('./backends/redis.js')).createRedisSentinelBackend(args, ctx)],
   ['redis-cluster', async (args, ctx) => (await import('./backends/redis.js')).createRedisClusterBackend(args, ctx)],

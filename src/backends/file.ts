@@ -17,6 +17,7 @@ import {
   ValidationError,
 } from '../api.js';
 import { decodeValue, encodeValue } from '../serialization.js';
+import { checkKnownNames, checkSeconds } from '../validate.js';
 import { BaseBackend } from './base.js';
 import { LeasedMutex } from './lease.js';
 import type { LmdbDatabase, LmdbRootDatabase } from './peer-types.js';
@@ -49,27 +50,15 @@ interface ParsedArguments {
 }
 
 function parseArguments(args: Readonly<Record<string, unknown>>): ParsedArguments {
-  const known = new Set(['path', 'lockTimeout', 'lockWaitTimeout']);
-  for (const name of Object.keys(args)) {
-    if (!known.has(name)) {
-      throw new ValidationError(`file backend: unknown argument ${JSON.stringify(name)} (known: ${[...known].join(', ')})`);
-    }
-  }
+  checkKnownNames('file backend', 'argument', args, ['path', 'lockTimeout', 'lockWaitTimeout']);
   const path = args.path;
   if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
     throw new ValidationError(`file backend: path must be a non-empty file or directory path, got ${describe(path)}`);
   }
-  const seconds = (name: string, def: number, min: number): number => {
-    const v = args[name] ?? def;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) {
-      throw new ValidationError(`file backend: ${name} must be a number of seconds >= ${min}, got ${describe(args[name])}`);
-    }
-    return v;
-  };
   return {
     path: resolvePath(path),
-    lockTimeoutMs: seconds('lockTimeout', 30, 0.05) * 1000,
-    lockWaitTimeoutMs: seconds('lockWaitTimeout', 10, 0) * 1000,
+    lockTimeoutMs: checkSeconds('file backend', 'lockTimeout', args.lockTimeout, 30, { min: 0.05 }) * 1000,
+    lockWaitTimeoutMs: checkSeconds('file backend', 'lockWaitTimeout', args.lockWaitTimeout, 10, { allowZero: true }) * 1000,
   };
 }
 

@@ -18,6 +18,7 @@ import {
   ValidationError,
 } from '../api.js';
 import { decodeValue, encodeValue } from '../serialization.js';
+import { checkKnownNames, checkSeconds } from '../validate.js';
 import { BaseBackend } from './base.js';
 import { LeasedMutex } from './lease.js';
 
@@ -33,15 +34,16 @@ export interface MemcachedBackendArguments {
   /**
    * Physical TTL of stored values, seconds (0 = no expiry, the default). It must exceed the region's
    * `expirationTime` plus the creator's run time, or stale values vanish before they can be served
-   * while one caller regenerates. Values above 30 days are sent as absolute timestamps.
+   * while one caller regenerates. memcached counts whole seconds: a fraction is rounded up
+   * (1.5 → 2). Values above 30 days are sent as absolute timestamps.
    */
   memcachedExpireTime?: number;
   /** Provide a cross-process lock through memcached (default false: in-process lock only). */
   distributedLock?: boolean;
   /**
-   * Lease of the distributed lock, whole seconds (renewed every third of it while held). memcached
-   * counts whole seconds, so a lock whose holder died is free after lockTimeout to lockTimeout + 1
-   * seconds. Default 30.
+   * Lease of the distributed lock, seconds (renewed every third of it while held). memcached counts
+   * whole seconds, so the lock item lives the lease rounded up plus one second: a lock whose holder
+   * died is free after lockTimeout to ceil(lockTimeout) + 1 seconds. At least 1. Default 30.
    */
   lockTimeout?: number;
   /** How long `acquire(true)` polls for the lock, seconds. Default 10. */
@@ -50,36 +52,69 @@ export interface MemcachedBackendArguments {
   keyPrefix?: string;
   /** Per-request timeout, seconds: a dead or hung server fails the call after this. Default 2. */
   timeout?: number;
+  /** How long opening a TCP connection to a server may take, seconds. Default: `timeout`. */
+  connectTimeout?: number;
+  /**
+   * Seconds a server stays marked down after its connection failed (refused, reset, timed out):
+   * meanwhile calls for its keys fail at once with a BackendError instead of each waiting for a
+   * new connection attempt. The analogue of python-memcached's `dead_retry` (30 there). Keys are
+   * not moved to other servers (that would split locks and values). Default 0: every call tries again.
+   */
+  deadRetry?: number;
+  /**
+   * Connections per server (requests take them in turn), 1-64. Each connection is pipelined, so one
+   * is enough for most loads; more spread parsing of large values and avoid waiting behind them. Default 1.
+   */
+  poolSize?: number;
+  /** TCP keep-alive on each connection: the idle time before the first probe, seconds. Default 0 (off). */
+  keepAlive?: number;
 }
+
+/** Every argument the memcached backend knows. */
+const KNOWN_ARGUMENTS = [
+  'servers',
+  'memcachedExpireTime',
+  'distributedLock',
+  'lockTimeout',
+  'lockWaitTimeout',
+  'keyPrefix',
+  'timeout',
+  'connectTimeout',
+  'deadRetry',
+  'poolSize',
+  'keepAlive',
+];
 
 interface ParsedArguments {
   servers: string[];
   expire: number;
   distributedLock: boolean;
+  /** Lease in seconds, fractions allowed. */
   lockTimeout: number;
   lockWaitTimeout: number;
   keyPrefix: string;
-  timeoutMs: number;
+  client: MemcachedClientOptions;
+}
+
+/** Tunables of the memcached backend's own client, in milliseconds. */
+export interface MemcachedClientOptions {
+  /** Per-request timeout. */
+  readonly timeoutMs: number;
+  /** TCP connect timeout. Default: `timeoutMs`. */
+  readonly connectTimeoutMs?: number;
+  /** How long a server whose connection failed is marked down. Default 0 (never). */
+  readonly deadRetryMs?: number;
+  /** Connections per server. Default 1. */
+  readonly poolSize?: number;
+  /** TCP keep-alive initial delay; 0 off. Default 0. */
+  readonly keepAliveMs?: number;
 }
 
 function parseArguments(args: Readonly<Record<string, unknown>>): ParsedArguments {
   const bad = (name: string, want: string): never => {
     throw new ValidationError(`memcached backend: ${name} must be ${want}, got ${describe(args[name])}`);
   };
-  const known = new Set([
-    'servers',
-    'memcachedExpireTime',
-    'distributedLock',
-    'lockTimeout',
-    'lockWaitTimeout',
-    'keyPrefix',
-    'timeout',
-  ]);
-  for (const name of Object.keys(args)) {
-    if (!known.has(name)) {
-      throw new ValidationError(`memcached backend: unknown argument ${JSON.stringify(name)} (known: ${[...known].join(', ')})`);
-    }
-  }
+  checkKnownNames('memcached backend', 'argument', args, KNOWN_ARGUMENTS);
   const rawServers = args.servers ?? '127.0.0.1:11211';
   let servers: string[];
   if (typeof rawServers === 'string') servers = rawServers.split(',').map((s) => s.trim());
@@ -88,18 +123,21 @@ function parseArguments(args: Readonly<Record<string, unknown>>): ParsedArgument
   if (servers.length === 0 || !servers.every((s) => /^[^\s:]+:\d{1,5}$/.test(s) && Number(s.split(':')[1]) < 65536)) {
     bad('servers', 'a "host:port" string or a non-empty array of them');
   }
-  const seconds = (name: string, def: number, min: number, integer = false): number => {
-    const v = args[name] ?? def;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (integer && !Number.isInteger(v))) {
-      bad(name, `${integer ? 'an integer' : 'a number'} of seconds >= ${min}`);
-    }
-    return v as number;
-  };
-  const expire = seconds('memcachedExpireTime', 0, 0, true);
-  const lockTimeout = seconds('lockTimeout', 30, 1, true);
-  if (lockTimeout > THIRTY_DAYS) bad('lockTimeout', 'at most 30 days');
-  const lockWaitTimeout = seconds('lockWaitTimeout', 10, 0);
-  const timeout = seconds('timeout', 2, 0.001);
+  const where = 'memcached backend';
+  // memcached takes whole seconds: a fractional expiry is rounded up, never down to "no expiry".
+  const expire = Math.ceil(
+    checkSeconds(where, 'memcachedExpireTime', args.memcachedExpireTime, 0, { allowZero: true, max: 1e10 }),
+  );
+  const lockTimeout = checkSeconds(where, 'lockTimeout', args.lockTimeout, 30, { min: 1, max: THIRTY_DAYS });
+  const lockWaitTimeout = checkSeconds(where, 'lockWaitTimeout', args.lockWaitTimeout, 10, { allowZero: true });
+  const timeout = checkSeconds(where, 'timeout', args.timeout, 2, { min: 0.001 });
+  const connectTimeout = checkSeconds(where, 'connectTimeout', args.connectTimeout, timeout, { min: 0.001 });
+  const deadRetry = checkSeconds(where, 'deadRetry', args.deadRetry, 0, { allowZero: true });
+  const keepAlive = checkSeconds(where, 'keepAlive', args.keepAlive, 0, { allowZero: true });
+  const poolSize = args.poolSize ?? 1;
+  if (!Number.isInteger(poolSize) || (poolSize as number) < 1 || (poolSize as number) > 64) {
+    bad('poolSize', 'an integer from 1 to 64 (connections per server)');
+  }
   const distributedLock = args.distributedLock ?? false;
   if (typeof distributedLock !== 'boolean') bad('distributedLock', 'a boolean');
   const keyPrefix = args.keyPrefix ?? '';
@@ -113,7 +151,13 @@ function parseArguments(args: Readonly<Record<string, unknown>>): ParsedArgument
     lockTimeout,
     lockWaitTimeout,
     keyPrefix: keyPrefix as string,
-    timeoutMs: timeout * 1000,
+    client: {
+      timeoutMs: timeout * 1000,
+      connectTimeoutMs: connectTimeout * 1000,
+      deadRetryMs: deadRetry * 1000,
+      poolSize: poolSize as number,
+      keepAliveMs: keepAlive * 1000,
+    },
   };
 }
 
@@ -134,7 +178,10 @@ interface Pending {
   reject(err: Error): void;
 }
 
-/** One pipelined connection to one server. A timeout or socket error fails every pending request. */
+/**
+ * One pipelined connection to one server. A timeout or socket error fails every pending request
+ * and is reported to `onDown` (the server's pool marks the server down for `deadRetry`).
+ */
 class Connection {
   private socket: Socket | undefined;
   private buffer: Buffer = Buffer.alloc(0);
@@ -144,8 +191,13 @@ class Connection {
 
   constructor(
     readonly address: string,
-    private readonly timeoutMs: number,
+    private readonly options: MemcachedClientOptions,
+    private readonly onDown: (err: Error) => void,
   ) {}
+
+  private get timeoutMs(): number {
+    return this.options.timeoutMs;
+  }
 
   request(payload: Buffer | string, retrieval: boolean): Promise<Reply> {
     if (this.closed) return Promise.reject(new Error(`memcached connection to ${this.address} is closed`));
@@ -174,6 +226,14 @@ class Connection {
     const [host, port] = this.address.split(':') as [string, string];
     const socket = new Socket();
     socket.setNoDelay(true);
+    const keepAliveMs = this.options.keepAliveMs ?? 0;
+    if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs);
+    const connectMs = this.options.connectTimeoutMs ?? this.timeoutMs;
+    const connecting = setTimeout(() => {
+      this.fail(socket, new Error(`memcached ${this.address}: connect timed out after ${connectMs} ms`));
+    }, connectMs);
+    socket.once('connect', () => clearTimeout(connecting));
+    socket.once('close', () => clearTimeout(connecting));
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return;
       this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
@@ -198,6 +258,8 @@ class Connection {
     const queue = this.queue;
     this.queue = [];
     socket.destroy();
+    // Down only when a request suffered (an idle connection the server closed is not a failure).
+    if (!this.closed && queue.length > 0) this.onDown(err);
     for (const p of queue) p.reject(err);
   }
 
@@ -243,17 +305,68 @@ class Connection {
 }
 
 /**
+ * The connections to one server (`poolSize` of them, taken in turn) and its health: after a
+ * connection failure the server is marked down for `deadRetry` ms, and requests fail at once.
+ */
+class ServerPool {
+  private readonly connections: Connection[];
+  private next = 0;
+  private downUntil = 0;
+  private downReason = '';
+
+  constructor(
+    readonly address: string,
+    private readonly options: MemcachedClientOptions,
+  ) {
+    const size = options.poolSize ?? 1;
+    this.connections = Array.from({ length: size }, () => new Connection(address, options, (err) => this.markDown(err)));
+  }
+
+  request(payload: Buffer | string, retrieval: boolean): Promise<Reply> {
+    if (this.downUntil !== 0) {
+      const left = this.downUntil - Date.now();
+      if (left > 0) {
+        return Promise.reject(
+          new Error(`memcached ${this.address} is marked down for another ${left} ms (deadRetry) after: ${this.downReason}`),
+        );
+      }
+      this.downUntil = 0;
+    }
+    const conn = this.connections.length === 1 ? (this.connections[0] as Connection) : this.take();
+    return conn.request(payload, retrieval);
+  }
+
+  private take(): Connection {
+    const conn = this.connections[this.next] as Connection;
+    this.next = (this.next + 1) % this.connections.length;
+    return conn;
+  }
+
+  private markDown(err: Error): void {
+    const ms = this.options.deadRetryMs ?? 0;
+    if (ms <= 0) return;
+    this.downUntil = Date.now() + ms;
+    this.downReason = err.message;
+  }
+
+  close(): void {
+    for (const c of this.connections) c.close();
+  }
+}
+
+/**
  * A minimal memcached text-protocol client: get/gets, set/add/cas, delete, touch, pipelined per
  * server, with a ketama-style consistent-hash ring (160 points per server, md5) over the servers.
  * Keys must already be protocol-safe (the backend mangles them).
  */
 export class MemcachedClient {
-  private readonly connections: Connection[];
-  private readonly ring: { point: number; conn: Connection }[] = [];
+  private readonly connections: ServerPool[];
+  private readonly ring: { point: number; conn: ServerPool }[] = [];
 
-  /** @param servers `host:port` addresses; @param timeoutMs per-request timeout */
-  constructor(servers: readonly string[], timeoutMs: number) {
-    this.connections = servers.map((s) => new Connection(s, timeoutMs));
+  /** @param servers `host:port` addresses; @param options tunables, or the per-request timeout in ms */
+  constructor(servers: readonly string[], options: MemcachedClientOptions | number) {
+    const tunables = typeof options === 'number' ? { timeoutMs: options } : options;
+    this.connections = servers.map((s) => new ServerPool(s, tunables));
     for (const conn of this.connections) {
       for (let i = 0; i < 40; i++) {
         const digest = createHash('md5').update(`${conn.address}-${i}`).digest();
@@ -268,8 +381,8 @@ export class MemcachedClient {
     return this.pick(key).address;
   }
 
-  private pick(key: string): Connection {
-    if (this.connections.length === 1) return this.connections[0] as Connection;
+  private pick(key: string): ServerPool {
+    if (this.connections.length === 1) return this.connections[0] as ServerPool;
     const h = createHash('md5').update(key).digest().readUInt32LE(0);
     let lo = 0;
     let hi = this.ring.length;
@@ -278,12 +391,12 @@ export class MemcachedClient {
       if ((this.ring[mid] as { point: number }).point < h) lo = mid + 1;
       else hi = mid;
     }
-    return (this.ring[lo % this.ring.length] as { conn: Connection }).conn;
+    return (this.ring[lo % this.ring.length] as { conn: ServerPool }).conn;
   }
 
   /** Reads several keys (grouped per server); `cas` asks for cas ids (`gets`). */
   async getMulti(keys: readonly string[], cas = false): Promise<Map<string, Item>> {
-    const groups = new Map<Connection, string[]>();
+    const groups = new Map<ServerPool, string[]>();
     for (const key of keys) {
       const conn = this.pick(key);
       const list = groups.get(conn);
@@ -356,7 +469,7 @@ export class MemcachedBackend extends BaseBackend {
   ) {
     super();
     this.options = parseArguments(args);
-    this.client = new MemcachedClient(this.options.servers, this.options.timeoutMs);
+    this.client = new MemcachedClient(this.options.servers, this.options.client);
   }
 
   /** The key as sent to memcached: prefixed, and hashed when the protocol could not carry it. */
@@ -454,7 +567,7 @@ class MemcachedMutex extends LeasedMutex<Buffer> {
    * so an expiry of N lasts between N-1 and N seconds: one second is added to the lease.
    */
   private get leaseSeconds(): number {
-    return this.options.lockTimeout + 1;
+    return Math.ceil(this.options.lockTimeout) + 1;
   }
 
   protected newToken(): Buffer {

@@ -2,10 +2,20 @@
 // (concurrent callers in one process still share one creation).
 
 import { type CachedValue, NO_VALUE, type NoValue } from '../api.js';
+import { checkKnownNames } from '../validate.js';
 import { BaseBackend } from './base.js';
 
-/** Stores nothing; every read is {@link NO_VALUE}. Useful to switch caching off by configuration. */
+/**
+ * Stores nothing; every read is {@link NO_VALUE}. Useful to switch caching off by configuration.
+ * It takes no arguments: any is a ValidationError (as for every backend, an argument it does not
+ * know is a mistake worth hearing about).
+ */
 export class NullBackend extends BaseBackend {
+  constructor(args: Readonly<Record<string, unknown>> = {}) {
+    super();
+    checkKnownNames('null backend', 'argument', args, []);
+  }
+
   async get(_key: string): Promise<CachedValue | NoValue> {
     return NO_VALUE;
   }

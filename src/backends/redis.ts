@@ -16,12 +16,15 @@ import {
   NO_VALUE,
   type NoValue,
   type Serializer,
-  toBackendError,
   ValidationError,
 } from '../api.js';
 import { decodeValue, encodeValue } from '../serialization.js';
+import { checkKnownNames, checkSeconds } from '../validate.js';
 import { BaseBackend } from './base.js';
 import type { RedisClient } from './peer-types.js';
+import { passThroughOptions, type RedisClientOptions, type RedisClusterClientOptions } from './redis-options.js';
+
+export type { RedisClientOptions, RedisClusterClientOptions } from './redis-options.js';
 
 /** Arguments of the `redis`, `redis-sentinel` and `redis-cluster` backends (seconds throughout). */
 export interface RedisBackendArguments {
@@ -86,7 +89,66 @@ export interface RedisBackendArguments {
       }
     | string
   )[];
+  /**
+   * Further ioredis client options, passed through (the analogue of dogpile.cache's
+   * `connection_kwargs`): `connectionName`, `retryStrategy`, `enableOfflineQueue`, `family`,
+   * `maxRetriesPerRequest`, … in ioredis's units (milliseconds). On redis-cluster they apply to
+   * each node connection. An option a named argument sets (`host`, `commandTimeout`, `keyPrefix`,
+   * …) is a ValidationError. Default none.
+   */
+  redisOptions?: RedisClientOptions;
+  /** redis-cluster: further ioredis `Cluster` options (`scaleReads`, `natMap`, …), passed through. Default none. */
+  clusterOptions?: RedisClusterClientOptions;
 }
+
+/** Arguments of the `redis` backend (one server). */
+export type RedisSingleBackendArguments = Omit<RedisBackendArguments, 'sentinels' | 'name' | 'nodes' | 'clusterOptions'>;
+/** Arguments of the `redis-sentinel` backend. */
+export type RedisSentinelBackendArguments = Omit<RedisBackendArguments, 'url' | 'host' | 'port' | 'nodes' | 'clusterOptions'>;
+/** Arguments of the `redis-cluster` backend. */
+export type RedisClusterBackendArguments = Omit<RedisBackendArguments, 'url' | 'host' | 'port' | 'db' | 'sentinels' | 'name'>;
+
+/** Every backend's arguments. */
+const COMMON_ARGUMENTS = [
+  'client',
+  'redisExpirationTime',
+  'keyPrefix',
+  'distributedLock',
+  'lockTimeout',
+  'lockWaitTimeout',
+  'lockPollInterval',
+  'commandTimeout',
+  'connectTimeout',
+  'username',
+  'password',
+  'tls',
+  'redisOptions',
+];
+/** The arguments each kind accepts: anything else is a ValidationError. */
+const KNOWN_ARGUMENTS: Record<Kind, readonly string[]> = {
+  redis: ['url', 'host', 'port', 'db', ...COMMON_ARGUMENTS],
+  'redis-sentinel': ['sentinels', 'name', 'db', ...COMMON_ARGUMENTS],
+  'redis-cluster': ['nodes', 'clusterOptions', ...COMMON_ARGUMENTS],
+};
+/** Arguments that configure a connection, which a given `client` already has. */
+const CONNECTION_ARGUMENTS = [
+  'url',
+  'host',
+  'port',
+  'db',
+  'username',
+  'password',
+  'tls',
+  'commandTimeout',
+  'connectTimeout',
+  'sentinels',
+  'name',
+  'nodes',
+  'redisOptions',
+  'clusterOptions',
+];
+/** An upper bound for TTLs (they are sent as milliseconds; no timer waits on them). */
+const MAX_TTL_SECONDS = Number.MAX_SAFE_INTEGER / 1000;
 
 type Client = RedisClient;
 
@@ -115,6 +177,8 @@ interface RedisSettings {
   readonly pollMs: number;
   readonly isCluster: boolean;
   readonly ownsClient: boolean;
+  /** How errors name the server(s): `127.0.0.1:6379`, `sentinels … (master mymaster)`, `cluster …`. */
+  readonly target: string;
 }
 
 /** Storage in Redis, values as envelope bytes. Registered as `redis`, `redis-sentinel`, `redis-cluster`. */
@@ -156,7 +220,10 @@ export class RedisBackend extends BaseBackend {
     try {
       bytes = await this.client.getBuffer(full); // not through run(): the hit path, one closure fewer
     } catch (err) {
-      throw redisError('GET', err);
+      // A key holding another type (a list another program pushed) is no value of ours: a miss,
+      // which getOrCreate then regenerates and overwrites (SET replaces any type).
+      if (isWrongType(err)) return NO_VALUE;
+      throw this.failure('GET', err);
     }
     return decodeValue(bytes, this.serializer);
   }
@@ -165,7 +232,7 @@ export class RedisBackend extends BaseBackend {
     if (keys.length === 0) return [];
     const full = keys.map((k) => this.settings.prefix + k);
     const found = await this.run('MGET', () =>
-      this.settings.isCluster ? Promise.all(full.map((k) => this.client.getBuffer(k))) : this.client.mgetBuffer(...full),
+      this.settings.isCluster ? Promise.all(full.map((k) => this.bytesOrNull(k))) : this.client.mgetBuffer(...full),
     );
     return found.map((bytes) => decodeValue(bytes, this.serializer));
   }
@@ -255,9 +322,45 @@ export class RedisBackend extends BaseBackend {
     );
   }
 
-  /** The raw bytes stored under a full (prefixed) key, or null. */
+  /** The raw bytes stored under a full (prefixed) key, or null (also for a key of another type). */
   storedBytes(fullKey: string): Promise<Buffer | null> {
-    return this.run('GET', () => this.client.getBuffer(fullKey));
+    return this.run('GET', () => this.bytesOrNull(fullKey));
+  }
+
+  /** GET, with a key of another type (WRONGTYPE) read as null, as MGET reads it. */
+  private async bytesOrNull(fullKey: string): Promise<Buffer | null> {
+    try {
+      return await this.client.getBuffer(fullKey);
+    } catch (err) {
+      if (isWrongType(err)) return null;
+      throw err;
+    }
+  }
+
+  /** The last connection error since the client was last ready (for error messages). */
+  private connectionProblem: Error | undefined;
+
+  /** Records connection errors and recoveries of a client this backend owns. */
+  watchConnection(client: { on(event: string, listener: (err?: unknown) => void): unknown }): void {
+    client.on('error', (err) => {
+      this.connectionProblem = err instanceof Error ? err : new Error(String(err));
+    });
+    client.on('ready', () => {
+      this.connectionProblem = undefined;
+    });
+  }
+
+  /**
+   * A client failure as a BackendError naming the server and, when the connection is down, why
+   * (ioredis's own error only says "Reached the max retries per request limit"). DogpileErrors
+   * pass through.
+   */
+  failure(what: string, err: unknown): Error {
+    if (err instanceof DogpileError) return err;
+    const problem = this.connectionProblem;
+    const detail = err instanceof Error ? err.message : String(err);
+    const why = problem !== undefined && !detail.includes(problem.message) ? ` (connection: ${problem.message})` : '';
+    return new BackendError(`redis ${what} on ${this.settings.target} failed: ${detail}${why}`, { cause: err });
   }
 
   /** The value `bytes` decode to, or null for a corrupt or foreign entry. */
@@ -301,7 +404,7 @@ export class RedisBackend extends BaseBackend {
     try {
       return await op();
     } catch (err) {
-      throw redisError(what, err);
+      throw this.failure(what, err);
     }
   }
 
@@ -376,9 +479,9 @@ export class RedisBackend extends BaseBackend {
   }
 }
 
-/** A client failure as a BackendError (DogpileErrors pass through). */
-function redisError(what: string, err: unknown): Error {
-  return err instanceof DogpileError ? err : toBackendError(err, `redis ${what} failed`);
+/** Whether a command failed because the key holds a value of another type. */
+function isWrongType(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('WRONGTYPE');
 }
 
 /**
@@ -540,12 +643,23 @@ type Kind = 'redis' | 'redis-sentinel' | 'redis-cluster';
 
 async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context: BackendContext): Promise<RedisBackend> {
   const check = checker(kind, args);
-  const ttl = check.seconds('redisExpirationTime');
+  checkKnownNames(`${kind} backend`, 'argument', args, KNOWN_ARGUMENTS[kind]);
+  if (args.client !== undefined) {
+    const extra = CONNECTION_ARGUMENTS.find((name) => (args as Record<string, unknown>)[name] !== undefined);
+    if (extra !== undefined) {
+      throw new ValidationError(
+        `${kind} backend: ${extra} has no effect together with client (the client is already connected); configure the client itself, or leave client out`,
+      );
+    }
+  }
+  const ttl = check.seconds('redisExpirationTime', undefined, MAX_TTL_SECONDS);
   const lease = check.seconds('lockTimeout', 30);
   const lockWait = check.seconds('lockWaitTimeout', 10);
   const poll = check.seconds('lockPollInterval', 0.2);
   const commandTimeout = check.seconds('commandTimeout', 5);
   const connectTimeout = check.seconds('connectTimeout', 5);
+  const redisOptions = passThroughOptions(`${kind} backend`, 'redisOptions', args.redisOptions);
+  const clusterOptions = passThroughOptions(`${kind} backend`, 'clusterOptions', args.clusterOptions);
   const prefix = check.string('keyPrefix') ?? '';
   const distributedLock = check.boolean('distributedLock') ?? kind === 'redis-sentinel';
   const expiration = context.expirationTime;
@@ -578,6 +692,7 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
   };
   let client: Client;
   let ownsClient = true;
+  let target: string;
   if (args.client !== undefined) {
     if (typeof (args.client as { getBuffer?: unknown } | null)?.getBuffer !== 'function') {
       throw new ValidationError(
@@ -586,25 +701,28 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
     }
     client = args.client;
     ownsClient = false;
+    target = describeClient(client);
   } else if (kind === 'redis-cluster') {
     const nodes = check.addresses('nodes');
     const options: ClusterOptions = {
-      redisOptions: { ...common, ...connectionOptions(check) },
       enableAutoPipelining: true,
       clusterRetryStrategy: (times) => Math.min(times * 100, 2000),
+      ...(clusterOptions as ClusterOptions),
+      redisOptions: { ...common, ...(redisOptions as RedisOptions), ...connectionOptions(check) },
     };
     client = new mod.Cluster(nodes, options);
+    target = `cluster ${nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
   } else if (kind === 'redis-sentinel') {
     const sentinels = check.addresses('sentinels');
     const name = check.string('name') ?? 'mymaster';
-    client = new mod.Redis({ ...common, ...connectionOptions(check), sentinels, name });
+    client = new mod.Redis({ ...common, ...(redisOptions as RedisOptions), ...connectionOptions(check), sentinels, name });
+    target = `sentinels ${sentinels.map((n) => `${n.host}:${n.port}`).join(',')} (master ${name})`;
   } else {
     const url = check.string('url');
-    client = url
-      ? new mod.Redis(url, { ...common, ...connectionOptions(check) })
-      : new mod.Redis({ ...common, ...connectionOptions(check) });
+    const options = { ...common, ...(redisOptions as RedisOptions), ...connectionOptions(check) };
+    client = url ? new mod.Redis(url, options) : new mod.Redis(options);
+    target = describeClient(client);
   }
-  client.on('error', () => {}); // failures surface per command as BackendError; ioredis reconnects
   const backend = new RedisBackend(client, context.serializer, {
     prefix,
     ttlMs: ttl === undefined ? undefined : Math.ceil(ttl * 1000),
@@ -616,16 +734,30 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
       kind === 'redis-cluster' ||
       (args.client !== undefined && 'nodes' in args.client && typeof args.client.nodes === 'function'),
     ownsClient,
+    target,
   });
+  // Failures surface per command as BackendError (naming the last connection error); ioredis
+  // reconnects. Listening also keeps an error event from going unhandled (as before, for a given client too).
+  backend.watchConnection(client);
   // Waiters must hear of a release even when it comes soon after they start: listen from the start.
   if (distributedLock) void backend.listening();
   return backend;
+}
+
+/** `host:port` (or the socket path) of a single-server client, from its parsed options. */
+function describeClient(client: Client): string {
+  const options = (client as { options?: { host?: unknown; port?: unknown; path?: unknown } }).options;
+  if (typeof options?.path === 'string' && options.path) return options.path;
+  if (options && typeof options.host === 'string') return `${options.host}:${String(options.port ?? 6379)}`;
+  const nodes = (client as { startupNodes?: unknown }).startupNodes;
+  return Array.isArray(nodes) ? `cluster of ${nodes.length} startup nodes` : 'the redis server';
 }
 
 function connectionOptions(check: Checker): RedisOptions {
   const out: RedisOptions = {};
   const host = check.string('host');
   const port = check.integer('port');
+  if (port !== undefined && (port < 1 || port > 65535)) throw check.bad('port', 'a TCP port (1-65535)');
   const db = check.integer('db');
   const username = check.string('username');
   const password = check.string('password');
@@ -644,8 +776,8 @@ function connectionOptions(check: Checker): RedisOptions {
 interface Checker {
   readonly args: Readonly<RedisBackendArguments>;
   bad(name: string, expected: string): ValidationError;
-  /** A positive number of seconds; `fallback` when absent. */
-  seconds(name: keyof RedisBackendArguments): number | undefined;
+  /** A positive number of seconds (fractions allowed, at most `max`); `fallback` when absent. */
+  seconds(name: keyof RedisBackendArguments, fallback: undefined, max: number): number | undefined;
   seconds(name: keyof RedisBackendArguments, fallback: number): number;
   string(name: keyof RedisBackendArguments): string | undefined;
   integer(name: keyof RedisBackendArguments): number | undefined;
@@ -661,11 +793,8 @@ function checker(kind: Kind, args: Readonly<RedisBackendArguments>): Checker {
   return {
     args,
     bad,
-    seconds(name: keyof RedisBackendArguments, fallback?: number) {
-      const v = args[name];
-      if (v === undefined || v === null) return fallback as number;
-      if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw bad(name, 'a positive number of seconds');
-      return v;
+    seconds(name: keyof RedisBackendArguments, fallback?: number, max?: number) {
+      return checkSeconds(`${kind} backend`, name, args[name], fallback as number, max === undefined ? {} : { max });
     },
     string(name) {
       const v = args[name];

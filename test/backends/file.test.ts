@@ -90,6 +90,22 @@ describe('file backend', () => {
     await b.close();
   });
 
+  it('times accept fractions, and a wait no timer can make (over 24.8 days) is a ValidationError', async () => {
+    const b = await createFileBackend({ path, lockTimeout: 0.75, lockWaitTimeout: 0.25 }, context);
+    const m = b.getMutex?.(`frac:${randomUUID()}`);
+    assert.ok(m && (await m.acquire(false)));
+    await m.release();
+    await b.close();
+    await assert.rejects(
+      createFileBackend({ path, lockWaitTimeout: 30 * 86400 }, context),
+      /lockWaitTimeout must be a number of seconds >= 0 and <= 2147483\.647/,
+    );
+    await assert.rejects(
+      createFileBackend({ path, lockTimeot: 1 }, context),
+      /unknown argument "lockTimeot" \(did you mean "lockTimeout"\?\)/,
+    );
+  });
+
   it('always has a lock; acquire(true) is bounded by lockWaitTimeout', async () => {
     const b = await createFileBackend({ path, lockWaitTimeout: 0.3 }, context);
     const key = `bounded:${randomUUID()}`;

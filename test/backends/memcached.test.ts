@@ -105,7 +105,6 @@ describe('memcached backend', () => {
       { servers: [] },
       { servers: 42 },
       { memcachedExpireTime: -1 },
-      { memcachedExpireTime: 1.5 },
       { lockTimeout: 0 },
       { lockWaitTimeout: 'long' },
       { distributedLock: 'yes' },

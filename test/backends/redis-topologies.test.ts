@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import { createRedisClusterBackend, createRedisSentinelBackend, type RedisBackend } from '../../src/backends/redis.js';
-import { makeRegion, v8Serializer } from '../../src/index.js';
+import { makeRegion, NO_VALUE, v8Serializer } from '../../src/index.js';
 import { freePort, type ServerProcess, startRedis, startServer } from '../helpers/servers.js';
 import { backendConformance } from './conformance.js';
 
@@ -129,6 +129,49 @@ describe('redis-cluster specifics', () => {
       });
       assert.equal(calls, 1);
       assert.equal(made[3], `made:${keys[3]}`);
+    } finally {
+      await region.close();
+    }
+  });
+});
+
+describe('redis-cluster: pass-through options and a key of another type', () => {
+  it('clusterOptions reach the Cluster client, redisOptions each node connection', async () => {
+    const name = `dp-cluster-${randomUUID().slice(0, 8)}`;
+    const backend = (await createRedisClusterBackend(
+      {
+        nodes: clusterNodes,
+        clusterOptions: { scaleReads: 'master', maxRedirections: 5 },
+        redisOptions: { connectionName: name },
+      },
+      context,
+    )) as RedisBackend;
+    try {
+      const cluster = backend.client as Cluster;
+      assert.equal(cluster.options.scaleReads, 'master');
+      assert.equal(cluster.options.maxRedirections, 5);
+      assert.equal(cluster.options.enableAutoPipelining, true); // the backend's default stays
+      const region = makeRegion({ failOpen: false }).configure(backend);
+      await region.set(`k:${randomUUID()}`, 1);
+      const lists = await Promise.all(
+        clusterNodes.map((n) => execFileSync('redis-cli', ['-p', String(n.port), 'client', 'list'], { encoding: 'utf8' })),
+      );
+      assert.ok(
+        lists.some((l) => l.includes(`name=${name}`)),
+        'a node connection carries the connectionName',
+      );
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('getMulti on a cluster reads a key of another type as a miss (failOpen false)', async () => {
+    const key = `list:${randomUUID()}`;
+    await rawCluster.rpush(key, 'x');
+    const region = makeRegion({ failOpen: false }).configure('redis-cluster', { arguments: { nodes: clusterNodes } });
+    try {
+      assert.deepEqual(await region.getMulti([key]), [NO_VALUE]);
+      assert.equal(await region.getOrCreate(key, () => 'made'), 'made');
     } finally {
       await region.close();
     }

@@ -306,7 +306,7 @@ describe('getOrCreateMulti', () => {
       return keys.map((k) => k.toUpperCase());
     });
     assert.deepEqual(result, ['C', 'B-cached', 'A', 'B-cached']);
-    assert.deepEqual(seen, [['a', 'c']]);
+    assert.deepEqual(seen, [['c', 'a']]);
     assert.deepEqual(await region.getOrCreateMulti([], () => []), []);
   });
 
