@@ -44,6 +44,14 @@ export interface TemplateCacheOptions {
   enabled?: boolean;
   /** Most entries of the in-process tier used by synchronous renders. Default 10,000. */
   syncMax?: number;
+  /**
+   * Templates each template can render that its parser cannot see: names computed at render time
+   * (`{% include tpl %}`, `include(it.name)`, `{{> (lookup . "p")}}`). Keys are template names as
+   * the engine knows them (Nunjucks names, Eta paths relative to `views`, Handlebars partial names
+   * or `compile` names); values are names of what it can render, resolved like a literal include
+   * there. Without an entry, a template that renders a dynamic name gets a one-time warning. Default `{}`.
+   */
+  dependencies?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** Per-fragment options: Mako's `cache_region` / `cache_timeout`, plus a per-render opt-out. */
@@ -174,7 +182,8 @@ export class TemplateCache extends EventEmitter {
   private readonly regions: ReadonlyMap<string, CacheRegion>;
   private readonly defaultRegionName: string;
   private readonly sync: MemoryBackend;
-  private warned = false;
+  private readonly dependencies: Readonly<Record<string, readonly string[]>>;
+  private readonly warnings = new Set<string>();
 
   constructor(options: TemplateCacheOptions) {
     super();
@@ -184,7 +193,9 @@ export class TemplateCache extends EventEmitter {
     const { regions } = options;
     const map = new Map<string, CacheRegion>();
     if (isRegion(regions)) {
+      // A single region answers to "default" (or defaultRegion) and to its own name.
       map.set(options.defaultRegion ?? 'default', regions);
+      if (typeof regions.name === 'string' && regions.name !== '') map.set(regions.name, regions);
     } else if (regions !== null && typeof regions === 'object') {
       for (const [name, region] of Object.entries(regions)) {
         if (!isRegion(region)) throw new ValidationError(`TemplateCache: regions.${name} is not a CacheRegion`);
@@ -195,7 +206,7 @@ export class TemplateCache extends EventEmitter {
     }
     if (map.size === 0) throw new ValidationError('TemplateCache: `regions` is empty');
     const first = map.keys().next().value as string;
-    this.defaultRegionName = options.defaultRegion ?? (map.size === 1 ? first : 'default');
+    this.defaultRegionName = options.defaultRegion ?? (isRegion(regions) || map.size === 1 ? first : 'default');
     if (!map.has(this.defaultRegionName)) {
       throw new ValidationError(
         `TemplateCache: defaultRegion ${JSON.stringify(this.defaultRegionName)} is not one of the regions (${[...map.keys()].join(', ')})`,
@@ -212,6 +223,28 @@ export class TemplateCache extends EventEmitter {
     const version = options.version === undefined ? '' : String(options.version);
     this.prefix = `${options.keyPrefix ?? 'tpl'}|${version}|`;
     this.sync = new MemoryBackend({ max: options.syncMax ?? 10_000 });
+    const deps = options.dependencies ?? {};
+    if (deps === null || typeof deps !== 'object') {
+      throw new ValidationError('TemplateCache: `dependencies` must be a record of template name → template names');
+    }
+    for (const [name, list] of Object.entries(deps)) {
+      if (!Array.isArray(list) || list.some((n) => typeof n !== 'string')) {
+        throw new ValidationError(`TemplateCache: dependencies[${JSON.stringify(name)}] must be an array of template names`);
+      }
+    }
+    this.dependencies = deps;
+  }
+
+  /** The names declared in the `dependencies` option for `template`, or `undefined`. */
+  declaredDependencies(template: string): readonly string[] | undefined {
+    return Object.hasOwn(this.dependencies, template) ? this.dependencies[template] : undefined;
+  }
+
+  /** Emits a process warning once per `id` (for mistakes that cannot fail the render). */
+  warnOnce(id: string, message: string): void {
+    if (this.warnings.has(id)) return;
+    this.warnings.add(id);
+    process.emitWarning(message, 'DogpileWarning');
   }
 
   /**
@@ -338,11 +371,9 @@ export class TemplateCache extends EventEmitter {
       } catch {}
       return;
     }
-    if (this.warned) return;
-    this.warned = true;
-    process.emitWarning(
+    this.warnOnce(
+      'backend',
       `dogpile templates: a cache backend failed and the block was rendered without it (${error.message}). Listen for 'error' on the TemplateCache to see every failure.`,
-      'DogpileWarning',
     );
   }
 }
