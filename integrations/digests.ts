@@ -61,6 +61,11 @@ export class DependencyDigests {
     if (before !== undefined) this.generation++;
   }
 
+  /** The current generation (memos filled at an older one are recomputed). */
+  generationNow(): number {
+    return this.generation;
+  }
+
   /** Retires every memo (the engine reports an edited file, e.g. a watcher's `update`). */
   changed(): void {
     this.generation++;
