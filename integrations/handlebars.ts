@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { basename, extname, join, relative } from 'node:path';
 import type Handlebars from 'handlebars';
 import { DogpileError, ValidationError } from '../src/index.js';
+import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import {
   applyPartialOptOut,
   BLOCK_OPTIONS,
@@ -21,6 +22,7 @@ import {
   parseFragmentOptions,
   renderEnabled,
   type TemplateCache,
+  TemplateCache as TemplateCacheClass,
   type TemplateCacheOptions,
   toTemplateCache,
 } from './templates.js';
@@ -30,8 +32,18 @@ export { TemplateCache, type TemplateCacheOptions } from './templates.js';
 /** A Handlebars environment (`Handlebars` itself or `Handlebars.create()`). */
 export type HandlebarsEnv = typeof Handlebars;
 
-/** Options of {@link installHandlebars}: TemplateCache options, or an existing TemplateCache. */
-export type HandlebarsCacheOptions = TemplateCacheOptions | TemplateCache;
+/** Handlebars-only settings of {@link installHandlebars}. */
+export interface HandlebarsSettings {
+  /**
+   * Names under which the helpers are registered. A helper shadows a context value of the same
+   * name (with the defaults, `{{cache}}` for a variable named `cache` stops working): choose other
+   * names if your data uses these. Default `{ cache: 'cache', partial: 'cachedPartial' }`.
+   */
+  helperNames?: { cache?: string; partial?: string };
+}
+
+/** Options of {@link installHandlebars}: TemplateCache options (plus Handlebars settings), or an existing TemplateCache. */
+export type HandlebarsCacheOptions = (TemplateCacheOptions & HandlebarsSettings) | TemplateCache;
 
 /** A compiled template: renders to a Promise of the final HTML, every cached block resolved. */
 export type AsyncTemplate = (context?: unknown, runtimeOptions?: Handlebars.RuntimeOptions) => Promise<string>;
@@ -96,7 +108,40 @@ function collect<R>(collector: Collector, fn: () => R): R {
   }
 }
 
-const META = ['__tpl', '__dg', '__blk'];
+const META = ['__tpl', '__dg', '__blk', '__sync'];
+
+// What produced each compiled template function we have seen: the digest of its source (compile)
+// or of its precompiled code (template(spec)). A precompiled template's String() is Handlebars'
+// generic wrapper, identical for all of them, so it cannot serve as identity.
+const functionIdentities = new WeakMap<object, string>();
+const wrappedEnvs = new WeakSet<object>();
+
+/** Records the identity of every template `env.compile` / `env.template` makes (once per env). */
+function recordIdentities(env: HandlebarsEnv): void {
+  if (wrappedEnvs.has(env)) return;
+  wrappedEnvs.add(env);
+  const compile = env.compile.bind(env);
+  (env as { compile: unknown }).compile = (input: unknown, options?: CompileOptions) => {
+    const fn = compile(input as string, options);
+    if (typeof input === 'string') functionIdentities.set(fn, digestSource(input));
+    return fn;
+  };
+  const template = env.template.bind(env);
+  (env as { template: unknown }).template = (spec: unknown) => {
+    const fn = template(spec as Parameters<HandlebarsEnv['template']>[0]);
+    functionIdentities.set(fn, digestSource(specText(spec)));
+    return fn;
+  };
+}
+
+/** The code of a precompiled template spec, in a stable order (its functions' source text). */
+function specText(spec: unknown): string {
+  if (spec === null || typeof spec !== 'object') return String(spec);
+  return Object.keys(spec)
+    .sort()
+    .map((k) => `${k}=${String((spec as Record<string, unknown>)[k])}`)
+    .join('\n');
+}
 
 /**
  * Installs the `cache` block helper and the `cachedPartial` helper on a Handlebars environment.
@@ -113,16 +158,39 @@ const META = ['__tpl', '__dg', '__blk'];
  * Limits: inline partials (`{{#*inline}}`) defined outside a cache block are not visible inside it;
  * a cache block inside another helper that transforms its output (e.g. upper-casing) is an error.
  */
-export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOptions): DogpileHandlebars {
+export function installHandlebars(
+  hbs: HandlebarsEnv,
+  options: HandlebarsCacheOptions,
+  settings?: HandlebarsSettings,
+): DogpileHandlebars {
   const cache = toTemplateCache(options);
+  const given = settings?.helperNames ?? (options instanceof TemplateCacheClass ? undefined : options.helperNames);
+  const cacheName = given?.cache ?? 'cache';
+  const partialName = given?.partial ?? 'cachedPartial';
+  for (const [k, v] of [
+    ['cache', cacheName],
+    ['partial', partialName],
+  ] as const) {
+    if (typeof v !== 'string' || !/^[A-Za-z_$][\w$-]*$/.test(v)) {
+      throw new ValidationError(`installHandlebars: helperNames.${k} must be a helper name, got ${JSON.stringify(v)}`);
+    }
+  }
   // `parse` exists only on the main export, not on create() instances. Loaded here, not at import
   // time, so that dogpile/express can import this module without handlebars installed.
-  const parse = (createRequire(import.meta.url)('handlebars') as HandlebarsEnv).parse;
-  const partialDigests = new Map<string, string>();
+  const main = createRequire(import.meta.url)('handlebars') as HandlebarsEnv;
+  const parse = main.parse;
+  recordIdentities(hbs);
+  recordIdentities(main);
+  const digests = new DependencyDigests(cache, 'handlebars');
+  // What each template source renders (by its digest), and each registered partial's own deps.
+  const templates = new Map<string, TemplateDeps>();
+  const partialDeps = new Map<string, TemplateDeps>();
 
   const inject = (source: string, name: string | undefined): unknown => {
     const ast = parse(source);
     const digest = digestSource(source);
+    templates.set(digest, partialReferences(ast, digest, partialName));
+    const inlineNames = inlinePartialNames(ast);
     let ordinal = 0;
     const visit = (node: unknown): void => {
       if (node === null || typeof node !== 'object') return;
@@ -130,11 +198,22 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
         for (const child of node) visit(child);
         return;
       }
-      const n = node as { type?: string; path?: { original?: unknown }; hash?: { pairs: unknown[] } | null; loc?: unknown };
-      if (n.type === 'BlockStatement' && n.path?.original === 'cache') {
+      const n = node as {
+        type?: string;
+        path?: { original?: unknown };
+        hash?: { pairs: unknown[] } | null;
+        loc?: unknown;
+        program?: unknown;
+      };
+      if (n.type === 'BlockStatement' && n.path?.original === cacheName) {
         ordinal++;
         n.hash ??= { type: 'Hash', pairs: [], loc: n.loc } as unknown as { pairs: unknown[] };
-        const meta = { __tpl: name ?? '', __dg: digest, __blk: `b${ordinal}` };
+        // A body using an inline partial defined outside it renders in place (the synchronous
+        // form): a deferred body would run after Handlebars has removed that inline partial.
+        const usesOuterInline = [...partialReferences(n.program, '', partialName).renders].some(
+          (p) => inlineNames.has(p) && !inlinePartialNames(n.program).has(p),
+        );
+        const meta = { __tpl: name ?? '', __dg: digest, __blk: `b${ordinal}`, __sync: usesOuterInline ? '1' : '' };
         for (const [key, value] of Object.entries(meta)) {
           n.hash.pairs.push({
             type: 'HashPair',
@@ -158,11 +237,52 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
   const originalRegister = hbs.registerPartial.bind(hbs) as (name: string, partial: unknown) => void;
   const registerPartial = (name: string, partial: unknown): void => {
     if (typeof partial === 'string') {
-      partialDigests.set(name, digestSource(partial));
-      originalRegister(name, compileSync(partial, `partial:${name}`));
+      const compiled = compileSync(partial, `partial:${name}`);
+      const digest = digestSource(partial);
+      partialDeps.set(name, templates.get(digest) ?? { digest, renders: [], dynamic: false });
+      digests.loaded(name, digest);
+      originalRegister(name, compiled);
     } else {
+      partialDeps.delete(name);
+      if (typeof partial === 'function') digests.loaded(name, functionIdentity(partial, name));
       originalRegister(name, partial);
     }
+  };
+  /** A partial's identity and what it renders, from its registration or the partials map. */
+  const resolvePartial = (name: string): ResolvedTemplate => {
+    const known = partialDeps.get(name);
+    if (known !== undefined) return { id: name, deps: known };
+    const partial = (hbs.partials as Record<string, unknown>)[name];
+    if (typeof partial === 'string') {
+      registerPartial(name, partial);
+      return { id: name, deps: partialDeps.get(name) };
+    }
+    if (typeof partial !== 'function') return { id: name, deps: undefined };
+    return { id: name, deps: { digest: functionIdentity(partial, name), renders: [], dynamic: false } };
+  };
+  const functionIdentity = (fn: object, name: string): string => {
+    const known = functionIdentities.get(fn);
+    if (known !== undefined) return known;
+    if ('_setup' in fn || 'isTop' in fn) {
+      cache.warnOnce(
+        `hbs-fn:${name}`,
+        `dogpile/handlebars: the partial ${JSON.stringify(name)} is a compiled template this integration did not see being made, so its edits cannot reach fragment keys. Create it with this environment's compile() or template(spec), or register its source.`,
+      );
+    }
+    return digestSource(String(fn));
+  };
+  const blockMemos = new Map<string, DigestMemo>();
+  /** The dependency digest of the template `tpl` (source digest `dg`), memoised per template. */
+  const treeDigest = (tpl: string, dg: string): string => {
+    if (!cache.digest) return dg;
+    const memoKey = `${tpl}\u0000${dg}`;
+    let memo = blockMemos.get(memoKey);
+    if (memo === undefined) {
+      memo = { generation: -1, digest: dg };
+      blockMemos.set(memoKey, memo);
+    }
+    const rootId = tpl === '' ? undefined : tpl.startsWith('partial:') ? tpl.slice(8) : tpl;
+    return digests.current(memo, rootId, templates.get(dg) ?? { digest: dg, renders: [], dynamic: false }, resolvePartial);
   };
   (hbs as { registerPartial: unknown }).registerPartial = (nameOrSpec: unknown, partial?: unknown) => {
     if (typeof nameOrSpec === 'string') registerPartial(nameOrSpec, partial);
@@ -174,31 +294,39 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
     if (typeof partial === 'string') registerPartial(name, partial);
   }
 
-  hbs.registerHelper('cache', function cacheHelper(this: unknown, ...params: unknown[]) {
+  hbs.registerHelper(cacheName, function cacheHelper(this: unknown, ...params: unknown[]) {
     const options = params.pop() as HelperOptions;
     const line = options.loc?.start.line ?? '?';
-    const where = `{{#cache}} at line ${line}`;
+    const where = `{{#${cacheName}}} at line ${line}`;
     if (typeof options.fn !== 'function')
-      throw new ValidationError(`${where}: cache is a block helper ({{#cache …}}…{{/cache}})`);
+      throw new ValidationError(
+        `${where}: ${cacheName} is a block helper ({{#${cacheName} …}}…{{/${cacheName}}}); to print a value named ${JSON.stringify(cacheName)}, install with helperNames: { cache: 'otherName' }`,
+      );
     const hash = options.hash ?? {};
     const fragment = fragmentOptions(hash, BLOCK_OPTIONS, where);
     const tpl = typeof hash.__tpl === 'string' ? hash.__tpl : '';
     const digest = typeof hash.__dg === 'string' ? hash.__dg : `loc${line}:${options.loc?.start.column ?? '?'}`;
     const block = typeof hash.__blk === 'string' ? hash.__blk : 'b?';
     if (!renderEnabled(options.data?.root)) return options.fn(this, { data: options.data });
-    const key = cache.fragmentKey({ engine: 'handlebars', template: tpl || undefined, digest, block, args: params });
+    const key = cache.fragmentKey({
+      engine: 'handlebars',
+      template: tpl || undefined,
+      digest: typeof hash.__dg === 'string' ? treeDigest(tpl, digest) : digest,
+      block,
+      args: params,
+    });
     const collector = current;
-    if (collector === undefined) {
+    if (collector === undefined || hash.__sync === '1') {
       return cache.getOrCreateSync(key, () => options.fn(this, { data: options.data }), fragment);
     }
     const data = snapshot(options.data);
     return collector.add(key, fragment, () => options.fn(this, { data }));
   });
 
-  hbs.registerHelper('cachedPartial', function cachedPartialHelper(this: unknown, ...params: unknown[]) {
+  hbs.registerHelper(partialName, function cachedPartialHelper(this: unknown, ...params: unknown[]) {
     const options = params.pop() as HelperOptions;
     const name = params[0];
-    const where = `{{cachedPartial}} at line ${options.loc?.start.line ?? '?'}`;
+    const where = `{{${partialName}}} at line ${options.loc?.start.line ?? '?'}`;
     if (typeof name !== 'string' || params.length !== 1) throw new ValidationError(`${where}: expected one partial name`);
     const vars: Record<string, unknown> = {};
     const optionHash: Record<string, unknown> = {};
@@ -213,7 +341,9 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
     }
     const render = partial as (ctx: unknown, opts?: unknown) => string;
     const enabled = applyPartialOptOut(options.data?.root, fragment, vars);
-    const digest = partialDigests.get(name) ?? digestOnce(render, () => String(render));
+    const own = exphbs?.partials?.[name] !== undefined ? undefined : partialDeps.get(name);
+    const digest =
+      own === undefined ? digestOnce(render, () => functionIdentity(render, name)) : treeDigest(`partial:${name}`, own.digest);
     const keyArg = 'key' in optionHash ? optionHash.key : vars;
     const key = cache.fragmentKey({
       engine: 'handlebars',
@@ -381,4 +511,60 @@ function snapshot(data: unknown): unknown {
   const copy: Record<string, unknown> = { ...(data as Record<string, unknown>) };
   if ('_parent' in copy) copy._parent = snapshot(copy._parent);
   return copy;
+}
+
+interface AstNode {
+  type?: string;
+  name?: { type?: string; original?: unknown; value?: unknown };
+  path?: { original?: unknown };
+  params?: Array<{ type?: string; value?: unknown }>;
+}
+
+/** Visits every node of a Handlebars AST (or part of one). */
+function eachNode(node: unknown, visit: (node: AstNode) => void): void {
+  if (node === null || typeof node !== 'object') return;
+  if (Array.isArray(node)) {
+    for (const child of node) eachNode(child, visit);
+    return;
+  }
+  visit(node as AstNode);
+  for (const [k, v] of Object.entries(node)) if (k !== 'loc') eachNode(v, visit);
+}
+
+/**
+ * The partials a template (or a block's program) renders, from Handlebars' AST: `{{> name}}`,
+ * partial blocks `{{#> name}}`, and `{{cachedPartial "name"}}`. Inline partials it defines and
+ * `@partial-block` are its own; a name that is an expression makes it `dynamic`.
+ */
+function partialReferences(ast: unknown, digest: string, partialHelper: string): TemplateDeps {
+  const local = inlinePartialNames(ast);
+  const renders = new Set<string>();
+  let dynamic = false;
+  eachNode(ast, (n) => {
+    if (n.type === 'PartialStatement' || n.type === 'PartialBlockStatement') {
+      const name = n.name;
+      if (name?.type === 'PathExpression' && typeof name.original === 'string') {
+        if (!name.original.startsWith('@') && !local.has(name.original)) renders.add(name.original);
+      } else if (name?.type === 'StringLiteral' && typeof name.value === 'string') {
+        if (!local.has(name.value)) renders.add(name.value);
+      } else dynamic = true;
+    } else if (n.type === 'MustacheStatement' && n.path?.original === partialHelper) {
+      const first = n.params?.[0];
+      if (first?.type === 'StringLiteral' && typeof first.value === 'string') renders.add(first.value);
+      else dynamic = true;
+    }
+  });
+  return { digest, renders: [...renders], dynamic };
+}
+
+/** Names of the inline partials (`{{#*inline "name"}}`) defined in a template or program. */
+function inlinePartialNames(ast: unknown): Set<string> {
+  const names = new Set<string>();
+  eachNode(ast, (n) => {
+    if (n.type === 'DecoratorBlock' && n.path?.original === 'inline') {
+      const first = n.params?.[0];
+      if (first?.type === 'StringLiteral' && typeof first.value === 'string') names.add(first.value);
+    }
+  });
+  return names;
 }
