@@ -8,12 +8,11 @@ import { DogpileError, ValidationError } from '../src/index.js';
 import { DependencyDigests, type DigestMemo, type TemplateDeps, type TemplateResolver } from './digests.js';
 import {
   applyPartialOptOut,
-  BLOCK_OPTIONS,
+  blockOptions,
   digestSource,
   type FragmentOptions,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
-  renderEnabled,
   type TemplateCache,
   type TemplateCacheOptions,
   toTemplateCache,
@@ -304,40 +303,72 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
   };
   const noDeps = (digest: string): TemplateDeps => ({ digest, renders: [], dynamic: false });
   interface BlockRecord {
+    template: string | undefined;
     digest: string;
     block: string;
     line: string;
     error: string;
+    /** `<% cache %> at line N`, for messages. */
+    where: string;
     memo: DigestMemo;
+    /** The key up to the arguments, for the engine and digest it was built with. */
+    stem: string;
+    stemEngine: string;
+    stemDigest: string;
   }
-  const records = new Map<string, BlockRecord>();
+  // Records by the block's compile-time literal, then by the file being rendered ('' for strings).
+  const records = new Map<string, Map<string, BlockRecord>>();
+  const resolvers = new WeakMap<EtaLike, TemplateResolver>();
+  const resolverOf = (eta: EtaLike): TemplateResolver => {
+    let r = resolvers.get(eta);
+    if (r === undefined) {
+      r = resolver(eta);
+      resolvers.set(eta, r);
+    }
+    return r;
+  };
   const engine = (eta: EtaLike): string => (eta.config.autoEscape === false ? 'eta-raw' : 'eta');
-  const blockKey = (
-    eta: EtaLike,
-    options: EtaRenderOptions | undefined,
-    it: unknown,
-    meta: string,
-    args: unknown[],
-    opts: unknown,
-  ) => {
-    const template = templateName(eta, options);
-    const memoKey = template === undefined ? meta : `${template}\u0000${meta}`;
-    let rec = records.get(memoKey);
+  const recordFor = (eta: EtaLike, options: EtaRenderOptions | undefined, meta: string): BlockRecord => {
+    let byFile = records.get(meta);
+    if (byFile === undefined) {
+      byFile = new Map();
+      records.set(meta, byFile);
+    }
+    const file = options?.filepath ?? '';
+    let rec = byFile.get(file);
     if (rec === undefined) {
       const [digest = '', block = '', line = '?', ...error] = meta.split('|');
-      rec = { digest, block, line, error: error.join('|'), memo: { generation: -1, digest } };
-      records.set(memoKey, rec);
+      const template = file === '' ? undefined : viewName(eta, file);
+      rec = {
+        template,
+        digest,
+        block,
+        line,
+        error: error.join('|'),
+        where: `<% cache %> at line ${line}`,
+        memo: { generation: -1, digest },
+        stem: '',
+        stemEngine: '',
+        stemDigest: '',
+      };
+      byFile.set(file, rec);
     }
     if (rec.error !== '') {
-      throw new ValidationError(`<% cache %> in ${template ?? 'a string template'} at line ${rec.line}: ${rec.error}`);
+      throw new ValidationError(`<% cache %> in ${rec.template ?? 'a string template'} at line ${rec.line}: ${rec.error}`);
     }
-    const fragment = fragmentOptions(opts, BLOCK_OPTIONS, `<% cache %> at line ${rec.line}`);
-    if (!renderEnabled(it)) fragment.enabled = false;
+    return rec;
+  };
+  const blockKey = (eta: EtaLike, rec: BlockRecord, args: unknown[]): string => {
     const digest = cache.digest
-      ? digests.current(rec.memo, template, templates.get(rec.digest) ?? noDeps(rec.digest), resolver(eta))
+      ? digests.current(rec.memo, rec.template, templates.get(rec.digest) ?? noDeps(rec.digest), resolverOf(eta))
       : rec.digest;
-    const key = cache.fragmentKey({ engine: engine(eta), template, digest, block: rec.block, args });
-    return { key, fragment };
+    const eng = engine(eta);
+    if (rec.stemDigest !== digest || rec.stemEngine !== eng) {
+      rec.stem = cache.keyStem(eng, rec.template, digest, rec.block);
+      rec.stemDigest = digest;
+      rec.stemEngine = eng;
+    }
+    return cache.keyWithArgs(rec.stem, args);
   };
   const partials = new Map<string, { id: string; own: TemplateDeps; memo: DigestMemo }>();
   const includeKey = (
@@ -366,20 +397,22 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
       partials.set(memoKey, partial);
     }
     const id = partial.id;
-    const digest = cache.digest ? digests.current(partial.memo, id, partial.own, resolver(eta)) : partial.own.digest;
+    const digest = cache.digest ? digests.current(partial.memo, id, partial.own, resolverOf(eta)) : partial.own.digest;
     const keyArg = opts !== null && typeof opts === 'object' && 'key' in opts ? (opts as { key: unknown }).key : vars;
     const key = cache.fragmentKey({ engine: engine(eta), template: id, digest, block: 'partial', args: [keyArg] });
     return { key, fragment, vars };
   };
   return {
     block(eta, options, it, meta, args, opts, body) {
-      const { key, fragment } = blockKey(eta, options, it, meta, args, opts);
-      return cache.getOrCreate(key, body, fragment);
+      const rec = recordFor(eta, options, meta);
+      const fragment = blockOptions(objectOptions(opts, rec.where), rec.where, it);
+      return cache.getOrCreate(blockKey(eta, rec, args), body, fragment);
     },
     /** A cache block in a synchronous template (TemplateCache's in-process tier). */
     blockSync(eta, options, it, meta, args, opts, body) {
-      const { key, fragment } = blockKey(eta, options, it, meta, args, opts);
-      return cache.getOrCreateSync(key, body, fragment);
+      const rec = recordFor(eta, options, meta);
+      const fragment = blockOptions(objectOptions(opts, rec.where), rec.where, it);
+      return cache.getOrCreateSync(blockKey(eta, rec, args), body, fragment);
     },
     /** `await cachedInclude(name, data, opts)` in an async template. */
     include(eta, options, it, name, data, opts) {
@@ -392,6 +425,13 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
       return cache.getOrCreateSync(key, () => eta.render(name, vars, options), fragment);
     },
   };
+}
+
+/** A block's trailing options argument: `undefined`, or an object (anything else is an error). */
+function objectOptions(opts: unknown, where: string): Record<string, unknown> | undefined {
+  if (opts === undefined || opts === null) return undefined;
+  if (typeof opts !== 'object') throw new ValidationError(`${where}: options must be an object literal`);
+  return opts as Record<string, unknown>;
 }
 
 function fragmentOptions(opts: unknown, allowed: ReadonlySet<string>, where: string): FragmentOptions {

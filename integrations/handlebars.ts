@@ -14,13 +14,12 @@ import { DogpileError, ValidationError } from '../src/index.js';
 import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import {
   applyPartialOptOut,
-  BLOCK_OPTIONS,
+  blockOptions,
   digestOnce,
   digestSource,
   type FragmentOptions,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
-  renderEnabled,
   type TemplateCache,
   TemplateCache as TemplateCacheClass,
   type TemplateCacheOptions,
@@ -73,7 +72,7 @@ interface HelperOptions {
 interface Deferred {
   index: number;
   key: string;
-  fragment: FragmentOptions;
+  fragment: FragmentOptions | undefined;
   thunk: () => string;
 }
 
@@ -89,7 +88,7 @@ class Collector {
     this.marker = `\u0000dp${nonce}:`;
   }
   /** Records a deferred body and returns its token (`marker + index + NUL`). */
-  add(key: string, fragment: FragmentOptions, thunk: () => string): string {
+  add(key: string, fragment: FragmentOptions | undefined, thunk: () => string): string {
     const index = this.counter.n++;
     this.entries.push({ index, key, fragment, thunk });
     return `${this.marker}${index}\u0000`;
@@ -108,7 +107,31 @@ function collect<R>(collector: Collector, fn: () => R): R {
   }
 }
 
-const META = ['__tpl', '__dg', '__blk', '__sync'];
+// The hidden hash pair the compile step adds to every cache block: a JSON BlockMeta.
+const META_KEY = '__dp';
+const META = [META_KEY];
+
+/** What the compile step knows about a block (injected as its `__dp` hash pair). */
+interface BlockMeta {
+  /** Template name ('' for none). */
+  t: string;
+  /** Source digest of the template. */
+  d: string;
+  /** Block id in the template. */
+  b: string;
+  /** Render in place (synchronous form) instead of deferring the body. */
+  s: boolean;
+  /** Whether the tag has options of its own (region=, expire=). */
+  o: boolean;
+}
+
+/** A block's meta plus what its renders reuse: its messages, digest memo and key stem. */
+interface BlockRecord extends BlockMeta {
+  where: string;
+  memo: DigestMemo;
+  stem: string;
+  stemDigest: string;
+}
 
 // What produced each compiled template function we have seen: the digest of its source (compile)
 // or of its precompiled code (template(spec)). A precompiled template's String() is Handlebars'
@@ -213,15 +236,14 @@ export function installHandlebars(
         const usesOuterInline = [...partialReferences(n.program, '', partialName).renders].some(
           (p) => inlineNames.has(p) && !inlinePartialNames(n.program).has(p),
         );
-        const meta = { __tpl: name ?? '', __dg: digest, __blk: `b${ordinal}`, __sync: usesOuterInline ? '1' : '' };
-        for (const [key, value] of Object.entries(meta)) {
-          n.hash.pairs.push({
-            type: 'HashPair',
-            key,
-            value: { type: 'StringLiteral', value, original: value, loc: n.loc },
-            loc: n.loc,
-          });
-        }
+        const meta: BlockMeta = { t: name ?? '', d: digest, b: `b${ordinal}`, s: usesOuterInline, o: n.hash.pairs.length > 0 };
+        const value = JSON.stringify(meta);
+        n.hash.pairs.push({
+          type: 'HashPair',
+          key: META_KEY,
+          value: { type: 'StringLiteral', value, original: value, loc: n.loc },
+          loc: n.loc,
+        });
       }
       for (const [k, v] of Object.entries(node)) if (k !== 'loc' && k !== 'hash') visit(v);
     };
@@ -273,13 +295,16 @@ export function installHandlebars(
   };
   const blockMemos = new Map<string, DigestMemo>();
   /** The dependency digest of the template `tpl` (source digest `dg`), memoised per template. */
-  const treeDigest = (tpl: string, dg: string): string => {
+  const treeDigest = (tpl: string, dg: string, given?: DigestMemo): string => {
     if (!cache.digest) return dg;
-    const memoKey = `${tpl}\u0000${dg}`;
-    let memo = blockMemos.get(memoKey);
+    let memo = given;
     if (memo === undefined) {
-      memo = { generation: -1, digest: dg };
-      blockMemos.set(memoKey, memo);
+      const memoKey = `${tpl}\u0000${dg}`;
+      memo = blockMemos.get(memoKey);
+      if (memo === undefined) {
+        memo = { generation: -1, digest: dg };
+        blockMemos.set(memoKey, memo);
+      }
     }
     const rootId = tpl === '' ? undefined : tpl.startsWith('partial:') ? tpl.slice(8) : tpl;
     return digests.current(memo, rootId, templates.get(dg) ?? { digest: dg, renders: [], dynamic: false }, resolvePartial);
@@ -294,29 +319,43 @@ export function installHandlebars(
     if (typeof partial === 'string') registerPartial(name, partial);
   }
 
+  const records = new Map<string, BlockRecord>();
+  /** The record of a block, from its injected meta (or, for an AST compiled elsewhere, its location). */
+  const recordFor = (options: HelperOptions): BlockRecord => {
+    const raw = options.hash?.[META_KEY];
+    const id = typeof raw === 'string' ? raw : `loc${options.loc?.start.line ?? '?'}:${options.loc?.start.column ?? '?'}`;
+    let rec = records.get(id);
+    if (rec === undefined) {
+      const meta: BlockMeta =
+        typeof raw === 'string' ? (JSON.parse(raw) as BlockMeta) : { t: '', d: id, b: 'b?', s: false, o: true };
+      const where = `{{#${cacheName}}} at line ${options.loc?.start.line ?? '?'}`;
+      rec = { ...meta, where, memo: { generation: -1, digest: meta.d }, stem: '', stemDigest: '' };
+      records.set(id, rec);
+    }
+    return rec;
+  };
+  /** The key up to the arguments, rebuilt only when the dependency digest changes. */
+  const stemOf = (rec: BlockRecord): string => {
+    const digest = rec.b === 'b?' ? rec.d : treeDigest(rec.t, rec.d, rec.memo);
+    if (rec.stem === '' || rec.stemDigest !== digest) {
+      rec.stem = cache.keyStem('handlebars', rec.t || undefined, digest, rec.b);
+      rec.stemDigest = digest;
+    }
+    return rec.stem;
+  };
+
   hbs.registerHelper(cacheName, function cacheHelper(this: unknown, ...params: unknown[]) {
     const options = params.pop() as HelperOptions;
-    const line = options.loc?.start.line ?? '?';
-    const where = `{{#${cacheName}}} at line ${line}`;
     if (typeof options.fn !== 'function')
       throw new ValidationError(
-        `${where}: ${cacheName} is a block helper ({{#${cacheName} …}}…{{/${cacheName}}}); to print a value named ${JSON.stringify(cacheName)}, install with helperNames: { cache: 'otherName' }`,
+        `{{#${cacheName}}} at line ${options.loc?.start.line ?? '?'}: ${cacheName} is a block helper ({{#${cacheName} …}}…{{/${cacheName}}}); to print a value named ${JSON.stringify(cacheName)}, install with helperNames: { cache: 'otherName' }`,
       );
-    const hash = options.hash ?? {};
-    const fragment = fragmentOptions(hash, BLOCK_OPTIONS, where);
-    const tpl = typeof hash.__tpl === 'string' ? hash.__tpl : '';
-    const digest = typeof hash.__dg === 'string' ? hash.__dg : `loc${line}:${options.loc?.start.column ?? '?'}`;
-    const block = typeof hash.__blk === 'string' ? hash.__blk : 'b?';
-    if (!renderEnabled(options.data?.root)) return options.fn(this, { data: options.data });
-    const key = cache.fragmentKey({
-      engine: 'handlebars',
-      template: tpl || undefined,
-      digest: typeof hash.__dg === 'string' ? treeDigest(tpl, digest) : digest,
-      block,
-      args: params,
-    });
+    const rec = recordFor(options);
+    const fragment = blockOptions(rec.o ? options.hash : undefined, rec.where, options.data?.root, META);
+    if (fragment?.enabled === false) return options.fn(this, { data: options.data });
+    const key = cache.keyWithArgs(stemOf(rec), params);
     const collector = current;
-    if (collector === undefined || hash.__sync === '1') {
+    if (collector === undefined || rec.s) {
       return cache.getOrCreateSync(key, () => options.fn(this, { data: options.data }), fragment);
     }
     const data = snapshot(options.data);

@@ -9,13 +9,12 @@ import { DogpileError, ValidationError } from '../src/index.js';
 import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import {
   applyPartialOptOut,
-  BLOCK_OPTIONS,
+  blockOptions,
   digestOnce,
   digestSource,
   type FragmentOptions,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
-  renderEnabled,
   type TemplateCache,
   type TemplateCacheOptions,
   toTemplateCache,
@@ -97,7 +96,11 @@ interface BlockRecord {
   digest: string;
   block: string;
   line: number;
+  /** `{% cache %} at line N`, for messages. */
+  where: string;
   memo: DigestMemo;
+  /** The key up to the arguments, for the digest in `memo`. */
+  stem: string;
 }
 
 /** Per-environment state reached from the parser hook (every Nunjucks parse in the process). */
@@ -214,17 +217,20 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     let rec = blocks.get(meta);
     if (rec === undefined) {
       const [name, digest, block, line] = JSON.parse(meta) as [string, string, string, number];
-      rec = { name: name || undefined, digest, block, line, memo: { generation: -1, digest } };
+      const memo = { generation: -1, digest };
+      rec = { name: name || undefined, digest, block, line, where: `{% cache %} at line ${line}`, memo, stem: '' };
       blocks.set(meta, rec);
     }
     return rec;
   };
   /** The block's key: its template's dependency digest, its id and its arguments. */
   const blockKey = (rec: BlockRecord, positional: unknown[]): string => {
+    const before = rec.memo.digest;
     const digest = cache.digest
       ? digests.current(rec.memo, rec.name, deps.get(rec.digest) ?? { digest: rec.digest, renders: [], dynamic: false }, resolve)
       : rec.digest;
-    return cache.fragmentKey({ engine: 'nunjucks', template: rec.name, digest, block: rec.block, args: positional });
+    if (rec.stem === '' || digest !== before) rec.stem = cache.keyStem('nunjucks', rec.name, digest, rec.block);
+    return cache.keyWithArgs(rec.stem, positional);
   };
 
   const analyzer: Analyzer = {
@@ -272,13 +278,11 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       const callback = rest.pop() as Callback;
       const body = rest.pop() as Body;
       let key: string;
-      let opts: FragmentOptions;
+      let opts: FragmentOptions | undefined;
       try {
         const rec = recordFor(meta);
-        const { positional, kwargs } = splitKwargs(rest);
-        opts = parseFragmentOptions(kwargs, BLOCK_OPTIONS, `{% cache %} at line ${rec.line}`);
-        if (!renderEnabled(context.ctx)) opts.enabled = false;
-        key = blockKey(rec, positional);
+        opts = blockOptions(popKwargs(rest), rec.where, context.ctx, KWARGS_MARKER);
+        key = blockKey(rec, rest);
       } catch (err) {
         callback(err);
         return;
@@ -298,10 +302,8 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     runInline(context: ContextLike, meta: string, ...rest: unknown[]): unknown {
       const body = rest.pop() as Body;
       const rec = recordFor(meta);
-      const { positional, kwargs } = splitKwargs(rest);
-      const opts = parseFragmentOptions(kwargs, BLOCK_OPTIONS, `{% cache %} at line ${rec.line}`);
-      if (!renderEnabled(context.ctx)) opts.enabled = false;
-      return markSafe(cache.getOrCreateSync(blockKey(rec, positional), () => renderBodySync(body), opts));
+      const opts = blockOptions(popKwargs(rest), rec.where, context.ctx, KWARGS_MARKER);
+      return markSafe(cache.getOrCreateSync(blockKey(rec, rest), () => renderBodySync(body), opts));
     },
   };
 
@@ -505,6 +507,18 @@ export function nunjucksEngine(
 }
 
 // ------------------------------------------------------------------------------------------------
+
+const KWARGS_MARKER = ['__keywords'];
+
+/** Removes and returns the trailing keyword-arguments object of a tag call, if there is one. */
+function popKwargs(args: unknown[]): Record<string, unknown> | undefined {
+  const last = args[args.length - 1];
+  if (last !== null && typeof last === 'object' && (last as { __keywords?: unknown }).__keywords === true) {
+    args.pop();
+    return last as Record<string, unknown>;
+  }
+  return undefined;
+}
 
 function splitKwargs(args: unknown[]): { positional: unknown[]; kwargs: Record<string, unknown> } {
   const last = args[args.length - 1];

@@ -150,6 +150,26 @@ export function applyPartialOptOut(context: unknown, fragment: FragmentOptions, 
   return false;
 }
 
+/**
+ * The options of one block render: `undefined` (no allocation) when the tag gives none and the
+ * render is cached, else the validated options, with `enabled: false` under the per-render opt-out.
+ * `given` is the tag's option object (names in `ignore` are the adapter's own markers).
+ */
+export function blockOptions(
+  given: Readonly<Record<string, unknown>> | undefined,
+  where: string,
+  context: unknown,
+  ignore?: readonly string[],
+): FragmentOptions | undefined {
+  let out: FragmentOptions | undefined;
+  if (given !== undefined) out = parseFragmentOptions(given, BLOCK_OPTIONS, where, ignore);
+  if (!renderEnabled(context)) {
+    out ??= {};
+    out.enabled = false;
+  }
+  return out;
+}
+
 /** Reads the per-render opt-out from a render context: `{ dogpile: { enabled: false } }`. */
 export function renderEnabled(context: unknown): boolean {
   if (context === null || typeof context !== 'object') return true;
@@ -253,11 +273,23 @@ export class TemplateCache extends EventEmitter {
    * `#digest` (always, so two string templates never share fragments).
    */
   fragmentKey(parts: FragmentKeyParts): string {
-    let key = `${parts.engine}|`;
-    if (parts.template === undefined || parts.template === '') key += `#${parts.digest}`;
-    else key += this.digest ? `${parts.template}@${parts.digest}` : parts.template;
-    key += `|${parts.block}|`;
-    const args = parts.args;
+    return this.keyWithArgs(this.keyStem(parts.engine, parts.template, parts.digest, parts.block), parts.args);
+  }
+
+  /**
+   * The part of {@link TemplateCache.fragmentKey} before the arguments. Adapters keep it per block
+   * (it changes only with the digest), so a hit only encodes the arguments.
+   */
+  keyStem(engine: string, template: string | undefined, digest: string, block: string): string {
+    let key = `${engine}|`;
+    if (template === undefined || template === '') key += `#${digest}`;
+    else key += this.digest ? `${template}@${digest}` : template;
+    return `${key}|${block}|`;
+  }
+
+  /** A {@link TemplateCache.keyStem} followed by the injectively encoded arguments. */
+  keyWithArgs(stem: string, args: readonly unknown[]): string {
+    let key = stem;
     for (let i = 0; i < args.length; i++) key += (i === 0 ? '' : ',') + encodeArg(args[i]);
     return key;
   }
@@ -287,23 +319,22 @@ export class TemplateCache extends EventEmitter {
       return Promise.reject(err);
     }
     const expire = options?.expire;
-    // Written by our creator, so a failure after the body ran (the store) does not run it twice.
+    // Set by our creator, so a failure after the body ran (the store) does not run it twice.
     // (Closures are passed inline: named local functions cost more under some transpilers.)
-    const state: { html?: string } = {};
+    let created: string | undefined;
     return region
       .getOrCreate<string>(
         this.prefix + key,
         async () => {
-          const html = String(await render());
-          state.html = html;
-          return html;
+          created = String(await render());
+          return created;
         },
         expire === undefined ? undefined : { expirationTime: expire },
       )
       .then(undefined, (err: unknown) => {
         if (!isCacheFailure(err) || this.onError === 'throw') throw err;
         this.report(err, key);
-        return state.html ?? renderInline(render);
+        return created ?? renderInline(render);
       });
   }
 
