@@ -11,6 +11,8 @@ import {
   blockOptions,
   digestSource,
   type FragmentOptions,
+  type KeyMemo,
+  keyMemo,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
   type TemplateCache,
@@ -315,6 +317,8 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     stem: string;
     stemEngine: string;
     stemDigest: string;
+    /** The last key built. */
+    key: KeyMemo;
   }
   // Records by the block's compile-time literal, then by the file being rendered ('' for strings).
   const records = new Map<string, Map<string, BlockRecord>>();
@@ -350,6 +354,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
         stem: '',
         stemEngine: '',
         stemDigest: '',
+        key: keyMemo(),
       };
       byFile.set(file, rec);
     }
@@ -368,7 +373,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
       rec.stemDigest = digest;
       rec.stemEngine = eng;
     }
-    return cache.keyWithArgs(rec.stem, args);
+    return cache.keyWithArgs(rec.stem, args, rec.key);
   };
   const partials = new Map<string, { id: string; own: TemplateDeps; memo: DigestMemo }>();
   const includeKey = (

@@ -18,6 +18,8 @@ import {
   digestOnce,
   digestSource,
   type FragmentOptions,
+  type KeyMemo,
+  keyMemo,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
   type TemplateCache,
@@ -97,6 +99,16 @@ class Collector {
 
 let current: Collector | undefined;
 
+// Token nonces: a per-process secret (user data cannot contain what it cannot know) plus a
+// per-render counter (tokens of two renders never match). One randomBytes call per process
+// instead of one per render, which cost more than a cached block.
+const NONCE_SECRET = randomBytes(9).toString('base64url');
+let renders = 0;
+function nextNonce(): string {
+  renders = (renders + 1) % Number.MAX_SAFE_INTEGER;
+  return `${NONCE_SECRET}${renders.toString(36)}`;
+}
+
 function collect<R>(collector: Collector, fn: () => R): R {
   const previous = current;
   current = collector;
@@ -131,6 +143,8 @@ interface BlockRecord extends BlockMeta {
   memo: DigestMemo;
   stem: string;
   stemDigest: string;
+  /** The last key built. */
+  key: KeyMemo;
 }
 
 // What produced each compiled template function we have seen: the digest of its source (compile)
@@ -329,7 +343,7 @@ export function installHandlebars(
       const meta: BlockMeta =
         typeof raw === 'string' ? (JSON.parse(raw) as BlockMeta) : { t: '', d: id, b: 'b?', s: false, o: true };
       const where = `{{#${cacheName}}} at line ${options.loc?.start.line ?? '?'}`;
-      rec = { ...meta, where, memo: { generation: -1, digest: meta.d }, stem: '', stemDigest: '' };
+      rec = { ...meta, where, memo: { generation: -1, digest: meta.d }, stem: '', stemDigest: '', key: keyMemo() };
       records.set(id, rec);
     }
     return rec;
@@ -353,7 +367,7 @@ export function installHandlebars(
     const rec = recordFor(options);
     const fragment = blockOptions(rec.o ? options.hash : undefined, rec.where, options.data?.root, META);
     if (fragment?.enabled === false) return options.fn(this, { data: options.data });
-    const key = cache.keyWithArgs(stemOf(rec), params);
+    const key = cache.keyWithArgs(stemOf(rec), params, rec.key);
     const collector = current;
     if (collector === undefined || rec.s) {
       return cache.getOrCreateSync(key, () => options.fn(this, { data: options.data }), fragment);
@@ -440,7 +454,7 @@ export function installHandlebars(
       const { name, ...rest } = compileOptions ?? {};
       const template = compileSync(source, name, rest);
       return (context, runtimeOptions) => {
-        const collector = new Collector(randomBytes(6).toString('hex'), { n: 0 });
+        const collector = new Collector(nextNonce(), { n: 0 });
         let html: string;
         try {
           html = collect(collector, () => template(context, runtimeOptions));

@@ -13,6 +13,8 @@ import {
   digestOnce,
   digestSource,
   type FragmentOptions,
+  type KeyMemo,
+  keyMemo,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
   type TemplateCache,
@@ -101,6 +103,8 @@ interface BlockRecord {
   memo: DigestMemo;
   /** The key up to the arguments, for the digest in `memo`. */
   stem: string;
+  /** The last key built. */
+  key: KeyMemo;
 }
 
 /** Per-environment state reached from the parser hook (every Nunjucks parse in the process). */
@@ -218,7 +222,16 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     if (rec === undefined) {
       const [name, digest, block, line] = JSON.parse(meta) as [string, string, string, number];
       const memo = { generation: -1, digest };
-      rec = { name: name || undefined, digest, block, line, where: `{% cache %} at line ${line}`, memo, stem: '' };
+      rec = {
+        name: name || undefined,
+        digest,
+        block,
+        line,
+        where: `{% cache %} at line ${line}`,
+        memo,
+        stem: '',
+        key: keyMemo(),
+      };
       blocks.set(meta, rec);
     }
     return rec;
@@ -230,7 +243,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       ? digests.current(rec.memo, rec.name, deps.get(rec.digest) ?? { digest: rec.digest, renders: [], dynamic: false }, resolve)
       : rec.digest;
     if (rec.stem === '' || digest !== before) rec.stem = cache.keyStem('nunjucks', rec.name, digest, rec.block);
-    return cache.keyWithArgs(rec.stem, positional);
+    return cache.keyWithArgs(rec.stem, positional, rec.key);
   };
 
   const analyzer: Analyzer = {

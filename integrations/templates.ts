@@ -107,6 +107,18 @@ export interface FragmentKeyParts {
   args: readonly unknown[];
 }
 
+/** The last key built for one block (see {@link TemplateCache.keyWithArgs}). */
+export interface KeyMemo {
+  stem: string;
+  args: readonly unknown[];
+  key: string;
+}
+
+/** A fresh {@link KeyMemo}. */
+export function keyMemo(): KeyMemo {
+  return { stem: '', args: [], key: '' };
+}
+
 /** What the `'error'` event receives besides the error. */
 export interface TemplateErrorInfo {
   /** The fragment key (before prefix and version). */
@@ -287,10 +299,20 @@ export class TemplateCache extends EventEmitter {
     return `${key}|${block}|`;
   }
 
-  /** A {@link TemplateCache.keyStem} followed by the injectively encoded arguments. */
-  keyWithArgs(stem: string, args: readonly unknown[]): string {
+  /**
+   * A {@link TemplateCache.keyStem} followed by the injectively encoded arguments. With a `memo`
+   * (one per block), a render whose arguments are the same primitives as the block's previous
+   * render reuses that key instead of encoding them again.
+   */
+  keyWithArgs(stem: string, args: readonly unknown[], memo?: KeyMemo): string {
+    if (memo !== undefined && memo.stem === stem && samePrimitives(memo.args, args)) return memo.key;
     let key = stem;
     for (let i = 0; i < args.length; i++) key += (i === 0 ? '' : ',') + encodeArg(args[i]);
+    if (memo !== undefined) {
+      memo.stem = stem;
+      memo.args = args;
+      memo.key = key;
+    }
     return key;
   }
 
@@ -412,6 +434,16 @@ export class TemplateCache extends EventEmitter {
 /** Builds a {@link TemplateCache} from options, or passes an existing one through. */
 export function toTemplateCache(options: TemplateCacheOptions | TemplateCache): TemplateCache {
   return options instanceof TemplateCache ? options : new TemplateCache(options);
+}
+
+/** Whether two argument lists hold the same primitives (objects never match: they can change). */
+function samePrimitives(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const v = b[i];
+    if ((typeof v === 'object' && v !== null) || typeof v === 'function' || !Object.is(a[i], v)) return false;
+  }
+  return true;
 }
 
 async function renderInline(render: () => string | Promise<string>): Promise<string> {
