@@ -136,9 +136,10 @@ function patchNunjucks(): void {
     runtime: { markSafe: (html: string) => unknown };
     parser: { Parser: { prototype: { parseAsRoot: (this: ParserLike) => NodeLike } } };
     nodes: Record<string, new (...args: never[]) => unknown>;
+    lib: { TemplateError: new (...args: never[]) => unknown };
   };
   markSafe = nunjucks.runtime.markSafe;
-  nodeTypes = nunjucks.nodes;
+  nodeTypes = { ...nunjucks.nodes, TemplateErrorClass: nunjucks.lib.TemplateError };
   const proto = nunjucks.Template.prototype;
   const original = proto.render;
   proto.render = function render(this: unknown, ...args: unknown[]): unknown {
@@ -246,10 +247,35 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     return cache.keyWithArgs(rec.stem, positional, rec.key);
   };
 
+  // Whether rendering a template (by source digest) can call back asynchronously.
+  const waits = new Map<string, boolean>();
+  const including = new Set<string>();
   const analyzer: Analyzer = {
     analyze(root, source) {
       const digest = digestSource(source);
-      deps.set(digest, analyzeTemplate(root, digest, blockExtension, includeExtension));
+      const from = names.get(digest)?.path;
+      const result = analyzeTemplate(root, digest, {
+        blockExt: blockExtension,
+        includeExt: includeExtension,
+        includeWaits(name) {
+          // Loading (and so analysing) the included template now; a cycle counts as not waiting.
+          const id = `${from ?? ''}\u0000${name}`;
+          if (including.has(id)) return false;
+          including.add(id);
+          try {
+            const tmpl = env.getTemplate(name, true, from);
+            return tmpl !== null && typeof tmpl === 'object' && typeof tmpl.tmplStr === 'string'
+              ? waits.get(digestSource(tmpl.tmplStr)) === true
+              : false;
+          } catch {
+            return false; // a missing or broken include fails when it renders, as without dogpile
+          } finally {
+            including.delete(id);
+          }
+        },
+      });
+      deps.set(digest, result.deps);
+      waits.set(digest, result.waits);
     },
   };
 
@@ -310,6 +336,10 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
           (html) => continueWith(callback, html),
           (err: unknown) => callback(err),
         );
+    },
+    /** Placed beside an include under if/for whose template has cache tags: makes Nunjucks wait. */
+    waitHere(_context: ContextLike, _unused: string, callback: Callback): void {
+      callback(null, '');
     },
     /** The synchronous form, for tags inside macros, call, set capture and filter blocks. */
     runInline(context: ContextLike, meta: string, ...rest: unknown[]): unknown {
@@ -415,25 +445,73 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
 // captures): an asynchronous tag there is silently dropped, so ours become synchronous.
 const INLINE_PARENTS = ['Macro', 'Capture'];
 
+/** What one pass over a parsed template found. */
+interface TemplateAnalysis {
+  deps: TemplateDeps;
+  /** Whether rendering it can call back asynchronously (a dogpile tag outside macros/captures). */
+  waits: boolean;
+}
+
 /**
- * One pass over a parsed template: finds the names it renders (for dependency digests) and turns
- * the dogpile tags inside macros and captures into their synchronous form.
+ * Context of one analysis: the environment's tags, and whether an included template (by name,
+ * relative to this one) waits, so that an include under `if` / `for` is waited for.
  */
-function analyzeTemplate(root: NodeLike, digest: string, blockExt: object, includeExt: object): TemplateDeps {
+interface AnalysisContext {
+  blockExt: object;
+  includeExt: object;
+  includeWaits(name: string): boolean;
+}
+
+/**
+ * One pass over a parsed template: finds the names it renders (for dependency digests), turns
+ * the dogpile tags inside macros and captures into their synchronous form, and makes Nunjucks
+ * wait for an `include` under `if` / `for` whose template has cache tags (Nunjucks would drop
+ * that output): a no-op asynchronous node beside it makes its transformer compile the enclosing
+ * `if` / `for` in callback style. Such an include inside a macro or capture, where nothing can
+ * wait, is a template error naming the line.
+ */
+function analyzeTemplate(root: NodeLike, digest: string, context: AnalysisContext): TemplateAnalysis {
+  const { blockExt, includeExt } = context;
   const renders: string[] = [];
   let parent: string | undefined;
   let dynamic = false;
+  let waits = false;
   const staticName = (node: unknown): string | undefined => {
     const n = node as NodeLike | undefined;
     if (n?.typename === 'Literal' && typeof n.value === 'string') return n.value;
     dynamic = true;
     return undefined;
   };
-  const inline = (ancestors: NodeLike[]): boolean =>
-    ancestors.some((a) => INLINE_PARENTS.some((t) => a instanceof (nodeTypes[t] as new () => unknown)));
+  const isA = (node: NodeLike, type: string): boolean => node instanceof (nodeTypes[type] as new () => unknown);
+  const inline = (ancestors: NodeLike[]): NodeLike | undefined =>
+    ancestors.find((a) => INLINE_PARENTS.some((t) => isA(a, t)) || a.typename === 'Switch');
+  const seen = new WeakSet<object>();
   const visit = (node: NodeLike, ancestors: NodeLike[]): NodeLike | undefined => {
+    if (seen.has(node)) return undefined;
+    seen.add(node);
     switch (node.typename) {
-      case 'Include':
+      case 'Include': {
+        const name = staticName(node.template);
+        if (name === undefined) return undefined;
+        renders.push(name);
+        if (!context.includeWaits(name)) return undefined;
+        const outer = inline(ancestors);
+        if (outer === undefined) waits = true;
+        if (outer !== undefined) {
+          const what = outer.typename === 'Capture' ? 'set / filter' : outer.typename.toLowerCase();
+          throw new (nodeTypes.TemplateErrorClass as unknown as new (m: string, l: number, c: number) => Error)(
+            `dogpile: {% include "${name}" %} inside a {% ${what} %} block renders cached blocks, which Nunjucks cannot wait for there; use {% cachedinclude "${name}", … %} instead`,
+            (node.lineno as number) + 1, // node positions are 0-based; messages are 1-based
+            (node.colno as number) + 1,
+          );
+        }
+        if (!ancestors.some((a) => a.typename === 'If' || a.typename === 'For')) return undefined;
+        const NodeList = nodeTypes.NodeList as unknown as new (l: unknown, c: unknown, children: unknown[]) => NodeLike;
+        const Literal = nodeTypes.Literal as unknown as NodesLike['Literal'];
+        const Async = nodeTypes.CallExtensionAsync as unknown as NodesLike['CallExtensionAsync'];
+        const args = new NodeList(node.lineno, node.colno, [new Literal(node.lineno as number, node.colno as number, '')]);
+        return new NodeList(node.lineno, node.colno, [node, new Async(blockExt, 'waitHere', args, [])]);
+      }
       case 'Import':
       case 'FromImport': {
         const name = staticName(node.template);
@@ -442,19 +520,26 @@ function analyzeTemplate(root: NodeLike, digest: string, blockExt: object, inclu
       }
       case 'Extends': {
         const name = staticName(node.template);
-        if (name !== undefined) parent = name;
+        if (name !== undefined) {
+          parent = name;
+          if (context.includeWaits(name)) waits = true;
+        }
         return undefined;
       }
       case 'CallExtensionAsync': {
         const mine = node.extName === (blockExt as { __name?: string }).__name;
         const partial = node.extName === (includeExt as { __name?: string }).__name;
         if (!mine && !partial) return undefined;
+        if (node.prop === 'waitHere') return undefined;
         if (partial) {
           const args = (node.args as { children: unknown[] } | null)?.children ?? [];
           const name = staticName(args[1]);
           if (name !== undefined) renders.push(name);
         }
-        if (!inline(ancestors)) return undefined;
+        if (inline(ancestors) === undefined) {
+          waits = true;
+          return undefined;
+        }
         const Sync = nodeTypes.CallExtension as unknown as NodesLike['CallExtension'];
         const replacement = new Sync(mine ? blockExt : includeExt, 'runInline', node.args, node.contentArgs as unknown[]);
         replacement.lineno = node.lineno;
@@ -466,7 +551,7 @@ function analyzeTemplate(root: NodeLike, digest: string, blockExt: object, inclu
     }
   };
   walk(root, [], visit);
-  return { digest, renders, parent, dynamic };
+  return { deps: { digest, renders, parent, dynamic }, waits };
 }
 
 /** Depth-first over a Nunjucks AST; `visit` may return a node that replaces the visited one. */

@@ -40,6 +40,13 @@ const cases: Record<string, (c: Wrap) => Record<string, string>> = {
     page: `{% extends "layout.njk" %}{% block main %}${user(c)}{% endblock %}`,
   }),
   include: (c) => ({ part: user(c), page: 'A{% include "part.njk" %}Z' }),
+  'include in if': (c) => ({ part: user(c), page: 'A{% if flag %}{% include "part.njk" %}{% endif %}Z' }),
+  'include in for': (c) => ({ part: row(c), page: 'A{% for p in items %}{% include "part.njk" %}{% endfor %}Z' }),
+  'include in if in for, twice nested': (c) => ({
+    inner: row(c),
+    part: '{% if p.id %}{% include "inner.njk" %}{% endif %}',
+    page: 'A{% for p in items %}{% if p %}{% include "part.njk" %}{% endif %}{% endfor %}Z',
+  }),
   import: (c) => ({
     macros: `{% macro card(p) %}${row(c)}{% endmacro %}`,
     page: '{% import "macros.njk" as m %}A{% for p in items %}{{ m.card(p) }}{% endfor %}Z',
@@ -67,6 +74,27 @@ const data = {
 };
 
 describe('nunjucks: a cache tag in every position', () => {
+  it('an include of a template with cache tags inside a macro is a template error naming template and line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dogpile-njinc-'));
+    try {
+      writeFileSync(join(dir, 'part.njk'), '{% cache "p" %}x{% endcache %}');
+      writeFileSync(join(dir, 'page.njk'), 'a\n{% macro m() %}{% include "part.njk" %}{% endmacro %}{{ m() }}');
+      writeFileSync(join(dir, 'plain.njk'), 'plain');
+      writeFileSync(join(dir, 'ok.njk'), '{% macro m() %}{% include "plain.njk" %}{% endmacro %}[{{ m() }}]');
+      const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(dir), { autoescape: true });
+      installNunjucks(env, { regions: makeRegion().configure('memory') });
+      await assert.rejects(renderNunjucks(env, 'page.njk', {}), (err: Error) => {
+        assert.match(err.message, /page\.njk/);
+        assert.match(err.message, /Line 2/);
+        assert.match(err.message, /inside a \{% macro %\} block renders cached blocks.*cachedinclude/);
+        return true;
+      });
+      assert.equal(await renderNunjucks(env, 'ok.njk', {}), '[plain]', 'an include without cache tags is untouched');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   const dirs: string[] = [];
   after(() => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
