@@ -61,6 +61,11 @@ export class DependencyDigests {
     if (before !== undefined) this.generation++;
   }
 
+  /** Whether `memo` is still valid (nothing reloaded since it was filled): the hit path's check. */
+  fresh(memo: DigestMemo): boolean {
+    return memo.generation === this.generation;
+  }
+
   /** The current generation (memos filled at an older one are recomputed). */
   generationNow(): number {
     return this.generation;

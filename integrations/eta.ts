@@ -364,9 +364,11 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     return rec;
   };
   const blockKey = (eta: EtaLike, rec: BlockRecord, args: unknown[]): string => {
-    const digest = cache.digest
-      ? digests.current(rec.memo, rec.template, templates.get(rec.digest) ?? noDeps(rec.digest), resolverOf(eta))
-      : rec.digest;
+    const digest = !cache.digest
+      ? rec.digest
+      : digests.fresh(rec.memo)
+        ? rec.memo.digest
+        : digests.current(rec.memo, rec.template, templates.get(rec.digest) ?? noDeps(rec.digest), resolverOf(eta));
     const eng = engine(eta);
     if (rec.stemDigest !== digest || rec.stemEngine !== eng) {
       rec.stem = cache.keyStem(eng, rec.template, digest, rec.block);

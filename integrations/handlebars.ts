@@ -350,7 +350,7 @@ export function installHandlebars(
   };
   /** The key up to the arguments, rebuilt only when the dependency digest changes. */
   const stemOf = (rec: BlockRecord): string => {
-    const digest = rec.b === 'b?' ? rec.d : treeDigest(rec.t, rec.d, rec.memo);
+    const digest = rec.b === 'b?' ? rec.d : digests.fresh(rec.memo) ? rec.memo.digest : treeDigest(rec.t, rec.d, rec.memo);
     if (rec.stem === '' || rec.stemDigest !== digest) {
       rec.stem = cache.keyStem('handlebars', rec.t || undefined, digest, rec.b);
       rec.stemDigest = digest;

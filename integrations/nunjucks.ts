@@ -240,9 +240,16 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
   /** The block's key: its template's dependency digest, its id and its arguments. */
   const blockKey = (rec: BlockRecord, positional: unknown[]): string => {
     const before = rec.memo.digest;
-    const digest = cache.digest
-      ? digests.current(rec.memo, rec.name, deps.get(rec.digest) ?? { digest: rec.digest, renders: [], dynamic: false }, resolve)
-      : rec.digest;
+    const digest = !cache.digest
+      ? rec.digest
+      : digests.fresh(rec.memo)
+        ? rec.memo.digest
+        : digests.current(
+            rec.memo,
+            rec.name,
+            deps.get(rec.digest) ?? { digest: rec.digest, renders: [], dynamic: false },
+            resolve,
+          );
     if (rec.stem === '' || digest !== before) rec.stem = cache.keyStem('nunjucks', rec.name, digest, rec.block);
     return cache.keyWithArgs(rec.stem, positional, rec.key);
   };
