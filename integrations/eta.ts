@@ -413,7 +413,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     block(eta, options, it, meta, args, opts, body) {
       const rec = recordFor(eta, options, meta);
       const fragment = blockOptions(objectOptions(opts, rec.where), rec.where, it);
-      return cache.getOrCreate(blockKey(eta, rec, args), body, fragment);
+      return cache.getOrCreateStored(blockKey(eta, rec, args), rec.key.stored, body, fragment);
     },
     /** A cache block in a synchronous template (TemplateCache's in-process tier). */
     blockSync(eta, options, it, meta, args, opts, body) {

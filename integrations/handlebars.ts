@@ -74,6 +74,8 @@ interface HelperOptions {
 interface Deferred {
   index: number;
   key: string;
+  /** TemplateCache.storedKey(key). */
+  stored: string;
   fragment: FragmentOptions | undefined;
   thunk: () => string;
 }
@@ -90,9 +92,9 @@ class Collector {
     this.marker = `\u0000dp${nonce}:`;
   }
   /** Records a deferred body and returns its token (`marker + index + NUL`). */
-  add(key: string, fragment: FragmentOptions | undefined, thunk: () => string): string {
+  add(key: string, stored: string, fragment: FragmentOptions | undefined, thunk: () => string): string {
     const index = this.counter.n++;
-    this.entries.push({ index, key, fragment, thunk });
+    this.entries.push({ index, key, stored, fragment, thunk });
     return `${this.marker}${index}\u0000`;
   }
 }
@@ -373,7 +375,7 @@ export function installHandlebars(
       return cache.getOrCreateSync(key, () => options.fn(this, { data: options.data }), fragment);
     }
     const data = snapshot(options.data);
-    return collector.add(key, fragment, () => options.fn(this, { data }));
+    return collector.add(key, rec.key.stored, fragment, () => options.fn(this, { data }));
   });
 
   hbs.registerHelper(partialName, function cachedPartialHelper(this: unknown, ...params: unknown[]) {
@@ -410,15 +412,16 @@ export function installHandlebars(
     if (collector === undefined || !enabled) {
       return new hbs.SafeString(collector === undefined ? cache.getOrCreateSync(key, thunk, fragment) : thunk());
     }
-    return new hbs.SafeString(collector.add(key, fragment, thunk));
+    return new hbs.SafeString(collector.add(key, cache.storedKey(key), fragment, thunk));
   });
 
   const resolve = async (html: string, collector: Collector): Promise<string> => {
     if (collector.entries.length === 0) return html;
     const parts = await Promise.all(
       collector.entries.map((entry) =>
-        cache.getOrCreate(
+        cache.getOrCreateStored(
           entry.key,
+          entry.stored,
           () => {
             const inner = new Collector(collector.nonce, collector.counter);
             const body = collect(inner, entry.thunk);

@@ -324,9 +324,10 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       const callback = rest.pop() as Callback;
       const body = rest.pop() as Body;
       let key: string;
+      let rec: BlockRecord;
       let opts: FragmentOptions | undefined;
       try {
-        const rec = recordFor(meta);
+        rec = recordFor(meta);
         opts = blockOptions(popKwargs(rest), rec.where, context.ctx, KWARGS_MARKER);
         key = blockKey(rec, rest);
       } catch (err) {
@@ -338,7 +339,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
         return;
       }
       cache
-        .getOrCreate(key, () => renderBody(body), opts)
+        .getOrCreateStored(key, rec.key.stored, () => renderBody(body), opts)
         .then(
           (html) => continueWith(callback, html),
           (err: unknown) => callback(err),

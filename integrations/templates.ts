@@ -111,12 +111,15 @@ export interface FragmentKeyParts {
 export interface KeyMemo {
   stem: string;
   args: readonly unknown[];
+  /** The fragment key (what `get` / `set` / `invalidate` take). */
   key: string;
+  /** {@link TemplateCache.storedKey} of `key`. */
+  stored: string;
 }
 
 /** A fresh {@link KeyMemo}. */
 export function keyMemo(): KeyMemo {
-  return { stem: '', args: [], key: '' };
+  return { stem: '', args: [], key: '', stored: '' };
 }
 
 /** What the `'error'` event receives besides the error. */
@@ -312,8 +315,14 @@ export class TemplateCache extends EventEmitter {
       memo.stem = stem;
       memo.args = args;
       memo.key = key;
+      memo.stored = this.storedKey(key);
     }
     return key;
+  }
+
+  /** The key a fragment is stored under in its region: `key` behind `keyPrefix` and `version`. */
+  storedKey(key: string): string {
+    return this.prefix + key;
   }
 
   /** The region a fragment uses; an unknown name throws a {@link ValidationError} naming it. */
@@ -333,6 +342,20 @@ export class TemplateCache extends EventEmitter {
    * A render that throws stores nothing and its error reaches every waiter.
    */
   getOrCreate(key: string, render: () => string | Promise<string>, options?: FragmentOptions): Promise<string> {
+    return this.getOrCreateStored(key, this.prefix + key, render, options);
+  }
+
+  /**
+   * {@link TemplateCache.getOrCreate} with the stored key already built (`stored` must be
+   * `storedKey(key)`, e.g. a {@link KeyMemo}'s): a block hit then looks up the same string object
+   * every render, whose hash the engine has cached, instead of concatenating a new one.
+   */
+  getOrCreateStored(
+    key: string,
+    stored: string,
+    render: () => string | Promise<string>,
+    options?: FragmentOptions,
+  ): Promise<string> {
     if (!this.enabled || options?.enabled === false) return renderInline(render);
     let region: CacheRegion;
     try {
@@ -346,7 +369,7 @@ export class TemplateCache extends EventEmitter {
     let created: string | undefined;
     return region
       .getOrCreate<string>(
-        this.prefix + key,
+        stored,
         async () => {
           created = String(await render());
           return created;
