@@ -417,9 +417,15 @@ export function installHandlebars(
 
   const resolve = async (html: string, collector: Collector): Promise<string> => {
     if (collector.entries.length === 0) return html;
-    const parts = await Promise.all(
-      collector.entries.map((entry) =>
-        cache.getOrCreateStored(
+    const entries = collector.entries;
+    // Every fragment at once; the first error rejects (as Promise.all would, with less overhead).
+    const parts = await new Promise<string[]>((resolveAll, rejectAll) => {
+      const out: string[] = new Array(entries.length);
+      let left = entries.length;
+      let failed = false;
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i] as Deferred;
+        cache.getOrCreateStoredThen(
           entry.key,
           entry.stored,
           () => {
@@ -428,12 +434,21 @@ export function installHandlebars(
             return resolve(body, inner);
           },
           entry.fragment,
-        ),
-      ),
-    );
+          (err, html) => {
+            if (failed) return;
+            if (err) {
+              failed = true;
+              rejectAll(err);
+              return;
+            }
+            out[i] = html ?? '';
+            if (--left === 0) resolveAll(out);
+          },
+        );
+      }
+    });
     // One pass over the output. Tokens of one collector are numbered consecutively from its first.
     const pieces = html.split(collector.marker);
-    const entries = collector.entries;
     const first = entries[0]?.index ?? 0;
     const seen = new Uint8Array(entries.length);
     if (pieces.length - 1 !== entries.length) throw transformedError();

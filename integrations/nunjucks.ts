@@ -338,12 +338,13 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
         runSync(callback, () => cache.getOrCreateSync(key, () => renderBodySync(body), opts));
         return;
       }
-      cache
-        .getOrCreateStored(key, rec.key.stored, () => renderBody(body), opts)
-        .then(
-          (html) => continueWith(callback, html),
-          (err: unknown) => callback(err),
-        );
+      cache.getOrCreateStoredThen(
+        key,
+        rec.key.stored,
+        () => renderBody(body),
+        opts,
+        (err, html) => (err ? callback(err) : continueWith(callback, html ?? '')),
+      );
     },
     /** Placed beside an include under if/for whose template has cache tags: makes Nunjucks wait. */
     waitHere(_context: ContextLike, _unused: string, callback: Callback): void {

@@ -363,9 +363,6 @@ export class TemplateCache extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    const expire = options?.expire;
-    // Set by our creator, so a failure after the body ran (the store) does not run it twice.
-    // (Closures are passed inline: named local functions cost more under some transpilers.)
     let created: string | undefined;
     return region
       .getOrCreate<string>(
@@ -374,13 +371,64 @@ export class TemplateCache extends EventEmitter {
           created = String(await render());
           return created;
         },
-        expire === undefined ? undefined : { expirationTime: expire },
+        options?.expire === undefined ? undefined : { expirationTime: options.expire },
       )
-      .then(undefined, (err: unknown) => {
-        if (!isCacheFailure(err) || this.onError === 'throw') throw err;
-        this.report(err, key);
-        return created ?? renderInline(render);
-      });
+      .then(undefined, (err: unknown) => this.recover(err, key, created, render));
+  }
+
+  /**
+   * {@link TemplateCache.getOrCreateStored} for engines that continue in callbacks (Nunjucks, the
+   * Handlebars token resolution): `done(error)` or `done(null, html)`, with one promise reaction per
+   * fragment instead of a promise the caller must chain on again.
+   */
+  getOrCreateStoredThen(
+    key: string,
+    stored: string,
+    render: () => string | Promise<string>,
+    options: FragmentOptions | undefined,
+    done: (err: unknown, html?: string) => void,
+  ): void {
+    if (!this.enabled || options?.enabled === false) {
+      renderInline(render).then((html) => done(null, html), done);
+      return;
+    }
+    let region: CacheRegion;
+    try {
+      region = this.region(options?.region);
+    } catch (err) {
+      done(err);
+      return;
+    }
+    let created: string | undefined;
+    region
+      .getOrCreate<string>(
+        stored,
+        async () => {
+          created = String(await render());
+          return created;
+        },
+        options?.expire === undefined ? undefined : { expirationTime: options.expire },
+      )
+      .then(
+        (html) => done(null, html),
+        (err: unknown) => this.recover(err, key, created, render).then((html) => done(null, html), done),
+      );
+  }
+
+  /**
+   * The backend-error policy for one fragment: a body error, or any error under `onError:
+   * 'throw'`, rejects; a backend failure is reported and answered with the body's output (the one
+   * our creator already rendered, if the failure came after it: the body never runs twice).
+   */
+  private recover(
+    err: unknown,
+    key: string,
+    created: string | undefined,
+    render: () => string | Promise<string>,
+  ): Promise<string> {
+    if (!isCacheFailure(err) || this.onError === 'throw') return Promise.reject(err);
+    this.report(err, key);
+    return created === undefined ? renderInline(render) : Promise.resolve(created);
   }
 
   /**
