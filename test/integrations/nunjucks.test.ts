@@ -95,6 +95,29 @@ describe('nunjucks specifics', () => {
     }
   });
 
+  it('a watching loader reporting an edited include (update event) gives the new markup without a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dogpile-njwatch-'));
+    try {
+      writeFileSync(join(dir, 'page.njk'), '{% cache "k" %}[{% include "part.njk" %}]{% endcache %}');
+      writeFileSync(join(dir, 'part.njk'), 'one');
+      const loader = new nunjucks.FileSystemLoader(dir);
+      const env = new nunjucks.Environment(loader, { autoescape: true });
+      installNunjucks(env, { regions: makeRegion().configure('memory') });
+      assert.equal(await renderNunjucks(env, 'page.njk', {}), '[one]');
+      writeFileSync(join(dir, 'part.njk'), 'two');
+      assert.equal(await renderNunjucks(env, 'page.njk', {}), '[one]', 'templates are cached and nothing reported the edit');
+      // What FileSystemLoader({ watch: true }) emits when chokidar sees the change.
+      (loader as unknown as { emit(e: string, name: string, path: string): void }).emit(
+        'update',
+        'part.njk',
+        join(dir, 'part.njk'),
+      );
+      assert.equal(await renderNunjucks(env, 'page.njk', {}), '[two]');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('unknown tag options are rejected with their name', async () => {
     const t = setup();
     await assert.rejects(t.render('{% cache "x", expires=3 %}y{% endcache %}', {}), /unknown option "expires"/);

@@ -32,6 +32,9 @@ const cases: Record<string, (c: Wrap) => Record<string, string>> = {
   'if in call': (c) => ({
     page: `{% macro wrap() %}<div>{{ caller() }}</div>{% endmacro %}A{% call wrap() %}{% if flag %}${user(c)}{% endif %}{% endcall %}Z`,
   }),
+  switch: (c) => ({ page: `A{% switch flag %}{% case true %}${user(c)}{% default %}no{% endswitch %}Z` }),
+  asyncEach: (c) => ({ page: `A{% asyncEach p in items %}${row(c)}{% endeach %}Z` }),
+  asyncAll: (c) => ({ page: `A{% asyncAll p in items %}${row(c)}{% endall %}Z` }),
   'set capture': (c) => ({ page: `{% set v %}${user(c)}{% endset %}A{{ v }}|{{ v }}Z` }),
   'if in set capture': (c) => ({ page: `{% set v %}{% if flag %}${user(c)}{% endif %}{% endset %}A{{ v }}Z` }),
   'filter block': (c) => ({ page: `A{% filter upper %}${user(c)}{% endfilter %}Z` }),
