@@ -32,10 +32,16 @@ export type EtaAstNode = string | { t: string; val: string; lineNo?: number };
 export interface DogpileEtaPlugin {
   /** Eta hook: remembers the source (for the template digest and line numbers in errors). */
   processTemplate(source: string): string;
-  /** Eta hook: rewrites `cache` / `endcache` tags into a call that captures the body. */
-  processAST(ast: EtaAstNode[]): EtaAstNode[];
-  /** Eta hook: chooses the async or synchronous form and defines `cachedInclude`. */
-  processFnString(fnString: string): string;
+  /**
+   * Eta hook: records what the template renders (for dependency digests) and rewrites `cache` /
+   * `endcache` tags into a call that captures the body.
+   */
+  processAST(ast: EtaAstNode[], config?: { varName?: string }): EtaAstNode[];
+  /**
+   * Eta hook: chooses, per block, the async form or (in a sync template, or inside a non-async
+   * callback) the synchronous one, and defines `cachedInclude`.
+   */
+  processFnString(fnString: string, config?: { varName?: string }): string;
   /** The TemplateCache behind the plugin (for `get`, `set`, `invalidate`, `'error'` events). */
   readonly cache: TemplateCache;
   /** Identifies the plugin to the compiled templates. */
@@ -196,15 +202,15 @@ export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
     },
     processFnString(fn: string, config?: { varName?: string }): string {
       const isAsync = fn.includes('await includeAsync (__eta.layout');
+      const varName = config?.varName ?? 'it';
       const header =
         // `this` is the Eta instance here, but not inside a user's `function () {}` callback.
         `const __dp_eta = this;\nconst __dp = this.config.plugins.find((p) => p && p.__dogpileId === ${JSON.stringify(id)}).runtime;\n` +
         (isAsync
-          ? 'const cachedInclude = (__n, __d, __o) => __dp.include(this, options, it, __n, __d, __o);\n'
-          : 'const cachedInclude = (__n, __d, __o) => __dp.includeSync(this, options, it, __n, __d, __o);\n');
+          ? `const cachedInclude = (__n, __d, __o) => __dp.include(this, options, ${varName}, __n, __d, __o);\n`
+          : `const cachedInclude = (__n, __d, __o) => __dp.includeSync(this, options, ${varName}, __n, __d, __o);\n`);
       const body = header + fn;
       if (!isAsync) return withBlockForms(body, () => false);
-      const varName = config?.varName ?? 'it';
       const all = withBlockForms(body, () => true);
       if (compiles(varName, all) !== 'await') return all;
       // Some block sits in a non-async function (a forEach / map callback): it cannot await.

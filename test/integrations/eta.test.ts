@@ -67,6 +67,14 @@ describe('eta specifics', () => {
     }
   });
 
+  it('works with a custom varName', async () => {
+    const eta = new Eta({ varName: 'data', plugins: [dogpileEta({ regions: makeRegion().configure('memory') })] });
+    const src = '<% cache "k", data.id %><%= data.name %><% endcache %>';
+    assert.equal(await eta.renderStringAsync(src, { id: 1, name: '<a>' }), '&lt;a&gt;');
+    assert.equal(await eta.renderStringAsync(src, { id: 1, name: 'changed' }), '&lt;a&gt;');
+    assert.equal(eta.renderString(src, { id: 2, name: 'b&' }), 'b&amp;');
+  });
+
   it('leaves user code that merely uses the word cache alone', async () => {
     const eta = make();
     const out = await eta.renderStringAsync('<% const cache = { hits: 1 }; cache.hits++ %><%= cache.hits %>', {});
