@@ -3,16 +3,18 @@
 // call that captures the body's output buffer, and processFnString picks the async form (renderAsync)
 // or the synchronous one (render, through TemplateCache's in-process tier).
 
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
+import { DependencyDigests, type DigestMemo, type TemplateDeps, type TemplateResolver } from './digests.js';
 import {
   applyPartialOptOut,
-  BLOCK_OPTIONS,
+  blockOptions,
   digestSource,
   type FragmentOptions,
+  type KeyMemo,
+  keyMemo,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
-  renderEnabled,
   type TemplateCache,
   type TemplateCacheOptions,
   toTemplateCache,
@@ -39,10 +41,16 @@ export type EtaAstNode =
 export interface DogpileEtaPlugin {
   /** Eta hook: remembers the source (for the template digest and line numbers in errors). */
   processTemplate(source: string): string;
-  /** Eta hook: rewrites `cache` / `endcache` tags into a call that captures the body. */
-  processAST(ast: EtaAstNode[]): EtaAstNode[];
-  /** Eta hook: chooses the async or synchronous form and defines `cachedInclude`. */
-  processFnString(fnString: string): string;
+  /**
+   * Eta hook: records what the template renders (for dependency digests) and rewrites `cache` /
+   * `endcache` tags into a call that captures the body.
+   */
+  processAST(ast: EtaAstNode[], config?: { varName?: string }): EtaAstNode[];
+  /**
+   * Eta hook: chooses, per block, the async form or (in a sync template, or inside a non-async
+   * callback) the synchronous one, and defines `cachedInclude`.
+   */
+  processFnString(fnString: string, config?: { varName?: string }): string;
   /** The TemplateCache behind the plugin (for `get`, `set`, `invalidate`, `'error'` events). */
   readonly cache: TemplateCache;
   /** Identifies the plugin to the compiled templates. */
@@ -66,6 +74,18 @@ export interface EtaLike {
   resolvePath(name: string, options?: object): string;
   /** Reads a template file's source. */
   readFile(path: string): string;
+  /** Eta's parser (runs the plugins' processTemplate / processAST hooks). */
+  parse?(source: string): unknown;
+  /** Compiled templates loaded by `@name` (`loadTemplate`). */
+  templatesAsync?: {
+    /** The compiled template, if loaded. */
+    get(name: string): unknown;
+  };
+  /** Compiled synchronous templates loaded by `@name`. */
+  templatesSync?: {
+    /** The compiled template, if loaded. */
+    get(name: string): unknown;
+  };
   /** Renders a named template synchronously. */
   render(name: string, data: object, meta?: object): string;
   /** Renders a named template asynchronously (every cached block resolved). */
@@ -120,11 +140,12 @@ export interface EtaRenderOptions {
   filepath?: string;
 }
 
-const AWAIT = '/*__dp_await__*/';
-const ASYNC = '/*__dp_async__*/';
-const BLOCK = '/*__dp_block__*/';
 const OPEN_RE = /^\s*cache\s+(?![=.([])([\s\S]*?)\s*;?\s*$/;
 const CLOSE_RE = /^\s*endcache\s*;?\s*$/;
+// Markers the AST rewrite leaves for processFnString, per block number: `await ` / `async ` and
+// the runtime entry (`block` or `blockSync`) are chosen there, once the whole function is known.
+const MARKER_RE = /\/\*__dp_(await|async|block):(\d+)\*\//g;
+const AsyncFunction = (async () => {}).constructor as new (...args: string[]) => unknown;
 let nextId = 0;
 
 /**
@@ -138,12 +159,19 @@ let nextId = 0;
  * The arguments of `cache` form the key; a trailing object literal holds the options.
  * `cachedInclude` renders the partial with only the given data. Render with `renderAsync`; a
  * synchronous `render` uses TemplateCache's in-process tier (and `cachedInclude` without `await`).
+ * A block inside a non-async callback (`it.items.forEach(function (p) { %>…<% })`, `map((p) => …)`)
+ * cannot await, so it uses the synchronous form (the in-process tier) there too.
+ *
+ * Fragment keys digest the template and every template it renders (`include`, `includeAsync`,
+ * `cachedInclude` with a literal name, and the layouts of those), found in Eta's parse output.
  */
 export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
   const cache = toTemplateCache(options);
   const id = `dp${nextId++}`;
   let source = '';
-  const runtime = makeRuntime(cache);
+  const templates = new Map<string, TemplateDeps>();
+  const digests = new DependencyDigests(cache, 'eta');
+  const runtime = makeRuntime(cache, templates, digests);
   return {
     cache,
     __dogpileId: id,
@@ -152,8 +180,12 @@ export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
       source = src;
       return src;
     },
-    processAST(ast: EtaAstNode[]): EtaAstNode[] {
+    processAST(ast: EtaAstNode[], config?: { varName?: string }): EtaAstNode[] {
       const digest = digestSource(source);
+      const varName = config?.varName ?? 'it';
+      // A source parsed again is a reload (Eta `cache: false`): retire the memoised digests.
+      digests.loaded(`#${digest}`, digest);
+      templates.set(digest, templateDeps(ast, digest));
       const out: EtaAstNode[] = [];
       let depth = 0;
       let ordinal = 0;
@@ -169,11 +201,17 @@ export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
           opens++;
           depth++;
           ordinal++;
-          const { args, opts } = splitArgs(open[1] ?? '');
-          const meta = JSON.stringify(`${digest}|b${ordinal}|${lineOf(source, 'cache', opens)}`);
+          const line = lineOf(source, 'cache', opens);
+          const { args, opts, assignment } = splitArgs(open[1] ?? '');
+          const error =
+            assignment === undefined
+              ? ''
+              : `${JSON.stringify(assignment)} is an assignment (it would set a global variable), not an option; write options as a trailing object: <% cache "key", { ${assignment.replace(/\s*=\s*/, ': ')} } %>`;
+          const meta = JSON.stringify(`${digest}|b${ordinal}|${line}|${error}`);
+          const n = ordinal;
           out.push({
             ...node,
-            val: `{ const __dp_v = ${AWAIT}__dp.${BLOCK}(this, options, ${'it'}, ${meta}, [${args}], ${opts || 'undefined'}, ${ASYNC}() => { const __dp_s = __eta.res; __eta.res = ''; try {`,
+            val: `{ const __dp_v = /*__dp_await:${n}*/__dp./*__dp_block:${n}*/(__dp_eta, options, ${varName}, ${meta}, [${error ? '' : args}], ${(!error && opts) || 'undefined'}, /*__dp_async:${n}*/() => { const __dp_s = __eta.res; __eta.res = ''; try {`,
           });
           continue;
         }
@@ -192,22 +230,54 @@ export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
       }
       return out;
     },
-    processFnString(fn: string): string {
+    processFnString(fn: string, config?: { varName?: string }): string {
       const isAsync = fn.includes('await includeAsync (__eta.layout');
+      const varName = config?.varName ?? 'it';
       const header =
-        `const __dp = this.config.plugins.find((p) => p && p.__dogpileId === ${JSON.stringify(id)}).runtime;\n` +
+        // `this` is the Eta instance here, but not inside a user's `function () {}` callback.
+        `const __dp_eta = this;\nconst __dp = this.config.plugins.find((p) => p && p.__dogpileId === ${JSON.stringify(id)}).runtime;\n` +
         (isAsync
-          ? 'const cachedInclude = (__n, __d, __o) => __dp.include(this, options, it, __n, __d, __o);\n'
-          : 'const cachedInclude = (__n, __d, __o) => __dp.includeSync(this, options, it, __n, __d, __o);\n');
-      return (
-        header +
-        fn
-          .replaceAll(AWAIT, isAsync ? 'await ' : '')
-          .replaceAll(ASYNC, isAsync ? 'async ' : '')
-          .replaceAll(BLOCK, isAsync ? 'block' : 'blockSync')
-      );
+          ? `const cachedInclude = (__n, __d, __o) => __dp.include(this, options, ${varName}, __n, __d, __o);\n`
+          : `const cachedInclude = (__n, __d, __o) => __dp.includeSync(this, options, ${varName}, __n, __d, __o);\n`);
+      const body = header + fn;
+      if (!isAsync) return withBlockForms(body, () => false);
+      const all = withBlockForms(body, () => true);
+      if (compiles(varName, all) !== 'await') return all;
+      // Some block sits in a non-async function (a forEach / map callback): it cannot await.
+      // Each block is tried alone in the async form (V8's parser decides); the others stay sync.
+      const asyncBlocks = new Set<string>();
+      for (const n of new Set([...body.matchAll(MARKER_RE)].map((m) => m[2] as string))) {
+        if (
+          compiles(
+            varName,
+            withBlockForms(body, (k) => k === n),
+          ) === true
+        )
+          asyncBlocks.add(n);
+      }
+      return withBlockForms(body, (k) => asyncBlocks.has(k));
     },
   };
+}
+
+/** Fills the markers: block `n` awaits the async runtime entry when `isAsync(n)`, else runs sync. */
+function withBlockForms(fn: string, isAsync: (n: string) => boolean): string {
+  return fn.replace(MARKER_RE, (_m, what: string, n: string) => {
+    const a = isAsync(n);
+    if (what === 'await') return a ? 'await ' : '';
+    if (what === 'async') return a ? 'async ' : '';
+    return a ? 'block' : 'blockSync';
+  });
+}
+
+/** Whether an async template function body compiles: `true`, `'await'` (misplaced await), or `false`. */
+function compiles(varName: string, body: string): true | 'await' | false {
+  try {
+    new AsyncFunction(varName, 'options', body);
+    return true;
+  } catch (err) {
+    return err instanceof SyntaxError && /await/.test(err.message) ? 'await' : false;
+  }
 }
 
 /**
@@ -227,7 +297,7 @@ export function etaEngine(eta: EtaLike): (file: string, options: object, cb: (er
 
 // ------------------------------------------------------------------------------------------------
 
-function makeRuntime(cache: TemplateCache): EtaRuntime {
+function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>, digests: DependencyDigests): EtaRuntime {
   // path.relative is slow for a per-block call; a view's name never changes.
   const names = new Map<string, string>();
   const viewName = (eta: EtaLike, file: string): string => {
@@ -242,28 +312,108 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
   };
   const templateName = (eta: EtaLike, options: EtaRenderOptions | undefined): string | undefined =>
     options?.filepath ? viewName(eta, options.filepath) : undefined;
-  const metas = new Map<string, string[]>();
-  const engine = (eta: EtaLike): string => (eta.config.autoEscape === false ? 'eta-raw' : 'eta');
-  const blockKey = (
-    eta: EtaLike,
-    options: EtaRenderOptions | undefined,
-    it: unknown,
-    meta: string,
-    args: unknown[],
-    opts: unknown,
-  ) => {
-    let parts = metas.get(meta);
-    if (parts === undefined) {
-      parts = meta.split('|');
-      metas.set(meta, parts);
+  /** A template found by name relative to `from` (a view name): its view name and dependencies. */
+  const resolver =
+    (eta: EtaLike): TemplateResolver =>
+    (name, from) => {
+      if (name.startsWith('@')) {
+        const fn = eta.templatesAsync?.get(name) ?? eta.templatesSync?.get(name);
+        return {
+          id: name,
+          deps: fn === undefined ? undefined : { digest: digestSource(String(fn)), renders: [], dynamic: false },
+        };
+      }
+      const views = eta.config.views;
+      const path = eta.resolvePath(name, from === undefined ? undefined : { filepath: views ? join(views, from) : from });
+      return { id: viewName(eta, path), deps: depsOf(eta, path) };
+    };
+  const depsOf = (eta: EtaLike, path: string): TemplateDeps | undefined => {
+    let src: string;
+    try {
+      src = eta.readFile(path);
+    } catch {
+      return undefined;
     }
-    const [digest = '', block = '', line = '?'] = parts;
-    const fragment = fragmentOptions(opts, BLOCK_OPTIONS, `<% cache %> at line ${line}`);
-    if (!renderEnabled(it)) fragment.enabled = false;
-    const key = cache.fragmentKey({ engine: engine(eta), template: templateName(eta, options), digest, block, args });
-    return { key, fragment };
+    const digest = digestSource(src);
+    // Eta's own parser fills `templates` (through this plugin's processAST).
+    if (!templates.has(digest)) eta.parse?.(src);
+    return templates.get(digest) ?? { digest, renders: [], dynamic: false };
   };
-  const digests = new Map<string, string>();
+  const noDeps = (digest: string): TemplateDeps => ({ digest, renders: [], dynamic: false });
+  interface BlockRecord {
+    template: string | undefined;
+    digest: string;
+    block: string;
+    line: string;
+    error: string;
+    /** `<% cache %> at line N`, for messages. */
+    where: string;
+    memo: DigestMemo;
+    /** The key up to the arguments, for the engine and digest it was built with. */
+    stem: string;
+    stemEngine: string;
+    stemDigest: string;
+    /** The last key built. */
+    key: KeyMemo;
+  }
+  // Records by the block's compile-time literal, then by the file being rendered ('' for strings).
+  const records = new Map<string, Map<string, BlockRecord>>();
+  const resolvers = new WeakMap<EtaLike, TemplateResolver>();
+  const resolverOf = (eta: EtaLike): TemplateResolver => {
+    let r = resolvers.get(eta);
+    if (r === undefined) {
+      r = resolver(eta);
+      resolvers.set(eta, r);
+    }
+    return r;
+  };
+  const engine = (eta: EtaLike): string => (eta.config.autoEscape === false ? 'eta-raw' : 'eta');
+  const recordFor = (eta: EtaLike, options: EtaRenderOptions | undefined, meta: string): BlockRecord => {
+    let byFile = records.get(meta);
+    if (byFile === undefined) {
+      byFile = new Map();
+      records.set(meta, byFile);
+    }
+    const file = options?.filepath ?? '';
+    let rec = byFile.get(file);
+    if (rec === undefined) {
+      const [digest = '', block = '', line = '?', ...error] = meta.split('|');
+      const template = file === '' ? undefined : viewName(eta, file);
+      rec = {
+        template,
+        digest,
+        block,
+        line,
+        error: error.join('|'),
+        where: `<% cache %> at line ${line}`,
+        memo: { generation: -1, digest },
+        stem: '',
+        stemEngine: '',
+        stemDigest: '',
+        key: keyMemo(),
+      };
+      byFile.set(file, rec);
+    }
+    if (rec.error !== '') {
+      throw new ValidationError(`<% cache %> in ${rec.template ?? 'a string template'} at line ${rec.line}: ${rec.error}`);
+    }
+    return rec;
+  };
+  const blockKey = (eta: EtaLike, rec: BlockRecord, args: unknown[]): string => {
+    const digest = !cache.digest
+      ? rec.digest
+      : digests.fresh(rec.memo)
+        ? rec.memo.digest
+        : digests.current(rec.memo, rec.template, templates.get(rec.digest) ?? noDeps(rec.digest), resolverOf(eta));
+    const eng = engine(eta);
+    if (rec.stemDigest !== digest || rec.stemEngine !== eng) {
+      rec.stem = cache.keyStem(eng, rec.template, digest, rec.block);
+      rec.stemDigest = digest;
+      rec.stemEngine = eng;
+    }
+    return cache.keyWithArgs(rec.stem, args, rec.key);
+  };
+  const partials = new Map<string, { id: string; own: TemplateDeps; memo: DigestMemo }>();
   const includeKey = (
     eta: EtaLike,
     options: EtaRenderOptions | undefined,
@@ -279,30 +429,33 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
     const fragment = fragmentOptions(opts, PARTIAL_OPTIONS, `cachedInclude(${JSON.stringify(name)})`);
     const vars: Record<string, unknown> = { ...(data as Record<string, unknown> | undefined) };
     applyPartialOptOut(it, fragment, vars);
-    let digest: string;
-    let id = name;
-    if (name.startsWith('@')) {
-      digest = digestSource(name);
-    } else {
-      const path = eta.resolvePath(name, options);
-      id = viewName(eta, path);
-      const known = eta.config.cache ? digests.get(path) : undefined;
-      digest = known ?? digestSource(eta.readFile(path));
-      if (eta.config.cache) digests.set(path, digest);
+    const from = templateName(eta, options);
+    const memoKey = `${from ?? ''}\u0000${name}`;
+    let partial = partials.get(memoKey);
+    if (partial === undefined || partial.memo.generation !== digests.generationNow()) {
+      const resolve = resolver(eta);
+      const found = resolve(name, from);
+      const own = found.deps ?? noDeps(digestSource(name));
+      partial = { id: found.id, own, memo: partial?.memo ?? { generation: -1, digest: own.digest } };
+      partials.set(memoKey, partial);
     }
+    const id = partial.id;
+    const digest = cache.digest ? digests.current(partial.memo, id, partial.own, resolverOf(eta)) : partial.own.digest;
     const keyArg = opts !== null && typeof opts === 'object' && 'key' in opts ? (opts as { key: unknown }).key : vars;
     const key = cache.fragmentKey({ engine: engine(eta), template: id, digest, block: 'partial', args: [keyArg] });
     return { key, fragment, vars };
   };
   return {
     block(eta, options, it, meta, args, opts, body) {
-      const { key, fragment } = blockKey(eta, options, it, meta, args, opts);
-      return cache.getOrCreate(key, body, fragment);
+      const rec = recordFor(eta, options, meta);
+      const fragment = blockOptions(objectOptions(opts, rec.where), rec.where, it);
+      return cache.getOrCreateStored(blockKey(eta, rec, args), rec.key.stored, body, fragment);
     },
     /** A cache block in a synchronous template (TemplateCache's in-process tier). */
     blockSync(eta, options, it, meta, args, opts, body) {
-      const { key, fragment } = blockKey(eta, options, it, meta, args, opts);
-      return cache.getOrCreateSync(key, body, fragment);
+      const rec = recordFor(eta, options, meta);
+      const fragment = blockOptions(objectOptions(opts, rec.where), rec.where, it);
+      return cache.getOrCreateSync(blockKey(eta, rec, args), body, fragment);
     },
     /** `await cachedInclude(name, data, opts)` in an async template. */
     include(eta, options, it, name, data, opts) {
@@ -317,14 +470,24 @@ function makeRuntime(cache: TemplateCache): EtaRuntime {
   };
 }
 
+/** A block's trailing options argument: `undefined`, or an object (anything else is an error). */
+function objectOptions(opts: unknown, where: string): Record<string, unknown> | undefined {
+  if (opts === undefined || opts === null) return undefined;
+  if (typeof opts !== 'object') throw new ValidationError(`${where}: options must be an object literal`);
+  return opts as Record<string, unknown>;
+}
+
 function fragmentOptions(opts: unknown, allowed: ReadonlySet<string>, where: string): FragmentOptions {
   if (opts === undefined || opts === null) return {};
   if (typeof opts !== 'object') throw new ValidationError(`${where}: options must be an object literal`);
   return parseFragmentOptions(opts as Record<string, unknown>, allowed, where);
 }
 
-/** Splits `a, b, { expire: 60 }` at top-level commas; a trailing object literal is the options. */
-function splitArgs(text: string): { args: string; opts: string } {
+/**
+ * Splits `a, b, { expire: 60 }` at top-level commas; a trailing object literal is the options.
+ * `assignment` is the first argument written as `name=value` (a Nunjucks-style option by mistake).
+ */
+function splitArgs(text: string): { args: string; opts: string; assignment?: string } {
   const parts: string[] = [];
   let depth = 0;
   let quote: string | undefined;
@@ -346,9 +509,95 @@ function splitArgs(text: string): { args: string; opts: string } {
   }
   parts.push(text.slice(start));
   const trimmed = parts.map((p) => p.trim()).filter((p) => p !== '');
+  const assignment = trimmed.find((p) => /^[A-Za-z_$][\w$]*\s*=(?![=>])/.test(p));
   const last = trimmed[trimmed.length - 1];
-  if (last?.startsWith('{')) return { args: trimmed.slice(0, -1).join(', '), opts: last };
-  return { args: trimmed.join(', '), opts: '' };
+  const split = last?.startsWith('{')
+    ? { args: trimmed.slice(0, -1).join(', '), opts: last }
+    : { args: trimmed.join(', '), opts: '' };
+  return assignment === undefined ? split : { ...split, assignment };
+}
+
+const TEMPLATE_CALLS = new Set(['include', 'includeAsync', 'cachedInclude', 'layout']);
+
+/**
+ * What a parsed Eta template renders: calls of include / includeAsync / cachedInclude / layout in
+ * its tags' code (text chunks are never code), with a literal name (static) or any other (dynamic).
+ */
+function templateDeps(ast: readonly EtaAstNode[], digest: string): TemplateDeps {
+  const renders: string[] = [];
+  let parent: string | undefined;
+  let dynamic = false;
+  for (const node of ast) {
+    if (typeof node === 'string') continue;
+    for (const call of templateCalls(node.val)) {
+      if (call.name === undefined) dynamic = true;
+      else if (call.fn === 'layout') parent = call.name;
+      else renders.push(call.name);
+    }
+  }
+  return { digest, renders, parent, dynamic };
+}
+
+/** Scans JavaScript code for template calls, skipping strings and comments; `name` if literal. */
+function templateCalls(code: string): Array<{ fn: string; name: string | undefined }> {
+  const calls: Array<{ fn: string; name: string | undefined }> = [];
+  let previous = '';
+  let i = 0;
+  while (i < code.length) {
+    const c = code[i] as string;
+    if (c === '/' && code[i + 1] === '/') {
+      const end = code.indexOf('\n', i);
+      i = end < 0 ? code.length : end;
+    } else if (c === '/' && code[i + 1] === '*') {
+      const end = code.indexOf('*/', i + 2);
+      i = end < 0 ? code.length : end + 2;
+    } else if (c === '"' || c === "'" || c === '`') {
+      i = readString(code, i).end;
+      previous = c;
+    } else if (/[A-Za-z_$]/.test(c)) {
+      let j = i + 1;
+      while (j < code.length && /[\w$]/.test(code[j] as string)) j++;
+      const word = code.slice(i, j);
+      if (TEMPLATE_CALLS.has(word) && previous !== '.') {
+        let k = j;
+        while (/\s/.test(code[k] ?? '')) k++;
+        if (code[k] === '(') {
+          k++;
+          while (/\s/.test(code[k] ?? '')) k++;
+          const q = code[k];
+          let name: string | undefined;
+          if (q === '"' || q === "'" || q === '`') {
+            const str = readString(code, k);
+            let after = str.end;
+            while (/\s/.test(code[after] ?? '')) after++;
+            if (str.value !== undefined && (code[after] === ',' || code[after] === ')')) name = str.value;
+          }
+          calls.push({ fn: word, name });
+        }
+      }
+      previous = word.slice(-1);
+      i = j;
+    } else {
+      if (!/\s/.test(c)) previous = c;
+      i++;
+    }
+  }
+  return calls;
+}
+
+/** Reads a string literal starting at `start`; `value` only for plain literals (no escapes, no `${`). */
+function readString(code: string, start: number): { end: number; value: string | undefined } {
+  const quote = code[start];
+  let plain = true;
+  let i = start + 1;
+  while (i < code.length && code[i] !== quote) {
+    if (code[i] === '\\') {
+      plain = false;
+      i++;
+    } else if (quote === '`' && code[i] === '$' && code[i + 1] === '{') plain = false;
+    i++;
+  }
+  return { end: i + 1, value: plain ? code.slice(start + 1, i) : undefined };
 }
 
 /** The line of the n-th `<% cache` (or `endcache`) tag in the source, for messages. */

@@ -9,6 +9,8 @@
 export interface HandlebarsEnv {
   /** Compiles a template source or a parsed AST. */
   compile(input: unknown, options?: HandlebarsCompileOptions): (context?: unknown, options?: HandlebarsRuntimeOptions) => string;
+  /** Turns a precompiled template spec into a template function (`Handlebars.template`). */
+  template(spec: unknown): (context?: unknown, options?: HandlebarsRuntimeOptions) => string;
   /** Parses a template source into an AST (on the main `Handlebars` export). */
   parse(input: string): unknown;
   /** Registers a partial by name. */

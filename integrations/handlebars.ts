@@ -10,17 +10,20 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, extname, join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
+import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import type { HandlebarsCompileOptions, HandlebarsEnv, HandlebarsRuntimeOptions } from './handlebars-env.js';
 import {
   applyPartialOptOut,
-  BLOCK_OPTIONS,
+  blockOptions,
   digestOnce,
   digestSource,
   type FragmentOptions,
+  type KeyMemo,
+  keyMemo,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
-  renderEnabled,
   type TemplateCache,
+  TemplateCache as TemplateCacheClass,
   type TemplateCacheOptions,
   toTemplateCache,
 } from './templates.js';
@@ -33,8 +36,23 @@ export type {
 } from './handlebars-env.js';
 export { TemplateCache, type TemplateCacheOptions } from './templates.js';
 
-/** Options of {@link installHandlebars}: TemplateCache options, or an existing TemplateCache. */
-export type HandlebarsCacheOptions = TemplateCacheOptions | TemplateCache;
+/** Handlebars-only settings of {@link installHandlebars}. */
+export interface HandlebarsSettings {
+  /**
+   * Names under which the helpers are registered. A helper shadows a context value of the same
+   * name (with the defaults, `{{cache}}` for a variable named `cache` stops working): choose other
+   * names if your data uses these. Default `{ cache: 'cache', partial: 'cachedPartial' }`.
+   */
+  helperNames?: {
+    /** The block helper's name. Default `cache`. */
+    cache?: string;
+    /** The cached-partial helper's name. Default `cachedPartial`. */
+    partial?: string;
+  };
+}
+
+/** Options of {@link installHandlebars}: TemplateCache options (plus Handlebars settings), or an existing TemplateCache. */
+export type HandlebarsCacheOptions = (TemplateCacheOptions & HandlebarsSettings) | TemplateCache;
 
 /** A compiled template: renders to a Promise of the final HTML, every cached block resolved. */
 export type AsyncTemplate = (context?: unknown, runtimeOptions?: HandlebarsRuntimeOptions) => Promise<string>;
@@ -64,7 +82,9 @@ interface HelperOptions {
 interface Deferred {
   index: number;
   key: string;
-  fragment: FragmentOptions;
+  /** TemplateCache.storedKey(key). */
+  stored: string;
+  fragment: FragmentOptions | undefined;
   thunk: () => string;
 }
 
@@ -80,14 +100,24 @@ class Collector {
     this.marker = `\u0000dp${nonce}:`;
   }
   /** Records a deferred body and returns its token (`marker + index + NUL`). */
-  add(key: string, fragment: FragmentOptions, thunk: () => string): string {
+  add(key: string, stored: string, fragment: FragmentOptions | undefined, thunk: () => string): string {
     const index = this.counter.n++;
-    this.entries.push({ index, key, fragment, thunk });
+    this.entries.push({ index, key, stored, fragment, thunk });
     return `${this.marker}${index}\u0000`;
   }
 }
 
 let current: Collector | undefined;
+
+// Token nonces: a per-process secret (user data cannot contain what it cannot know) plus a
+// per-render counter (tokens of two renders never match). One randomBytes call per process
+// instead of one per render, which cost more than a cached block.
+const NONCE_SECRET = randomBytes(9).toString('base64url');
+let renders = 0;
+function nextNonce(): string {
+  renders = (renders + 1) % Number.MAX_SAFE_INTEGER;
+  return `${NONCE_SECRET}${renders.toString(36)}`;
+}
 
 function collect<R>(collector: Collector, fn: () => R): R {
   const previous = current;
@@ -99,7 +129,66 @@ function collect<R>(collector: Collector, fn: () => R): R {
   }
 }
 
-const META = ['__tpl', '__dg', '__blk'];
+// The hidden hash pair the compile step adds to every cache block: a JSON BlockMeta.
+const META_KEY = '__dp';
+const META = [META_KEY];
+
+/** What the compile step knows about a block (injected as its `__dp` hash pair). */
+interface BlockMeta {
+  /** Template name ('' for none). */
+  t: string;
+  /** Source digest of the template. */
+  d: string;
+  /** Block id in the template. */
+  b: string;
+  /** Render in place (synchronous form) instead of deferring the body. */
+  s: boolean;
+  /** Whether the tag has options of its own (region=, expire=). */
+  o: boolean;
+}
+
+/** A block's meta plus what its renders reuse: its messages, digest memo and key stem. */
+interface BlockRecord extends BlockMeta {
+  where: string;
+  memo: DigestMemo;
+  stem: string;
+  stemDigest: string;
+  /** The last key built. */
+  key: KeyMemo;
+}
+
+// What produced each compiled template function we have seen: the digest of its source (compile)
+// or of its precompiled code (template(spec)). A precompiled template's String() is Handlebars'
+// generic wrapper, identical for all of them, so it cannot serve as identity.
+const functionIdentities = new WeakMap<object, string>();
+const wrappedEnvs = new WeakSet<object>();
+
+/** Records the identity of every template `env.compile` / `env.template` makes (once per env). */
+function recordIdentities(env: HandlebarsEnv): void {
+  if (wrappedEnvs.has(env)) return;
+  wrappedEnvs.add(env);
+  const compile = env.compile.bind(env);
+  (env as { compile: unknown }).compile = (input: unknown, options?: CompileOptions) => {
+    const fn = compile(input as string, options);
+    if (typeof input === 'string') functionIdentities.set(fn, digestSource(input));
+    return fn;
+  };
+  const template = env.template.bind(env);
+  (env as { template: unknown }).template = (spec: unknown) => {
+    const fn = template(spec as Parameters<HandlebarsEnv['template']>[0]);
+    functionIdentities.set(fn, digestSource(specText(spec)));
+    return fn;
+  };
+}
+
+/** The code of a precompiled template spec, in a stable order (its functions' source text). */
+function specText(spec: unknown): string {
+  if (spec === null || typeof spec !== 'object') return String(spec);
+  return Object.keys(spec)
+    .sort()
+    .map((k) => `${k}=${String((spec as Record<string, unknown>)[k])}`)
+    .join('\n');
+}
 
 /**
  * Installs the `cache` block helper and the `cachedPartial` helper on a Handlebars environment.
@@ -116,16 +205,39 @@ const META = ['__tpl', '__dg', '__blk'];
  * Limits: inline partials (`{{#*inline}}`) defined outside a cache block are not visible inside it;
  * a cache block inside another helper that transforms its output (e.g. upper-casing) is an error.
  */
-export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOptions): DogpileHandlebars {
+export function installHandlebars(
+  hbs: HandlebarsEnv,
+  options: HandlebarsCacheOptions,
+  settings?: HandlebarsSettings,
+): DogpileHandlebars {
   const cache = toTemplateCache(options);
+  const given = settings?.helperNames ?? (options instanceof TemplateCacheClass ? undefined : options.helperNames);
+  const cacheName = given?.cache ?? 'cache';
+  const partialName = given?.partial ?? 'cachedPartial';
+  for (const [k, v] of [
+    ['cache', cacheName],
+    ['partial', partialName],
+  ] as const) {
+    if (typeof v !== 'string' || !/^[A-Za-z_$][\w$-]*$/.test(v)) {
+      throw new ValidationError(`installHandlebars: helperNames.${k} must be a helper name, got ${JSON.stringify(v)}`);
+    }
+  }
   // `parse` exists only on the main export, not on create() instances. Loaded here, not at import
   // time, so that dogpile/express can import this module without handlebars installed.
-  const parse = (createRequire(import.meta.url)('handlebars') as HandlebarsEnv).parse;
-  const partialDigests = new Map<string, string>();
+  const main = createRequire(import.meta.url)('handlebars') as HandlebarsEnv;
+  const parse = main.parse;
+  recordIdentities(hbs);
+  recordIdentities(main);
+  const digests = new DependencyDigests(cache, 'handlebars');
+  // What each template source renders (by its digest), and each registered partial's own deps.
+  const templates = new Map<string, TemplateDeps>();
+  const partialDeps = new Map<string, TemplateDeps>();
 
   const inject = (source: string, name: string | undefined): unknown => {
     const ast = parse(source);
     const digest = digestSource(source);
+    templates.set(digest, partialReferences(ast, digest, partialName));
+    const inlineNames = inlinePartialNames(ast);
     let ordinal = 0;
     const visit = (node: unknown): void => {
       if (node === null || typeof node !== 'object') return;
@@ -133,19 +245,29 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
         for (const child of node) visit(child);
         return;
       }
-      const n = node as { type?: string; path?: { original?: unknown }; hash?: { pairs: unknown[] } | null; loc?: unknown };
-      if (n.type === 'BlockStatement' && n.path?.original === 'cache') {
+      const n = node as {
+        type?: string;
+        path?: { original?: unknown };
+        hash?: { pairs: unknown[] } | null;
+        loc?: unknown;
+        program?: unknown;
+      };
+      if (n.type === 'BlockStatement' && n.path?.original === cacheName) {
         ordinal++;
         n.hash ??= { type: 'Hash', pairs: [], loc: n.loc } as unknown as { pairs: unknown[] };
-        const meta = { __tpl: name ?? '', __dg: digest, __blk: `b${ordinal}` };
-        for (const [key, value] of Object.entries(meta)) {
-          n.hash.pairs.push({
-            type: 'HashPair',
-            key,
-            value: { type: 'StringLiteral', value, original: value, loc: n.loc },
-            loc: n.loc,
-          });
-        }
+        // A body using an inline partial defined outside it renders in place (the synchronous
+        // form): a deferred body would run after Handlebars has removed that inline partial.
+        const usesOuterInline = [...partialReferences(n.program, '', partialName).renders].some(
+          (p) => inlineNames.has(p) && !inlinePartialNames(n.program).has(p),
+        );
+        const meta: BlockMeta = { t: name ?? '', d: digest, b: `b${ordinal}`, s: usesOuterInline, o: n.hash.pairs.length > 0 };
+        const value = JSON.stringify(meta);
+        n.hash.pairs.push({
+          type: 'HashPair',
+          key: META_KEY,
+          value: { type: 'StringLiteral', value, original: value, loc: n.loc },
+          loc: n.loc,
+        });
       }
       for (const [k, v] of Object.entries(node)) if (k !== 'loc' && k !== 'hash') visit(v);
     };
@@ -161,11 +283,55 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
   const originalRegister = hbs.registerPartial.bind(hbs) as (name: string, partial: unknown) => void;
   const registerPartial = (name: string, partial: unknown): void => {
     if (typeof partial === 'string') {
-      partialDigests.set(name, digestSource(partial));
-      originalRegister(name, compileSync(partial, `partial:${name}`));
+      const compiled = compileSync(partial, `partial:${name}`);
+      const digest = digestSource(partial);
+      partialDeps.set(name, templates.get(digest) ?? { digest, renders: [], dynamic: false });
+      digests.loaded(name, digest);
+      originalRegister(name, compiled);
     } else {
+      partialDeps.delete(name);
+      if (typeof partial === 'function') digests.loaded(name, functionIdentity(partial, name));
       originalRegister(name, partial);
     }
+  };
+  /** A partial's identity and what it renders, from its registration or the partials map. */
+  const resolvePartial = (name: string): ResolvedTemplate => {
+    const known = partialDeps.get(name);
+    if (known !== undefined) return { id: name, deps: known };
+    const partial = (hbs.partials as Record<string, unknown>)[name];
+    if (typeof partial === 'string') {
+      registerPartial(name, partial);
+      return { id: name, deps: partialDeps.get(name) };
+    }
+    if (typeof partial !== 'function') return { id: name, deps: undefined };
+    return { id: name, deps: { digest: functionIdentity(partial, name), renders: [], dynamic: false } };
+  };
+  const functionIdentity = (fn: object, name: string): string => {
+    const known = functionIdentities.get(fn);
+    if (known !== undefined) return known;
+    if ('_setup' in fn || 'isTop' in fn) {
+      cache.warnOnce(
+        `hbs-fn:${name}`,
+        `dogpile/handlebars: the partial ${JSON.stringify(name)} is a compiled template this integration did not see being made, so its edits cannot reach fragment keys. Create it with this environment's compile() or template(spec), or register its source.`,
+      );
+    }
+    return digestSource(String(fn));
+  };
+  const blockMemos = new Map<string, DigestMemo>();
+  /** The dependency digest of the template `tpl` (source digest `dg`), memoised per template. */
+  const treeDigest = (tpl: string, dg: string, given?: DigestMemo): string => {
+    if (!cache.digest) return dg;
+    let memo = given;
+    if (memo === undefined) {
+      const memoKey = `${tpl}\u0000${dg}`;
+      memo = blockMemos.get(memoKey);
+      if (memo === undefined) {
+        memo = { generation: -1, digest: dg };
+        blockMemos.set(memoKey, memo);
+      }
+    }
+    const rootId = tpl === '' ? undefined : tpl.startsWith('partial:') ? tpl.slice(8) : tpl;
+    return digests.current(memo, rootId, templates.get(dg) ?? { digest: dg, renders: [], dynamic: false }, resolvePartial);
   };
   (hbs as { registerPartial: unknown }).registerPartial = (nameOrSpec: unknown, partial?: unknown) => {
     if (typeof nameOrSpec === 'string') registerPartial(nameOrSpec, partial);
@@ -177,31 +343,53 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
     if (typeof partial === 'string') registerPartial(name, partial);
   }
 
-  hbs.registerHelper('cache', function cacheHelper(this: unknown, ...params: unknown[]) {
+  const records = new Map<string, BlockRecord>();
+  /** The record of a block, from its injected meta (or, for an AST compiled elsewhere, its location). */
+  const recordFor = (options: HelperOptions): BlockRecord => {
+    const raw = options.hash?.[META_KEY];
+    const id = typeof raw === 'string' ? raw : `loc${options.loc?.start.line ?? '?'}:${options.loc?.start.column ?? '?'}`;
+    let rec = records.get(id);
+    if (rec === undefined) {
+      const meta: BlockMeta =
+        typeof raw === 'string' ? (JSON.parse(raw) as BlockMeta) : { t: '', d: id, b: 'b?', s: false, o: true };
+      const where = `{{#${cacheName}}} at line ${options.loc?.start.line ?? '?'}`;
+      rec = { ...meta, where, memo: { generation: -1, digest: meta.d }, stem: '', stemDigest: '', key: keyMemo() };
+      records.set(id, rec);
+    }
+    return rec;
+  };
+  /** The key up to the arguments, rebuilt only when the dependency digest changes. */
+  const stemOf = (rec: BlockRecord): string => {
+    const digest = rec.b === 'b?' ? rec.d : digests.fresh(rec.memo) ? rec.memo.digest : treeDigest(rec.t, rec.d, rec.memo);
+    if (rec.stem === '' || rec.stemDigest !== digest) {
+      rec.stem = cache.keyStem('handlebars', rec.t || undefined, digest, rec.b);
+      rec.stemDigest = digest;
+    }
+    return rec.stem;
+  };
+
+  hbs.registerHelper(cacheName, function cacheHelper(this: unknown, ...params: unknown[]) {
     const options = params.pop() as HelperOptions;
-    const line = options.loc?.start.line ?? '?';
-    const where = `{{#cache}} at line ${line}`;
     if (typeof options.fn !== 'function')
-      throw new ValidationError(`${where}: cache is a block helper ({{#cache …}}…{{/cache}})`);
-    const hash = options.hash ?? {};
-    const fragment = fragmentOptions(hash, BLOCK_OPTIONS, where);
-    const tpl = typeof hash.__tpl === 'string' ? hash.__tpl : '';
-    const digest = typeof hash.__dg === 'string' ? hash.__dg : `loc${line}:${options.loc?.start.column ?? '?'}`;
-    const block = typeof hash.__blk === 'string' ? hash.__blk : 'b?';
-    if (!renderEnabled(options.data?.root)) return options.fn(this, { data: options.data });
-    const key = cache.fragmentKey({ engine: 'handlebars', template: tpl || undefined, digest, block, args: params });
+      throw new ValidationError(
+        `{{#${cacheName}}} at line ${options.loc?.start.line ?? '?'}: ${cacheName} is a block helper ({{#${cacheName} …}}…{{/${cacheName}}}); to print a value named ${JSON.stringify(cacheName)}, install with helperNames: { cache: 'otherName' }`,
+      );
+    const rec = recordFor(options);
+    const fragment = blockOptions(rec.o ? options.hash : undefined, rec.where, options.data?.root, META);
+    if (fragment?.enabled === false) return options.fn(this, { data: options.data });
+    const key = cache.keyWithArgs(stemOf(rec), params, rec.key);
     const collector = current;
-    if (collector === undefined) {
+    if (collector === undefined || rec.s) {
       return cache.getOrCreateSync(key, () => options.fn(this, { data: options.data }), fragment);
     }
     const data = snapshot(options.data);
-    return collector.add(key, fragment, () => options.fn(this, { data }));
+    return collector.add(key, rec.key.stored, fragment, () => options.fn(this, { data }));
   });
 
-  hbs.registerHelper('cachedPartial', function cachedPartialHelper(this: unknown, ...params: unknown[]) {
+  hbs.registerHelper(partialName, function cachedPartialHelper(this: unknown, ...params: unknown[]) {
     const options = params.pop() as HelperOptions;
     const name = params[0];
-    const where = `{{cachedPartial}} at line ${options.loc?.start.line ?? '?'}`;
+    const where = `{{${partialName}}} at line ${options.loc?.start.line ?? '?'}`;
     if (typeof name !== 'string' || params.length !== 1) throw new ValidationError(`${where}: expected one partial name`);
     const vars: Record<string, unknown> = {};
     const optionHash: Record<string, unknown> = {};
@@ -216,7 +404,9 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
     }
     const render = partial as (ctx: unknown, opts?: unknown) => string;
     const enabled = applyPartialOptOut(options.data?.root, fragment, vars);
-    const digest = partialDigests.get(name) ?? digestOnce(render, () => String(render));
+    const own = exphbs?.partials?.[name] !== undefined ? undefined : partialDeps.get(name);
+    const digest =
+      own === undefined ? digestOnce(render, () => functionIdentity(render, name)) : treeDigest(`partial:${name}`, own.digest);
     const keyArg = 'key' in optionHash ? optionHash.key : vars;
     const key = cache.fragmentKey({
       engine: 'handlebars',
@@ -230,27 +420,43 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
     if (collector === undefined || !enabled) {
       return new hbs.SafeString(collector === undefined ? cache.getOrCreateSync(key, thunk, fragment) : thunk());
     }
-    return new hbs.SafeString(collector.add(key, fragment, thunk));
+    return new hbs.SafeString(collector.add(key, cache.storedKey(key), fragment, thunk));
   });
 
   const resolve = async (html: string, collector: Collector): Promise<string> => {
     if (collector.entries.length === 0) return html;
-    const parts = await Promise.all(
-      collector.entries.map((entry) =>
-        cache.getOrCreate(
+    const entries = collector.entries;
+    // Every fragment at once; the first error rejects (as Promise.all would, with less overhead).
+    const parts = await new Promise<string[]>((resolveAll, rejectAll) => {
+      const out: string[] = new Array(entries.length);
+      let left = entries.length;
+      let failed = false;
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i] as Deferred;
+        cache.getOrCreateStoredThen(
           entry.key,
+          entry.stored,
           () => {
             const inner = new Collector(collector.nonce, collector.counter);
             const body = collect(inner, entry.thunk);
             return resolve(body, inner);
           },
           entry.fragment,
-        ),
-      ),
-    );
+          (err, html) => {
+            if (failed) return;
+            if (err) {
+              failed = true;
+              rejectAll(err);
+              return;
+            }
+            out[i] = html ?? '';
+            if (--left === 0) resolveAll(out);
+          },
+        );
+      }
+    });
     // One pass over the output. Tokens of one collector are numbered consecutively from its first.
     const pieces = html.split(collector.marker);
-    const entries = collector.entries;
     const first = entries[0]?.index ?? 0;
     const seen = new Uint8Array(entries.length);
     if (pieces.length - 1 !== entries.length) throw transformedError();
@@ -274,7 +480,7 @@ export function installHandlebars(hbs: HandlebarsEnv, options: HandlebarsCacheOp
       const { name, ...rest } = compileOptions ?? {};
       const template = compileSync(source, name, rest);
       return (context, runtimeOptions) => {
-        const collector = new Collector(randomBytes(6).toString('hex'), { n: 0 });
+        const collector = new Collector(nextNonce(), { n: 0 });
         let html: string;
         try {
           html = collect(collector, () => template(context, runtimeOptions));
@@ -384,4 +590,60 @@ function snapshot(data: unknown): unknown {
   const copy: Record<string, unknown> = { ...(data as Record<string, unknown>) };
   if ('_parent' in copy) copy._parent = snapshot(copy._parent);
   return copy;
+}
+
+interface AstNode {
+  type?: string;
+  name?: { type?: string; original?: unknown; value?: unknown };
+  path?: { original?: unknown };
+  params?: Array<{ type?: string; value?: unknown }>;
+}
+
+/** Visits every node of a Handlebars AST (or part of one). */
+function eachNode(node: unknown, visit: (node: AstNode) => void): void {
+  if (node === null || typeof node !== 'object') return;
+  if (Array.isArray(node)) {
+    for (const child of node) eachNode(child, visit);
+    return;
+  }
+  visit(node as AstNode);
+  for (const [k, v] of Object.entries(node)) if (k !== 'loc') eachNode(v, visit);
+}
+
+/**
+ * The partials a template (or a block's program) renders, from Handlebars' AST: `{{> name}}`,
+ * partial blocks `{{#> name}}`, and `{{cachedPartial "name"}}`. Inline partials it defines and
+ * `@partial-block` are its own; a name that is an expression makes it `dynamic`.
+ */
+function partialReferences(ast: unknown, digest: string, partialHelper: string): TemplateDeps {
+  const local = inlinePartialNames(ast);
+  const renders = new Set<string>();
+  let dynamic = false;
+  eachNode(ast, (n) => {
+    if (n.type === 'PartialStatement' || n.type === 'PartialBlockStatement') {
+      const name = n.name;
+      if (name?.type === 'PathExpression' && typeof name.original === 'string') {
+        if (!name.original.startsWith('@') && !local.has(name.original)) renders.add(name.original);
+      } else if (name?.type === 'StringLiteral' && typeof name.value === 'string') {
+        if (!local.has(name.value)) renders.add(name.value);
+      } else dynamic = true;
+    } else if (n.type === 'MustacheStatement' && n.path?.original === partialHelper) {
+      const first = n.params?.[0];
+      if (first?.type === 'StringLiteral' && typeof first.value === 'string') renders.add(first.value);
+      else dynamic = true;
+    }
+  });
+  return { digest, renders: [...renders], dynamic };
+}
+
+/** Names of the inline partials (`{{#*inline "name"}}`) defined in a template or program. */
+function inlinePartialNames(ast: unknown): Set<string> {
+  const names = new Set<string>();
+  eachNode(ast, (n) => {
+    if (n.type === 'DecoratorBlock' && n.path?.original === 'inline') {
+      const first = n.params?.[0];
+      if (first?.type === 'StringLiteral' && typeof first.value === 'string') names.add(first.value);
+    }
+  });
+  return names;
 }

@@ -4,16 +4,19 @@
 // normal path; a synchronous render uses TemplateCache's in-process tier and never returns null.
 
 import { createRequire } from 'node:module';
+import { posix } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
+import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import {
   applyPartialOptOut,
-  BLOCK_OPTIONS,
+  blockOptions,
   digestOnce,
   digestSource,
   type FragmentOptions,
+  type KeyMemo,
+  keyMemo,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
-  renderEnabled,
   type TemplateCache,
   type TemplateCacheOptions,
   toTemplateCache,
@@ -31,10 +34,12 @@ export interface NunjucksEnvironment {
     eagerCompile: boolean | undefined,
     cb: (err: Error | null, tmpl: NunjucksTemplate | null) => void,
   ): unknown;
+  /** Loads a template synchronously (a synchronous loader), relative to `parentName`. */
+  getTemplate(name: string, eagerCompile?: boolean, parentName?: string): NunjucksTemplate | null | undefined;
   /** Renders a named template asynchronously. */
   render(name: string, ctx: object | undefined, cb: (err: Error | null, res: string | null) => void): unknown;
   /** Fired by loaders with each template's name and source (used for readable keys). */
-  on?(event: 'load', listener: (name: string, source: { src?: unknown }) => void): unknown;
+  on?(event: 'load', listener: (name: string, source: { src?: unknown; path?: unknown }) => void): unknown;
 }
 
 /** The parts of a Nunjucks `Template` this module uses. */
@@ -53,26 +58,60 @@ export type NunjucksCacheOptions = TemplateCacheOptions | TemplateCache;
 type Callback = (err: unknown, value?: unknown) => void;
 type Body = (cb?: (err: unknown, html?: string) => void) => unknown;
 
+interface TokenLike {
+  value: string;
+  lineno: number;
+  colno: number;
+}
+
 interface ParserLike {
-  nextToken(): { value: string; lineno: number; colno: number };
+  nextToken(): TokenLike;
+  peekToken(): TokenLike | null;
   parseSignature(tolerant: null, noParens: boolean): { children: unknown[] };
   advanceAfterBlockEnd(name?: string): void;
   parseUntilBlocks(...names: string[]): unknown;
   fail(message: string, lineno?: number, colno?: number): never;
   tokens: { str: string };
-  breakOnBlocks?: string[] | null;
+  extensions?: unknown[];
+}
+
+/** A Nunjucks AST node as the walker sees it (`fields` names its child slots). */
+interface NodeLike {
+  typename: string;
+  fields: readonly string[];
+  [field: string]: unknown;
 }
 
 interface NodesLike {
   Literal: new (lineno: number, colno: number, value: string) => unknown;
-  CallExtensionAsync: new (ext: object, prop: string, args: unknown, contentArgs: unknown[]) => unknown;
+  CallExtension: new (ext: object, prop: string, args: unknown, contentArgs: unknown[]) => NodeLike;
+  CallExtensionAsync: new (ext: object, prop: string, args: unknown, contentArgs: unknown[]) => NodeLike;
 }
 
 interface ContextLike {
   ctx: Record<string, unknown>;
 }
 
-const FORBIDDEN_PARENTS = new Set(['endmacro', 'endset', 'endcall', 'endfilter']);
+/** What a block's compile-time literal says, parsed once per environment. */
+interface BlockRecord {
+  name: string | undefined;
+  digest: string;
+  block: string;
+  line: number;
+  /** `{% cache %} at line N`, for messages. */
+  where: string;
+  memo: DigestMemo;
+  /** The key up to the arguments, for the digest in `memo`. */
+  stem: string;
+  /** The last key built. */
+  key: KeyMemo;
+}
+
+/** Per-environment state reached from the parser hook (every Nunjucks parse in the process). */
+interface Analyzer {
+  analyze(root: NodeLike, source: string): void;
+}
+const ANALYZER = Symbol('dogpile.nunjucks.analyzer');
 
 // Depth of synchronous (callback-less) Template.render calls in progress. A synchronous render
 // cannot interleave with anything, so a module-level counter is exact.
@@ -81,17 +120,26 @@ let patched = false;
 // Nunjucks' SafeString marker. `autoescape: false` on the extension is not enough: the transformer
 // rebuilds CallExtensionAsync nodes whose bodies contain async filters and drops that flag.
 let markSafe: (html: string) => unknown = (html) => html;
+let nodeTypes: Record<string, new (...args: never[]) => unknown> = {};
 
-/** Makes callback-less `Template.render` calls visible to the tags (once per process). */
-function watchSyncRenders(): void {
+/**
+ * Patches Nunjucks once per process: callback-less `Template.render` calls become visible to the
+ * tags, and every parsed template (whose environment has the tags) goes through its environment's
+ * analyzer before Nunjucks' transformer and compiler see it.
+ */
+function patchNunjucks(): void {
   if (patched) return;
   patched = true;
   // Loaded here, not at import time: dogpile/express imports this module without needing nunjucks.
   const nunjucks = createRequire(import.meta.url)('nunjucks') as {
     Template: { prototype: { render: (...args: unknown[]) => unknown } };
     runtime: { markSafe: (html: string) => unknown };
+    parser: { Parser: { prototype: { parseAsRoot: (this: ParserLike) => NodeLike } } };
+    nodes: Record<string, new (...args: never[]) => unknown>;
+    lib: { TemplateError: new (...args: never[]) => unknown };
   };
   markSafe = nunjucks.runtime.markSafe;
+  nodeTypes = { ...nunjucks.nodes, TemplateErrorClass: nunjucks.lib.TemplateError };
   const proto = nunjucks.Template.prototype;
   const original = proto.render;
   proto.render = function render(this: unknown, ...args: unknown[]): unknown {
@@ -102,6 +150,16 @@ function watchSyncRenders(): void {
     } finally {
       syncDepth--;
     }
+  };
+  const parserProto = nunjucks.parser.Parser.prototype;
+  const parseAsRoot = parserProto.parseAsRoot;
+  parserProto.parseAsRoot = function parseAsRootWithDogpile(this: ParserLike): NodeLike {
+    const root = parseAsRoot.call(this);
+    const ext = this.extensions?.find((e) => e !== null && typeof e === 'object' && ANALYZER in e) as
+      | { [ANALYZER]: Analyzer }
+      | undefined;
+    ext?.[ANALYZER].analyze(root, this.tokens.str);
+    return root;
   };
 }
 
@@ -116,45 +174,148 @@ function watchSyncRenders(): void {
  *
  * Positional arguments of `cache` form the key; `cachedinclude` renders the partial with only its
  * other keyword arguments as variables. Render asynchronously (with a callback, or
- * {@link renderNunjucks}); a synchronous render works through the in-process tier.
+ * {@link renderNunjucks}); a synchronous render works through the in-process tier. A tag inside a
+ * macro, `{% call %}`, `{% set %}` capture or `{% filter %}` block (at any depth), where Nunjucks
+ * cannot wait for asynchronous output, is compiled to its synchronous form (the in-process tier).
+ *
+ * Fragment keys digest the template and every template it renders (`include`, `import`,
+ * `from … import`, `cachedinclude`, and the parents those extend), found with Nunjucks' parser.
  */
 export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCacheOptions): TemplateCache {
   const cache = toTemplateCache(options);
-  watchSyncRenders();
-  const names = new Map<string, string>();
+  patchNunjucks();
+  const digests = new DependencyDigests(cache, 'nunjucks');
+  // Template name and path by source digest (from the loaders' load events), and what each parsed
+  // source renders (from the parser hook).
+  const names = new Map<string, { name: string; path: string | undefined }>();
+  const deps = new Map<string, TemplateDeps>();
   env.on?.('load', (name, source) => {
-    if (typeof source?.src === 'string') names.set(digestSource(source.src), name);
+    if (typeof source?.src !== 'string') return;
+    const digest = digestSource(source.src);
+    names.set(digest, { name, path: typeof source.path === 'string' ? source.path : undefined });
+    digests.loaded(name, digest);
   });
+  // Watching loaders fire 'update' when a file changes (not in @types/nunjucks' event list).
+  (env.on as ((event: string, listener: () => void) => unknown) | undefined)?.call(env, 'update', () => digests.changed());
   const ordinals = new WeakMap<object, number>();
 
   const metaFor = (parser: ParserLike, line: number): string => {
     const digest = digestSource(parser.tokens.str);
     const n = (ordinals.get(parser) ?? 0) + 1;
     ordinals.set(parser, n);
-    return JSON.stringify([names.get(digest) ?? '', digest, `b${n}`, line + 1]);
+    return JSON.stringify([names.get(digest)?.name ?? '', digest, `b${n}`, line + 1]);
   };
 
-  const checkParent = (parser: ParserLike, tag: string, tok: { lineno: number; colno: number }): void => {
-    const end = parser.breakOnBlocks?.find((b) => FORBIDDEN_PARENTS.has(b));
-    if (end !== undefined) {
-      parser.fail(
-        `dogpile: {% ${tag} %} cannot be used inside {% ${end.slice(3)} %} (Nunjucks drops async output there)`,
-        tok.lineno,
-        tok.colno,
-      );
+  const paths = new Map<string, string>();
+  const resolve = (name: string, from: string | undefined): ResolvedTemplate => {
+    const id = from !== undefined && /^\.\.?\//.test(name) ? posix.normalize(posix.join(posix.dirname(from), name)) : name;
+    const tmpl = env.getTemplate(name, true, from === undefined ? undefined : (paths.get(from) ?? from));
+    if (tmpl === null || typeof tmpl !== 'object') return { id, deps: undefined };
+    if (typeof tmpl.path === 'string') paths.set(id, tmpl.path);
+    const source = typeof tmpl.tmplStr === 'string' ? tmpl.tmplStr : '';
+    const digest = digestSource(source);
+    return { id, deps: deps.get(digest) ?? { digest, renders: [], dynamic: false } };
+  };
+
+  const blocks = new Map<string, BlockRecord>();
+  const recordFor = (meta: string): BlockRecord => {
+    let rec = blocks.get(meta);
+    if (rec === undefined) {
+      const [name, digest, block, line] = JSON.parse(meta) as [string, string, string, number];
+      const memo = { generation: -1, digest };
+      rec = {
+        name: name || undefined,
+        digest,
+        block,
+        line,
+        where: `{% cache %} at line ${line}`,
+        memo,
+        stem: '',
+        key: keyMemo(),
+      };
+      blocks.set(meta, rec);
+    }
+    return rec;
+  };
+  /** The block's key: its template's dependency digest, its id and its arguments. */
+  const blockKey = (rec: BlockRecord, positional: unknown[]): string => {
+    const before = rec.memo.digest;
+    const digest = !cache.digest
+      ? rec.digest
+      : digests.fresh(rec.memo)
+        ? rec.memo.digest
+        : digests.current(
+            rec.memo,
+            rec.name,
+            deps.get(rec.digest) ?? { digest: rec.digest, renders: [], dynamic: false },
+            resolve,
+          );
+    if (rec.stem === '' || digest !== before) rec.stem = cache.keyStem('nunjucks', rec.name, digest, rec.block);
+    return cache.keyWithArgs(rec.stem, positional, rec.key);
+  };
+
+  // Whether rendering a template (by source digest) can call back asynchronously.
+  const waits = new Map<string, boolean>();
+  const including = new Set<string>();
+  const analyzer: Analyzer = {
+    analyze(root, source) {
+      const digest = digestSource(source);
+      const from = names.get(digest)?.path;
+      const result = analyzeTemplate(root, digest, {
+        blockExt: blockExtension,
+        includeExt: includeExtension,
+        includeWaits(name) {
+          // Loading (and so analysing) the included template now; a cycle counts as not waiting.
+          const id = `${from ?? ''}\u0000${name}`;
+          if (including.has(id)) return false;
+          including.add(id);
+          try {
+            const tmpl = env.getTemplate(name, true, from);
+            return tmpl !== null && typeof tmpl === 'object' && typeof tmpl.tmplStr === 'string'
+              ? waits.get(digestSource(tmpl.tmplStr)) === true
+              : false;
+          } catch {
+            return false; // a missing or broken include fails when it renders, as without dogpile
+          } finally {
+            including.delete(id);
+          }
+        },
+      });
+      deps.set(digest, result.deps);
+      waits.set(digest, result.waits);
+    },
+  };
+
+  const checkArgs = (parser: ParserLike, tag: string, args: { children: unknown[] }, tok: TokenLike): void => {
+    for (const arg of args.children) {
+      if ((arg as NodeLike | null)?.typename === 'Dict') {
+        parser.fail(
+          `dogpile: {% ${tag} %} takes options as keyword arguments (region="pages", expire=60), not an object literal: an object here would only be part of the key`,
+          tok.lineno,
+          tok.colno,
+        );
+      }
     }
   };
 
   const blockExtension = {
     tags: ['cache'],
     autoescape: false,
+    [ANALYZER]: analyzer,
     parse(parser: ParserLike, nodes: NodesLike) {
       const tok = parser.nextToken();
-      checkParent(parser, 'cache', tok);
       const args = parser.parseSignature(null, true);
+      checkArgs(parser, 'cache', args, tok);
       parser.advanceAfterBlockEnd(tok.value);
       const meta = metaFor(parser, tok.lineno);
       const body = parser.parseUntilBlocks('endcache');
+      if (parser.peekToken()?.value !== 'endcache') {
+        parser.fail(
+          `dogpile: {% cache %} opened at line ${tok.lineno + 1} has no matching {% endcache %} (got end of file)`,
+          tok.lineno,
+          tok.colno,
+        );
+      }
       parser.advanceAfterBlockEnd();
       args.children.unshift(new nodes.Literal(tok.lineno, tok.colno, meta));
       return new nodes.CallExtensionAsync(this, 'run', args, [body]);
@@ -162,14 +323,13 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     run(context: ContextLike, meta: string, ...rest: unknown[]): void {
       const callback = rest.pop() as Callback;
       const body = rest.pop() as Body;
-      const [name, digest, block, line] = parseMeta(meta);
       let key: string;
-      let opts: FragmentOptions;
+      let rec: BlockRecord;
+      let opts: FragmentOptions | undefined;
       try {
-        const { positional, kwargs } = splitKwargs(rest);
-        opts = parseFragmentOptions(kwargs, BLOCK_OPTIONS, `{% cache %} at line ${line}`);
-        if (!renderEnabled(context.ctx)) opts.enabled = false;
-        key = cache.fragmentKey({ engine: 'nunjucks', template: name || undefined, digest, block, args: positional });
+        rec = recordFor(meta);
+        opts = blockOptions(popKwargs(rest), rec.where, context.ctx, KWARGS_MARKER);
+        key = blockKey(rec, rest);
       } catch (err) {
         callback(err);
         return;
@@ -178,13 +338,56 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
         runSync(callback, () => cache.getOrCreateSync(key, () => renderBodySync(body), opts));
         return;
       }
-      cache
-        .getOrCreate(key, () => renderBody(body), opts)
-        .then(
-          (html) => continueWith(callback, html),
-          (err: unknown) => callback(err),
-        );
+      cache.getOrCreateStoredThen(
+        key,
+        rec.key.stored,
+        () => renderBody(body),
+        opts,
+        (err, html) => (err ? callback(err) : continueWith(callback, html ?? '')),
+      );
     },
+    /** Placed beside an include under if/for whose template has cache tags: makes Nunjucks wait. */
+    waitHere(_context: ContextLike, _unused: string, callback: Callback): void {
+      callback(null, '');
+    },
+    /** The synchronous form, for tags inside macros, call, set capture and filter blocks. */
+    runInline(context: ContextLike, meta: string, ...rest: unknown[]): unknown {
+      const body = rest.pop() as Body;
+      const rec = recordFor(meta);
+      const opts = blockOptions(popKwargs(rest), rec.where, context.ctx, KWARGS_MARKER);
+      return markSafe(cache.getOrCreateSync(blockKey(rec, rest), () => renderBodySync(body), opts));
+    },
+  };
+
+  interface PartialCall {
+    name: string;
+    vars: Record<string, unknown>;
+    optionKwargs: Record<string, unknown>;
+    opts: FragmentOptions;
+    where: string;
+  }
+  const partialCall = (context: ContextLike, line: string, rest: unknown[]): PartialCall => {
+    const { positional, kwargs } = splitKwargs(rest);
+    const where = `{% cachedinclude %} at line ${line}`;
+    const name = positional[0];
+    if (typeof name !== 'string' || positional.length !== 1) {
+      throw new ValidationError(`${where}: expected one template name, then keyword arguments`);
+    }
+    const vars: Record<string, unknown> = {};
+    const optionKwargs: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(kwargs)) (PARTIAL_OPTIONS.has(k) ? optionKwargs : vars)[k] = v;
+    const opts = parseFragmentOptions(optionKwargs, PARTIAL_OPTIONS, where);
+    applyPartialOptOut(context.ctx, opts, vars);
+    return { name, vars, optionKwargs, opts, where };
+  };
+  const partialKey = (call: PartialCall, tmpl: NunjucksTemplate): string => {
+    const source = typeof tmpl.tmplStr === 'string' ? tmpl.tmplStr : call.name;
+    const own = digestOnce(tmpl, () => source);
+    const digest = cache.digest
+      ? digests.compute(call.name, deps.get(own) ?? { digest: own, renders: [], dynamic: false }, resolve)
+      : own;
+    const args = 'key' in call.optionKwargs ? [call.optionKwargs.key] : [call.vars];
+    return cache.fragmentKey({ engine: 'nunjucks', template: call.name, digest, block: 'partial', args });
   };
 
   const includeExtension = {
@@ -192,63 +395,200 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     autoescape: false,
     parse(parser: ParserLike, nodes: NodesLike) {
       const tok = parser.nextToken();
-      checkParent(parser, 'cachedinclude', tok);
       const args = parser.parseSignature(null, true);
+      checkArgs(parser, 'cachedinclude', args, tok);
       parser.advanceAfterBlockEnd(tok.value);
       args.children.unshift(new nodes.Literal(tok.lineno, tok.colno, JSON.stringify(tok.lineno + 1)));
       return new nodes.CallExtensionAsync(this, 'run', args, []);
     },
     run(context: ContextLike, line: string, ...rest: unknown[]): void {
       const callback = rest.pop() as Callback;
-      const { positional, kwargs } = splitKwargs(rest);
-      const where = `{% cachedinclude %} at line ${line}`;
-      const name = positional[0];
-      if (typeof name !== 'string' || positional.length !== 1) {
-        callback(new ValidationError(`${where}: expected one template name, then keyword arguments`));
-        return;
-      }
-      const vars: Record<string, unknown> = {};
-      const optionKwargs: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(kwargs)) (PARTIAL_OPTIONS.has(k) ? optionKwargs : vars)[k] = v;
-      let opts: FragmentOptions;
+      let call: PartialCall;
       try {
-        opts = parseFragmentOptions(optionKwargs, PARTIAL_OPTIONS, where);
+        call = partialCall(context, line, rest);
       } catch (err) {
         callback(err);
         return;
       }
-      applyPartialOptOut(context.ctx, opts, vars);
-      env.getTemplate(name, false, (err, tmpl) => {
+      env.getTemplate(call.name, false, (err, tmpl) => {
         if (err || !tmpl) {
-          callback(err ?? new DogpileError(`${where}: template ${JSON.stringify(name)} not found`));
+          callback(err ?? new DogpileError(`${call.where}: template ${JSON.stringify(call.name)} not found`));
           return;
         }
         let key: string;
         try {
-          const digest = digestOnce(tmpl, () => (typeof tmpl.tmplStr === 'string' ? tmpl.tmplStr : name));
-          const args = 'key' in optionKwargs ? [optionKwargs.key] : [vars];
-          key = cache.fragmentKey({ engine: 'nunjucks', template: name, digest, block: 'partial', args });
+          key = partialKey(call, tmpl);
         } catch (e) {
           callback(e);
           return;
         }
-        const renderPartial = (): Promise<string> =>
-          new Promise((resolve, reject) => tmpl.render(vars, (e, html) => (e ? reject(e) : resolve(html ?? ''))));
         if (syncDepth > 0) {
-          runSync(callback, () => cache.getOrCreateSync(key, () => renderSyncPartial(tmpl, vars), opts));
+          runSync(callback, () => cache.getOrCreateSync(key, () => renderSyncPartial(tmpl, call.vars), call.opts));
           return;
         }
-        cache.getOrCreate(key, renderPartial, opts).then(
+        const renderPartial = (): Promise<string> =>
+          new Promise((res, rej) => tmpl.render(call.vars, (e, html) => (e ? rej(e) : res(html ?? ''))));
+        cache.getOrCreate(key, renderPartial, call.opts).then(
           (html) => continueWith(callback, html),
           (e: unknown) => callback(e),
         );
       });
+    },
+    /** The synchronous form, for tags inside macros, call, set capture and filter blocks. */
+    runInline(context: ContextLike, line: string, ...rest: unknown[]): unknown {
+      const call = partialCall(context, line, rest);
+      const tmpl = env.getTemplate(call.name, false);
+      if (tmpl === null || typeof tmpl !== 'object') {
+        throw new DogpileError(`${call.where}: template ${JSON.stringify(call.name)} not found`);
+      }
+      return markSafe(cache.getOrCreateSync(partialKey(call, tmpl), () => renderSyncPartial(tmpl, call.vars), call.opts));
     },
   };
 
   env.addExtension('DogpileCache', blockExtension);
   env.addExtension('DogpileCachedInclude', includeExtension);
   return cache;
+}
+
+// Nodes inside which Nunjucks renders synchronously (macro and caller bodies, set and filter
+// captures): an asynchronous tag there is silently dropped, so ours become synchronous.
+const INLINE_PARENTS = ['Macro', 'Capture'];
+
+/** What one pass over a parsed template found. */
+interface TemplateAnalysis {
+  deps: TemplateDeps;
+  /** Whether rendering it can call back asynchronously (a dogpile tag outside macros/captures). */
+  waits: boolean;
+}
+
+/**
+ * Context of one analysis: the environment's tags, and whether an included template (by name,
+ * relative to this one) waits, so that an include under `if` / `for` is waited for.
+ */
+interface AnalysisContext {
+  blockExt: object;
+  includeExt: object;
+  includeWaits(name: string): boolean;
+}
+
+/**
+ * One pass over a parsed template: finds the names it renders (for dependency digests), turns
+ * the dogpile tags inside macros and captures into their synchronous form, and makes Nunjucks
+ * wait for an `include` under `if` / `for` whose template has cache tags (Nunjucks would drop
+ * that output): a no-op asynchronous node beside it makes its transformer compile the enclosing
+ * `if` / `for` in callback style. Such an include inside a macro or capture, where nothing can
+ * wait, is a template error naming the line.
+ */
+function analyzeTemplate(root: NodeLike, digest: string, context: AnalysisContext): TemplateAnalysis {
+  const { blockExt, includeExt } = context;
+  const renders: string[] = [];
+  let parent: string | undefined;
+  let dynamic = false;
+  let waits = false;
+  const staticName = (node: unknown): string | undefined => {
+    const n = node as NodeLike | undefined;
+    if (n?.typename === 'Literal' && typeof n.value === 'string') return n.value;
+    dynamic = true;
+    return undefined;
+  };
+  const isA = (node: NodeLike, type: string): boolean => node instanceof (nodeTypes[type] as new () => unknown);
+  const inline = (ancestors: NodeLike[]): NodeLike | undefined =>
+    ancestors.find((a) => INLINE_PARENTS.some((t) => isA(a, t)) || a.typename === 'Switch');
+  const seen = new WeakSet<object>();
+  const visit = (node: NodeLike, ancestors: NodeLike[]): NodeLike | undefined => {
+    if (seen.has(node)) return undefined;
+    seen.add(node);
+    switch (node.typename) {
+      case 'Include': {
+        const name = staticName(node.template);
+        if (name === undefined) return undefined;
+        renders.push(name);
+        if (!context.includeWaits(name)) return undefined;
+        const outer = inline(ancestors);
+        if (outer === undefined) waits = true;
+        if (outer !== undefined) {
+          const what = outer.typename === 'Capture' ? 'set / filter' : outer.typename.toLowerCase();
+          throw new (nodeTypes.TemplateErrorClass as unknown as new (m: string, l: number, c: number) => Error)(
+            `dogpile: {% include "${name}" %} inside a {% ${what} %} block renders cached blocks, which Nunjucks cannot wait for there; use {% cachedinclude "${name}", … %} instead`,
+            (node.lineno as number) + 1, // node positions are 0-based; messages are 1-based
+            (node.colno as number) + 1,
+          );
+        }
+        if (!ancestors.some((a) => a.typename === 'If' || a.typename === 'For')) return undefined;
+        const NodeList = nodeTypes.NodeList as unknown as new (l: unknown, c: unknown, children: unknown[]) => NodeLike;
+        const Literal = nodeTypes.Literal as unknown as NodesLike['Literal'];
+        const Async = nodeTypes.CallExtensionAsync as unknown as NodesLike['CallExtensionAsync'];
+        const args = new NodeList(node.lineno, node.colno, [new Literal(node.lineno as number, node.colno as number, '')]);
+        return new NodeList(node.lineno, node.colno, [node, new Async(blockExt, 'waitHere', args, [])]);
+      }
+      case 'Import':
+      case 'FromImport': {
+        const name = staticName(node.template);
+        if (name !== undefined) renders.push(name);
+        return undefined;
+      }
+      case 'Extends': {
+        const name = staticName(node.template);
+        if (name !== undefined) {
+          parent = name;
+          if (context.includeWaits(name)) waits = true;
+        }
+        return undefined;
+      }
+      case 'CallExtensionAsync': {
+        const mine = node.extName === (blockExt as { __name?: string }).__name;
+        const partial = node.extName === (includeExt as { __name?: string }).__name;
+        if (!mine && !partial) return undefined;
+        if (node.prop === 'waitHere') return undefined;
+        if (partial) {
+          const args = (node.args as { children: unknown[] } | null)?.children ?? [];
+          const name = staticName(args[1]);
+          if (name !== undefined) renders.push(name);
+        }
+        if (inline(ancestors) === undefined) {
+          waits = true;
+          return undefined;
+        }
+        const Sync = nodeTypes.CallExtension as unknown as NodesLike['CallExtension'];
+        const replacement = new Sync(mine ? blockExt : includeExt, 'runInline', node.args, node.contentArgs as unknown[]);
+        replacement.lineno = node.lineno;
+        replacement.colno = node.colno;
+        return replacement;
+      }
+      default:
+        return undefined;
+    }
+  };
+  walk(root, [], visit);
+  return { deps: { digest, renders, parent, dynamic }, waits };
+}
+
+/** Depth-first over a Nunjucks AST; `visit` may return a node that replaces the visited one. */
+function walk(
+  node: NodeLike,
+  ancestors: NodeLike[],
+  visit: (node: NodeLike, ancestors: NodeLike[]) => NodeLike | undefined,
+): NodeLike {
+  const replaced = visit(node, ancestors) ?? node;
+  ancestors.push(replaced);
+  // A Set's capture body is not among its declared fields.
+  const fields = replaced.typename === 'Set' ? [...replaced.fields, 'body'] : (replaced.fields ?? []);
+  for (const field of fields) {
+    const value = replaced[field];
+    if (Array.isArray(value)) {
+      for (let i = 0; i < value.length; i++) {
+        if (isNode(value[i])) value[i] = walk(value[i] as NodeLike, ancestors, visit);
+      }
+    } else if (isNode(value)) {
+      replaced[field] = walk(value, ancestors, visit);
+    }
+  }
+  ancestors.pop();
+  return replaced;
+}
+
+function isNode(value: unknown): value is NodeLike {
+  return value !== null && typeof value === 'object' && typeof (value as NodeLike).typename === 'string';
 }
 
 /**
@@ -275,16 +615,16 @@ export function nunjucksEngine(
 
 // ------------------------------------------------------------------------------------------------
 
-const metaCache = new Map<string, [string, string, string, number]>();
+const KWARGS_MARKER = ['__keywords'];
 
-/** The compile-time literal of a block (template name, digest, block id, line), parsed once. */
-function parseMeta(meta: string): [string, string, string, number] {
-  let parsed = metaCache.get(meta);
-  if (parsed === undefined) {
-    parsed = JSON.parse(meta) as [string, string, string, number];
-    metaCache.set(meta, parsed);
+/** Removes and returns the trailing keyword-arguments object of a tag call, if there is one. */
+function popKwargs(args: unknown[]): Record<string, unknown> | undefined {
+  const last = args[args.length - 1];
+  if (last !== null && typeof last === 'object' && (last as { __keywords?: unknown }).__keywords === true) {
+    args.pop();
+    return last as Record<string, unknown>;
   }
-  return parsed;
+  return undefined;
 }
 
 function splitKwargs(args: unknown[]): { positional: unknown[]; kwargs: Record<string, unknown> } {

@@ -44,6 +44,14 @@ export interface TemplateCacheOptions {
   enabled?: boolean;
   /** Most entries of the in-process tier used by synchronous renders. Default 10,000. */
   syncMax?: number;
+  /**
+   * Templates each template can render that its parser cannot see: names computed at render time
+   * (`{% include tpl %}`, `include(it.name)`, `{{> (lookup . "p")}}`). Keys are template names as
+   * the engine knows them (Nunjucks names, Eta paths relative to `views`, Handlebars partial names
+   * or `compile` names); values are names of what it can render, resolved like a literal include
+   * there. Without an entry, a template that renders a dynamic name gets a one-time warning. Default `{}`.
+   */
+  dependencies?: Readonly<Record<string, readonly string[]>>;
 }
 
 /** Per-fragment options: Mako's `cache_region` / `cache_timeout`, plus a per-render opt-out. */
@@ -99,6 +107,23 @@ export interface FragmentKeyParts {
   args: readonly unknown[];
 }
 
+/** The last key built for one block (see {@link TemplateCache.keyWithArgs}). */
+export interface KeyMemo {
+  /** The key's stem (engine, template, digest, block) the memo was built for. */
+  stem: string;
+  /** The block arguments the memo was built for (compared by identity). */
+  args: readonly unknown[];
+  /** The fragment key (what `get` / `set` / `invalidate` take). */
+  key: string;
+  /** {@link TemplateCache.storedKey} of `key`. */
+  stored: string;
+}
+
+/** A fresh {@link KeyMemo}. */
+export function keyMemo(): KeyMemo {
+  return { stem: '', args: [], key: '', stored: '' };
+}
+
 /** What the `'error'` event receives besides the error. */
 export interface TemplateErrorInfo {
   /** The fragment key (before prefix and version). */
@@ -142,6 +167,26 @@ export function applyPartialOptOut(context: unknown, fragment: FragmentOptions, 
   return false;
 }
 
+/**
+ * The options of one block render: `undefined` (no allocation) when the tag gives none and the
+ * render is cached, else the validated options, with `enabled: false` under the per-render opt-out.
+ * `given` is the tag's option object (names in `ignore` are the adapter's own markers).
+ */
+export function blockOptions(
+  given: Readonly<Record<string, unknown>> | undefined,
+  where: string,
+  context: unknown,
+  ignore?: readonly string[],
+): FragmentOptions | undefined {
+  let out: FragmentOptions | undefined;
+  if (given !== undefined) out = parseFragmentOptions(given, BLOCK_OPTIONS, where, ignore);
+  if (!renderEnabled(context)) {
+    out ??= {};
+    out.enabled = false;
+  }
+  return out;
+}
+
 /** Reads the per-render opt-out from a render context: `{ dogpile: { enabled: false } }`. */
 export function renderEnabled(context: unknown): boolean {
   if (context === null || typeof context !== 'object') return true;
@@ -174,7 +219,8 @@ export class TemplateCache extends EventEmitter {
   private readonly regions: ReadonlyMap<string, CacheRegion>;
   private readonly defaultRegionName: string;
   private readonly sync: MemoryBackend;
-  private warned = false;
+  private readonly dependencies: Readonly<Record<string, readonly string[]>>;
+  private readonly warnings = new Set<string>();
 
   constructor(options: TemplateCacheOptions) {
     super();
@@ -184,7 +230,9 @@ export class TemplateCache extends EventEmitter {
     const { regions } = options;
     const map = new Map<string, CacheRegion>();
     if (isRegion(regions)) {
+      // A single region answers to "default" (or defaultRegion) and to its own name.
       map.set(options.defaultRegion ?? 'default', regions);
+      if (typeof regions.name === 'string' && regions.name !== '') map.set(regions.name, regions);
     } else if (regions !== null && typeof regions === 'object') {
       for (const [name, region] of Object.entries(regions)) {
         if (!isRegion(region)) throw new ValidationError(`TemplateCache: regions.${name} is not a CacheRegion`);
@@ -195,7 +243,7 @@ export class TemplateCache extends EventEmitter {
     }
     if (map.size === 0) throw new ValidationError('TemplateCache: `regions` is empty');
     const first = map.keys().next().value as string;
-    this.defaultRegionName = options.defaultRegion ?? (map.size === 1 ? first : 'default');
+    this.defaultRegionName = options.defaultRegion ?? (isRegion(regions) || map.size === 1 ? first : 'default');
     if (!map.has(this.defaultRegionName)) {
       throw new ValidationError(
         `TemplateCache: defaultRegion ${JSON.stringify(this.defaultRegionName)} is not one of the regions (${[...map.keys()].join(', ')})`,
@@ -212,6 +260,28 @@ export class TemplateCache extends EventEmitter {
     const version = options.version === undefined ? '' : String(options.version);
     this.prefix = `${options.keyPrefix ?? 'tpl'}|${version}|`;
     this.sync = new MemoryBackend({ max: options.syncMax ?? 10_000 });
+    const deps = options.dependencies ?? {};
+    if (deps === null || typeof deps !== 'object') {
+      throw new ValidationError('TemplateCache: `dependencies` must be a record of template name → template names');
+    }
+    for (const [name, list] of Object.entries(deps)) {
+      if (!Array.isArray(list) || list.some((n) => typeof n !== 'string')) {
+        throw new ValidationError(`TemplateCache: dependencies[${JSON.stringify(name)}] must be an array of template names`);
+      }
+    }
+    this.dependencies = deps;
+  }
+
+  /** The names declared in the `dependencies` option for `template`, or `undefined`. */
+  declaredDependencies(template: string): readonly string[] | undefined {
+    return Object.hasOwn(this.dependencies, template) ? this.dependencies[template] : undefined;
+  }
+
+  /** Emits a process warning once per `id` (for mistakes that cannot fail the render). */
+  warnOnce(id: string, message: string): void {
+    if (this.warnings.has(id)) return;
+    this.warnings.add(id);
+    process.emitWarning(message, 'DogpileWarning');
   }
 
   /**
@@ -220,13 +290,41 @@ export class TemplateCache extends EventEmitter {
    * `#digest` (always, so two string templates never share fragments).
    */
   fragmentKey(parts: FragmentKeyParts): string {
-    let key = `${parts.engine}|`;
-    if (parts.template === undefined || parts.template === '') key += `#${parts.digest}`;
-    else key += this.digest ? `${parts.template}@${parts.digest}` : parts.template;
-    key += `|${parts.block}|`;
-    const args = parts.args;
+    return this.keyWithArgs(this.keyStem(parts.engine, parts.template, parts.digest, parts.block), parts.args);
+  }
+
+  /**
+   * The part of {@link TemplateCache.fragmentKey} before the arguments. Adapters keep it per block
+   * (it changes only with the digest), so a hit only encodes the arguments.
+   */
+  keyStem(engine: string, template: string | undefined, digest: string, block: string): string {
+    let key = `${engine}|`;
+    if (template === undefined || template === '') key += `#${digest}`;
+    else key += this.digest ? `${template}@${digest}` : template;
+    return `${key}|${block}|`;
+  }
+
+  /**
+   * A {@link TemplateCache.keyStem} followed by the injectively encoded arguments. With a `memo`
+   * (one per block), a render whose arguments are the same primitives as the block's previous
+   * render reuses that key instead of encoding them again.
+   */
+  keyWithArgs(stem: string, args: readonly unknown[], memo?: KeyMemo): string {
+    if (memo !== undefined && memo.stem === stem && samePrimitives(memo.args, args)) return memo.key;
+    let key = stem;
     for (let i = 0; i < args.length; i++) key += (i === 0 ? '' : ',') + encodeArg(args[i]);
+    if (memo !== undefined) {
+      memo.stem = stem;
+      memo.args = args;
+      memo.key = key;
+      memo.stored = this.storedKey(key);
+    }
     return key;
+  }
+
+  /** The key a fragment is stored under in its region: `key` behind `keyPrefix` and `version`. */
+  storedKey(key: string): string {
+    return this.prefix + key;
   }
 
   /** The region a fragment uses; an unknown name throws a {@link ValidationError} naming it. */
@@ -246,6 +344,20 @@ export class TemplateCache extends EventEmitter {
    * A render that throws stores nothing and its error reaches every waiter.
    */
   getOrCreate(key: string, render: () => string | Promise<string>, options?: FragmentOptions): Promise<string> {
+    return this.getOrCreateStored(key, this.prefix + key, render, options);
+  }
+
+  /**
+   * {@link TemplateCache.getOrCreate} with the stored key already built (`stored` must be
+   * `storedKey(key)`, e.g. a {@link KeyMemo}'s): a block hit then looks up the same string object
+   * every render, whose hash the engine has cached, instead of concatenating a new one.
+   */
+  getOrCreateStored(
+    key: string,
+    stored: string,
+    render: () => string | Promise<string>,
+    options?: FragmentOptions,
+  ): Promise<string> {
     if (!this.enabled || options?.enabled === false) return renderInline(render);
     let region: CacheRegion;
     try {
@@ -253,32 +365,80 @@ export class TemplateCache extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    const expire = options?.expire;
-    // Written by our creator, so a failure after the body ran (the store) does not run it twice.
-    // (Closures are passed inline: named local functions cost more under some transpilers.)
-    const state: { html?: string } = {};
+    let created: string | undefined;
     return region
       .getOrCreate<string>(
-        this.prefix + key,
+        stored,
         async () => {
-          const html = String(await render());
-          state.html = html;
-          return html;
+          created = String(await render());
+          return created;
         },
-        expire === undefined ? undefined : { expirationTime: expire },
+        options?.expire === undefined ? undefined : { expirationTime: options.expire },
       )
-      .then(undefined, (err: unknown) => {
-        if (!isCacheFailure(err) || this.onError === 'throw') throw err;
-        this.report(err, key);
-        return state.html ?? renderInline(render);
-      });
+      .then(undefined, (err: unknown) => this.recover(err, key, created, render));
+  }
+
+  /**
+   * {@link TemplateCache.getOrCreateStored} for engines that continue in callbacks (Nunjucks, the
+   * Handlebars token resolution): `done(error)` or `done(null, html)`, with one promise reaction per
+   * fragment instead of a promise the caller must chain on again.
+   */
+  getOrCreateStoredThen(
+    key: string,
+    stored: string,
+    render: () => string | Promise<string>,
+    options: FragmentOptions | undefined,
+    done: (err: unknown, html?: string) => void,
+  ): void {
+    if (!this.enabled || options?.enabled === false) {
+      renderInline(render).then((html) => done(null, html), done);
+      return;
+    }
+    let region: CacheRegion;
+    try {
+      region = this.region(options?.region);
+    } catch (err) {
+      done(err);
+      return;
+    }
+    let created: string | undefined;
+    region
+      .getOrCreate<string>(
+        stored,
+        async () => {
+          created = String(await render());
+          return created;
+        },
+        options?.expire === undefined ? undefined : { expirationTime: options.expire },
+      )
+      .then(
+        (html) => done(null, html),
+        (err: unknown) => this.recover(err, key, created, render).then((html) => done(null, html), done),
+      );
+  }
+
+  /**
+   * The backend-error policy for one fragment: a body error, or any error under `onError:
+   * 'throw'`, rejects; a backend failure is reported and answered with the body's output (the one
+   * our creator already rendered, if the failure came after it: the body never runs twice).
+   */
+  private recover(
+    err: unknown,
+    key: string,
+    created: string | undefined,
+    render: () => string | Promise<string>,
+  ): Promise<string> {
+    if (!isCacheFailure(err) || this.onError === 'throw') return Promise.reject(err);
+    this.report(err, key);
+    return created === undefined ? renderInline(render) : Promise.resolve(created);
   }
 
   /**
    * The synchronous path, for engines rendered without a callback or promise: an in-process tier
    * (per `TemplateCache`) answers hits; a miss renders inline and is written behind to the region.
-   * There is no cross-process single flight here, and region-wide invalidation does not reach this
-   * tier (use `expire`, `version` or {@link TemplateCache.invalidate}).
+   * There is no cross-process single flight here. Region invalidation (`region.invalidate()`, soft
+   * or hard) reaches this tier through the region's invalidation strategy: an entry created before
+   * it is rendered again.
    */
   getOrCreateSync(key: string, render: () => string, options?: FragmentOptions): string {
     if (!this.enabled || options?.enabled === false) return String(render());
@@ -287,7 +447,11 @@ export class TemplateCache extends EventEmitter {
     const found = this.sync.cache.get(full);
     const ttl = options?.expire === undefined ? region.expirationTime : options.expire;
     const ttlMs = ttl === null || ttl === -1 ? -1 : ttl * 1000;
-    if (found !== undefined && (ttlMs === -1 || (ttlMs !== 0 && Date.now() - found.metadata.ct <= ttlMs))) {
+    if (
+      found !== undefined &&
+      (ttlMs === -1 || (ttlMs !== 0 && Date.now() - found.metadata.ct <= ttlMs)) &&
+      !region.regionInvalidator.isInvalidated(found.metadata.ct)
+    ) {
       return found.payload as string;
     }
     const html = String(render());
@@ -338,11 +502,9 @@ export class TemplateCache extends EventEmitter {
       } catch {}
       return;
     }
-    if (this.warned) return;
-    this.warned = true;
-    process.emitWarning(
+    this.warnOnce(
+      'backend',
       `dogpile templates: a cache backend failed and the block was rendered without it (${error.message}). Listen for 'error' on the TemplateCache to see every failure.`,
-      'DogpileWarning',
     );
   }
 }
@@ -350,6 +512,16 @@ export class TemplateCache extends EventEmitter {
 /** Builds a {@link TemplateCache} from options, or passes an existing one through. */
 export function toTemplateCache(options: TemplateCacheOptions | TemplateCache): TemplateCache {
   return options instanceof TemplateCache ? options : new TemplateCache(options);
+}
+
+/** Whether two argument lists hold the same primitives (objects never match: they can change). */
+function samePrimitives(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const v = b[i];
+    if ((typeof v === 'object' && v !== null) || typeof v === 'function' || !Object.is(a[i], v)) return false;
+  }
+  return true;
 }
 
 async function renderInline(render: () => string | Promise<string>): Promise<string> {

@@ -23,6 +23,8 @@ export const nunjucksUnderTest: EngineUnderTest = {
   count: (p) => `{{ count(${p}) }}`,
   boom: () => '{{ boom() }}',
   partial: (name, key, v, path) => `{% cachedinclude "${name}.njk", key=${key}, ${v}=${path} %}`,
+  include: (name) => `{% include "${name}.njk" %}`,
+  includeIf: (flag, name) => `{% if ${flag} %}{% include "${name}.njk" %}{% endif %}`,
   make(dir, cache, hooks) {
     const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(dir, { noCache: true }), { autoescape: true });
     env.addGlobal('count', hooks.count);
@@ -51,6 +53,8 @@ export const etaUnderTest: EngineUnderTest = {
   count: (p) => `<%= this.config.hooks.count(it.${p}) %>`,
   boom: () => '<%= this.config.hooks.boom() %>',
   partial: (name, key, v, path) => `<%~ await cachedInclude("./${name}", { ${v}: it.${path} }, { key: it.${key} }) %>`,
+  include: (name) => `<%~ await includeAsync("./${name}") %>`,
+  includeIf: (flag, name) => `<% if (it.${flag}) { %><%~ await includeAsync("./${name}") %><% } %>`,
   make(dir, cache, hooks) {
     // Unknown config keys survive in this.config, so the templates reach the hooks as this.config.hooks.
     const eta = new Eta({ views: dir, autoTrim: false, plugins: [dogpileEta(cache)], hooks } as ConstructorParameters<
@@ -76,6 +80,8 @@ export const handlebarsUnderTest: EngineUnderTest = {
   count: (p) => `{{count ${p}}}`,
   boom: () => '{{boom}}',
   partial: (name, key, v, path) => `{{cachedPartial "${name}" key=${key} ${v}=${path}}}`,
+  include: (name) => `{{> ${name}}}`,
+  includeIf: (flag, name) => `{{#if ${flag}}}{{> ${name}}}{{/if}}`,
   make(dir, cache, hooks) {
     const hbs = Handlebars.create();
     hbs.registerHelper('count', hooks.count);

@@ -65,6 +65,70 @@ describe('handlebars specifics', () => {
     assert.equal(await tpl({}), 'one|two|page');
   });
 
+  it('helperNames: other helper names free `cache` for data; the default names the option in its error', async () => {
+    const hbs = Handlebars.create();
+    const dh = installHandlebars(hbs, { regions: makeRegion().configure('memory') }, { helperNames: { cache: 'fragment' } });
+    let runs = 0;
+    hbs.registerHelper('n', (v: unknown) => {
+      runs++;
+      return v;
+    });
+    const tpl = dh.compile('{{cache}}|{{#fragment "k"}}{{n label}}{{/fragment}}', { name: 'named' });
+    assert.equal(await tpl({ cache: 'a<b', label: 'one' }), 'a&lt;b|one');
+    assert.equal(await tpl({ cache: 'a<b', label: 'two' }), 'a&lt;b|one');
+    assert.equal(runs, 1);
+    const viaOptions = installHandlebars(Handlebars.create(), {
+      regions: makeRegion().configure('memory'),
+      helperNames: { cache: 'frag', partial: 'cp' },
+    });
+    assert.equal(await viaOptions.compile('{{#frag "k"}}x{{/frag}}{{cache}}')({ cache: 1 }), 'x1');
+    const t = setup();
+    await assert.rejects(t.dh.compile('{{cache}}', { name: 'shadow' })({ cache: 'v' }), /helperNames: \{ cache: 'otherName' \}/);
+    assert.throws(() =>
+      installHandlebars(Handlebars.create(), { regions: makeRegion().configure('memory') }, { helperNames: { cache: 'a b' } }),
+    );
+  });
+
+  it('a precompiled partial edited between deploys gives new markup (its identity is its code, not String(fn))', async () => {
+    const region = makeRegion().configure('memory');
+    const deploy = (partialSource: string) => {
+      const hbs = Handlebars.create();
+      const dh = installHandlebars(hbs, { regions: region });
+      const spec = new Function(`return ${Handlebars.precompile(partialSource)}`)();
+      hbs.registerPartial('card', hbs.template(spec));
+      return dh.compile('{{#cache "k"}}[{{> card}}]{{/cache}}', { name: 'page' });
+    };
+    const one = Handlebars.template(new Function(`return ${Handlebars.precompile('one')}`)());
+    const two = Handlebars.template(new Function(`return ${Handlebars.precompile('two')}`)());
+    assert.equal(String(one), String(two), 'the premise: precompiled templates print the same');
+    assert.equal(await deploy('card one {{x}}')({ x: '<1>' }), '[card one &lt;1&gt;]');
+    assert.equal(await deploy('card one {{x}}')({ x: 'changed' }), '[card one &lt;1&gt;]', 'same code: hit');
+    assert.equal(await deploy('card two {{x}}')({ x: '<2>' }), '[card two &lt;2&gt;]');
+  });
+
+  it('a dynamic partial name warns once; a declared dependency is digested', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      const region = makeRegion().configure('memory');
+      const deploy = (aSource: string, declared: boolean) => {
+        const hbs = Handlebars.create();
+        const dh = installHandlebars(hbs, { regions: region, ...(declared ? { dependencies: { dyn: ['a'] } } : {}) });
+        hbs.registerPartial('a', aSource);
+        return dh.compile('{{#cache "k"}}[{{> (lookup . "which")}}]{{/cache}}', { name: 'dyn' });
+      };
+      const undeclared = deploy('A one', false);
+      assert.equal(await undeclared({ which: 'a' }), '[A one]');
+      await undeclared({ which: 'a' });
+      await new Promise((r) => setImmediate(r));
+      assert.equal(warnings.filter((w) => /"dyn".*name is an expression/.test(w)).length, 1, warnings.join('\n'));
+      assert.equal(await deploy('A two', true)({ which: 'a' }), '[A two]');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('a bare synchronous Handlebars render falls back to the in-process tier', () => {
     const t = setup();
     const tpl = t.hbs.compile('{{#cache "s"}}{{n 1}}{{/cache}}');

@@ -39,6 +39,10 @@ export interface EngineUnderTest {
   boom(): string;
   /** A cached partial `name` with `key=@keyPath` and one variable `varName=@varPath`. */
   partial(name: string, keyPath: string, varName: string, varPath: string): string;
+  /** A plain (uncached) include of the template `name`, seeing the caller's variables. */
+  include(name: string): string;
+  /** The same include, only when the variable `flag` is truthy. */
+  includeIf(flag: string, name: string): string;
   make(dir: string, cache: TemplateCache, hooks: Hooks): Rendering;
 }
 
@@ -84,7 +88,7 @@ export function templateSuite(engine: EngineUnderTest): void {
       };
       const rendering = engine.make(dir, cache, hooks);
       const total = () => [...runs.values()].reduce((a, b) => a + b, 0);
-      return { dir, write, region, cache, runs, total, ...rendering, rendering };
+      return { dir, write, region, cache, runs, total, hooks, ...rendering, rendering };
     };
 
     const e = engine;
@@ -151,6 +155,51 @@ export function templateSuite(engine: EngineUnderTest): void {
       assert.equal(await s.render('p', {}), 'version one');
       s.write('p', e.block(['"k"'], 'version two'));
       assert.equal(await s.render('p', {}), 'version one', 'digest off: keys are stable, bump version to bust');
+    });
+
+    it('editing a template a block includes shows the new markup after a deploy (fresh environment, same region)', async () => {
+      const t = setup({
+        page: `<h1>${e.expr('title')}</h1>${e.block(['"k"'], `${e.count('label')}[${e.include('part')}]`)}`,
+        part: `part one ${e.expr('label')}|${e.include('leaf')}`,
+        leaf: 'leaf one',
+        other: 'unrelated one',
+      });
+      const deploy = () =>
+        engine.make(t.dir, new TemplateCache({ regions: t.region }), { count: t.hooks.count, boom: t.hooks.boom });
+      assert.equal(await t.render('page', { title: 'T', label: 'L<1>' }), '<h1>T</h1>L&lt;1&gt;[part one L&lt;1&gt;|leaf one]');
+      assert.equal(t.total(), 1);
+      // An unrelated edit keeps every key: the fresh environment still hits (no body run, old label).
+      t.write('other', 'unrelated two');
+      assert.equal(
+        await deploy().render('page', { title: 'T', label: 'L2' }),
+        '<h1>T</h1>L&lt;1&gt;[part one L&lt;1&gt;|leaf one]',
+      );
+      assert.equal(t.total(), 1, 'unrelated edit: hit');
+      // Editing the included template: new key, new markup.
+      t.write('part', `part two ${e.expr('label')}|${e.include('leaf')}`);
+      assert.equal(await deploy().render('page', { title: 'T', label: 'L3' }), '<h1>T</h1>L3[part two L3|leaf one]');
+      // Editing what the include includes (transitively): new markup again.
+      t.write('leaf', 'leaf two');
+      assert.equal(await deploy().render('page', { title: 'T', label: 'L4' }), '<h1>T</h1>L4[part two L4|leaf two]');
+      assert.equal(t.total(), 3);
+    });
+
+    it('the engine reloading an edited include (same environment) gives the new markup', async () => {
+      const t = setup({ page: e.block(['"k"'], `[${e.include('part')}]`), part: 'one' });
+      assert.equal(await t.render('page', {}), '[one]');
+      t.write('part', 'two');
+      assert.equal(await t.render('page', {}), '[two]');
+    });
+
+    it('include cycles terminate (each template is digested once)', async () => {
+      const t = setup({
+        page: e.block(['"k"'], `<${e.include('a')}>`),
+        a: `a${e.include('b')}`,
+        b: `b${e.includeIf('never', 'a')}`,
+      });
+      assert.equal(await t.render('page', {}), '<ab>');
+      t.write('b', `B${e.includeIf('never', 'a')}`);
+      assert.equal(await t.render('page', {}), '<aB>');
     });
 
     it('a body that throws fails the render, stores nothing, and every waiter gets the error', async () => {

@@ -27,6 +27,25 @@ describe('TemplateCache', () => {
     assert.equal(await tc.getOrCreate('k', render), '<b>2</b>');
   });
 
+  it('a single region answers to "default" and to its own name', async () => {
+    const pages = makeRegion({ name: 'pages' }).configure('memory');
+    const tc = new TemplateCache({ regions: pages });
+    assert.equal(tc.region('pages'), pages);
+    assert.equal(tc.region('default'), pages);
+    assert.equal(tc.region(), pages);
+    await tc.set('k', 'v', { region: 'pages' });
+    assert.equal(await tc.get('k'), 'v');
+    assert.throws(() => tc.region('other'), /unknown region "other" \(known: default, pages\)/);
+  });
+
+  it('dependencies must be a record of name arrays; declared names are returned as given', () => {
+    const regions = makeRegion().configure('memory');
+    assert.throws(() => new TemplateCache({ regions, dependencies: { a: 'b' as unknown as string[] } }), ValidationError);
+    const tc = new TemplateCache({ regions, dependencies: { 'page.njk': ['a.njk'] } });
+    assert.deepEqual(tc.declaredDependencies('page.njk'), ['a.njk']);
+    assert.equal(tc.declaredDependencies('toString'), undefined);
+  });
+
   it('single flight: concurrent callers of a cold key share one render', async () => {
     const tc = make();
     let runs = 0;
@@ -160,5 +179,23 @@ describe('TemplateCache', () => {
     assert.equal(tc.getOrCreateSync('s', render, { expire: 0 }), '2');
     await tc.invalidate('s');
     assert.equal(tc.getOrCreateSync('s', render, { expire: 60 }), '3');
+  });
+
+  it('region invalidation (soft and hard) reaches the synchronous tier', async () => {
+    const region = makeRegion().configure('memory');
+    const tc = new TemplateCache({ regions: region });
+    let runs = 0;
+    const render = () => String(++runs);
+    assert.equal(tc.getOrCreateSync('s', render), '1');
+    assert.equal(tc.getOrCreateSync('s', render), '1');
+    await new Promise((r) => setTimeout(r, 2)); // invalidation compares millisecond timestamps
+    await region.invalidate({ hard: true });
+    await new Promise((r) => setTimeout(r, 2)); // a render in the same millisecond counts as before it
+    assert.equal(tc.getOrCreateSync('s', render), '2', 'hard invalidation: rendered again');
+    assert.equal(tc.getOrCreateSync('s', render), '2');
+    await new Promise((r) => setTimeout(r, 2));
+    await region.invalidate({ hard: false });
+    await new Promise((r) => setTimeout(r, 2));
+    assert.equal(tc.getOrCreateSync('s', render), '3', 'soft invalidation: rendered again');
   });
 });
