@@ -1,8 +1,33 @@
-// configureFromConfig: reads a flat config object (process.env, an ini file) into configure()
-// options, coercing string values.
+// configure() options, and configureFromConfig: reads a flat config object (process.env, an ini
+// file) into configure() options, coercing string values.
 
 import { describe, ValidationError } from './api.js';
-import type { ConfigureOptions } from './region.js';
+import { ProxyBackend } from './backends/base.js';
+import type { RegionInvalidationStrategy } from './invalidation.js';
+
+/** A proxy class (instantiated with no arguments) or instance, for `configure({ wrap })`. */
+export type ProxySpec = ProxyBackend | (new () => ProxyBackend);
+
+/** Options of `CacheRegion.configure`. */
+export interface ConfigureOptions {
+  /** Seconds until a value is stale. `null`, absent or `-1`: never. `0`: always. */
+  expirationTime?: number | null;
+  /** Passed to the backend factory; never mutated. */
+  arguments?: Readonly<Record<string, unknown>>;
+  /** Proxies around the backend; the first is the outermost. */
+  wrap?: readonly ProxySpec[];
+  /** Allows configuring a region that already has a backend. */
+  replaceExistingBackend?: boolean;
+  /** Custom invalidation (for example one shared through the backend). */
+  regionInvalidator?: RegionInvalidationStrategy;
+}
+
+/** A {@link ProxySpec} as an instance. */
+export function toProxy(spec: ProxySpec): ProxyBackend {
+  if (spec instanceof ProxyBackend) return spec;
+  if (typeof spec === 'function' && spec.prototype instanceof ProxyBackend) return new spec();
+  throw new ValidationError(`wrap: ${describe(spec)} is not a ProxyBackend class or instance`);
+}
 
 const INT = /^[-+]?\d+$/;
 const FLOAT = /^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$/;

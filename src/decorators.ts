@@ -4,8 +4,40 @@
 // as a standard (TC39) method decorator.
 
 import { describe, NO_VALUE, type NoValue, ValidationError } from './api.js';
+import { type CreatorTimeoutOptions, parseTimeouts } from './creator-timeouts.js';
+import { type FailSafeOptions, parseFailSafe } from './failsafe.js';
 import type { FunctionKeyGenerator, FunctionMultiKeyGenerator, KeyFunction, MultiKeyFunction, ToStr } from './keys.js';
-import type { CacheRegion } from './region.js';
+
+/** What the wrappers need of a region (CacheRegion has it; typed here so this module does not import region.ts). */
+export interface WrappableRegion {
+  readonly functionKeyGenerator: FunctionKeyGenerator;
+  readonly functionMultiKeyGenerator: FunctionMultiKeyGenerator;
+  getOrCreate<T>(
+    key: string,
+    creator: () => T | Promise<T>,
+    options?: {
+      expirationTime?: number | null | undefined;
+      shouldCacheFn?: ((value: T) => boolean) | undefined;
+      failSafe?: FailSafeOptions | false | undefined;
+      softTimeout?: number | null | undefined;
+      hardTimeout?: number | null | undefined;
+    },
+  ): Promise<T>;
+  getOrCreateMulti<T>(
+    keys: readonly string[],
+    creator: (...keys: string[]) => readonly T[] | Promise<readonly T[]>,
+    options?: { expirationTime?: number | null | undefined; shouldCacheFn?: ((value: T) => boolean) | undefined },
+  ): Promise<T[]>;
+  get<T = unknown>(key: string, options?: { expirationTime?: number | null | undefined }): Promise<T | NoValue>;
+  getMulti<T = unknown>(
+    keys: readonly string[],
+    options?: { expirationTime?: number | null | undefined },
+  ): Promise<(T | NoValue)[]>;
+  set(key: string, value: unknown): Promise<void>;
+  setMulti(entries: ReadonlyMap<string, unknown>): Promise<void>;
+  delete(key: string): Promise<void>;
+  deleteMulti(keys: readonly string[]): Promise<void>;
+}
 
 type MaybePromise<T> = T | Promise<T>;
 /** An expiration in seconds, or a function read on every call (for example "until midnight"). */
@@ -23,10 +55,17 @@ export interface CacheOnArgumentsOptions {
   toStr?: ToStr;
   /** Overrides the region's key generator for this function. */
   functionKeyGenerator?: FunctionKeyGenerator;
+  /** Overrides the region's `failSafe` for this function (`false`: off). Single-key wrappers only. */
+  failSafe?: FailSafeOptions | false;
+  /** Overrides the region's `softTimeout` (seconds, `null`: none). Single-key wrappers only. */
+  softTimeout?: CreatorTimeoutOptions['softTimeout'];
+  /** Overrides the region's `hardTimeout` (seconds, `null`: none). Single-key wrappers only. */
+  hardTimeout?: CreatorTimeoutOptions['hardTimeout'];
 }
 
 /** Options of `region.cacheMultiOnArguments()`. */
-export interface CacheMultiOnArgumentsOptions extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator'> {
+export interface CacheMultiOnArgumentsOptions
+  extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator' | 'failSafe' | 'softTimeout' | 'hardTimeout'> {
   /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. */
   asDict?: boolean;
   /** Overrides the region's multi key generator for this function. */
@@ -97,9 +136,9 @@ export type CacheMultiOnArgumentsDecorator<D extends boolean> = D extends true ?
 
 type AnyFn = (this: unknown, ...args: unknown[]) => unknown;
 
-export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgumentsOptions): CacheOnArgumentsDecorator {
+export function makeCacheOnArguments(region: WrappableRegion, options: CacheOnArgumentsOptions): CacheOnArgumentsDecorator {
   checkOptions(options, 'cacheOnArguments');
-  const { namespace, toStr } = options;
+  const { namespace, toStr, failSafe, softTimeout, hardTimeout } = options;
   const shouldCacheFn = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
   const generator = options.functionKeyGenerator ?? region.functionKeyGenerator;
   const expiration = expirationReader(options.expirationTime);
@@ -129,6 +168,9 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
       return region.getOrCreate(key, () => fn.apply(this, args), {
         expirationTime: expiration(),
         shouldCacheFn,
+        failSafe,
+        softTimeout,
+        hardTimeout,
       });
     };
     return Object.assign(wrapper, {
@@ -157,7 +199,7 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
 }
 
 export function makeCacheMultiOnArguments<D extends boolean>(
-  region: CacheRegion,
+  region: WrappableRegion,
   options: CacheMultiOnArgumentsOptions,
 ): CacheMultiOnArgumentsDecorator<D> {
   checkOptions(options, 'cacheMultiOnArguments');
@@ -274,6 +316,11 @@ function checkOptions(options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOp
     if (value !== undefined && typeof value !== 'function') {
       throw new ValidationError(`${where}: ${name} must be a function, got ${describe(value)}`);
     }
+  }
+  if (where === 'cacheOnArguments') {
+    const o = options as CacheOnArgumentsOptions;
+    parseFailSafe(o.failSafe, where);
+    parseTimeouts(o.softTimeout, o.hardTimeout, where);
   }
   const exp = options.expirationTime;
   if (exp !== undefined && exp !== null && typeof exp !== 'function' && (typeof exp !== 'number' || !(exp >= 0 || exp === -1))) {

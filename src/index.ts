@@ -9,6 +9,7 @@ export {
   type CacheMetadata,
   type CacheMutex,
   type Clock,
+  CreatorTimeoutError,
   DogpileError,
   LockLostError,
   LockTimeoutError,
@@ -34,8 +35,10 @@ export {
   type RedisBackendArguments,
   RedisDistributedMutex,
 } from './backends/redis.js';
+export { type BreakerOptions, type BreakerState, CircuitOpenError } from './breaker.js';
 export { coarseClock, ManualClock, systemClock } from './clock.js';
 export { coerceValue } from './config.js';
+export type { CreatorTimeoutOptions } from './creator-timeouts.js';
 export type {
   CachedFunction,
   CachedMultiFunction,
@@ -44,7 +47,18 @@ export type {
   CacheOnArgumentsDecorator,
   CacheOnArgumentsOptions,
   ExpirationOption,
+  WrappableRegion,
 } from './decorators.js';
+export type {
+  CreateOutcome,
+  KeyEvent,
+  RegionEventBase,
+  RegionEventMap,
+  RegionEventName,
+  RegionListener,
+  RegionStats,
+} from './events.js';
+export type { FailSafeOptions } from './failsafe.js';
 export {
   DefaultInvalidationStrategy,
   type RegionInvalidationStrategy,

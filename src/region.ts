@@ -8,8 +8,11 @@ import {
   CachedValue,
   type CacheMutex,
   type Clock,
+  CreatorTimeoutError,
   DogpileError,
   describe,
+  LockLostError,
+  LockTimeoutError,
   NO_VALUE,
   type NoValue,
   RegionAlreadyConfiguredError,
@@ -21,9 +24,11 @@ import {
   VALUE_VERSION,
   ValidationError,
 } from './api.js';
-import { ProxyBackend } from './backends/base.js';
+import type { ProxyBackend } from './backends/base.js';
+import { type BreakerOptions, CircuitOpenError, GuardedBackend, parseBackendTimeout, parseBreaker } from './breaker.js';
 import { coarseClock } from './clock.js';
-import { coerceConfig } from './config.js';
+import { type ConfigureOptions, coerceConfig, type ProxySpec, toProxy } from './config.js';
+import { type CreatorTimeoutOptions, type CreatorTimeouts, parseTimeouts, runCreator } from './creator-timeouts.js';
 import {
   type CacheMultiOnArgumentsDecorator,
   type CacheMultiOnArgumentsOptions,
@@ -32,6 +37,15 @@ import {
   makeCacheMultiOnArguments,
   makeCacheOnArguments,
 } from './decorators.js';
+import { type CreateOutcome, type RegionEventName, RegionEvents, type RegionListener, type RegionStats } from './events.js';
+import {
+  FailSafeMemory,
+  type FailSafeOptions,
+  type FailSafePolicy,
+  fallbackDeadline,
+  parseFailSafe,
+  servableUntil,
+} from './failsafe.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
   functionKeyGenerator as defaultKeyGenerator,
@@ -44,7 +58,12 @@ import { type AsyncHandOff, DogpileLock, type Lookup, MISSING } from './lock.js'
 import { lookupBackend } from './registry.js';
 import { defaultSerializer } from './serialization.js';
 
-/** What a creator receives: the key, and a signal aborted if the distributed lock is lost. */
+export type { ConfigureOptions, ProxySpec } from './config.js';
+
+/**
+ * What a creator receives: the key, and a signal aborted if the distributed lock is lost (reason
+ * LockLostError) or `hardTimeout` passes (reason CreatorTimeoutError).
+ */
 export interface CreatorContext {
   readonly key: string;
   readonly signal: AbortSignal | undefined;
@@ -69,7 +88,7 @@ export interface BackendErrorInfo {
 }
 
 /** Options of {@link makeRegion}. All optional. */
-export interface RegionOptions {
+export interface RegionOptions extends CreatorTimeoutOptions {
   /** A label, used in messages and passed to backends. */
   name?: string;
   /** Builds keys for {@link CacheRegion.cacheOnArguments}. Default {@link defaultKeyGenerator}. */
@@ -100,23 +119,24 @@ export interface RegionOptions {
   onError?: (error: BackendError, info: BackendErrorInfo) => void;
   /** Time source for expiry (ms since the epoch). Default: a coarse wall clock. */
   clock?: Clock;
-}
-
-/** A proxy class (instantiated with no arguments) or instance, for `configure({ wrap })`. */
-export type ProxySpec = ProxyBackend | (new () => ProxyBackend);
-
-/** Options of {@link CacheRegion.configure}. */
-export interface ConfigureOptions {
-  /** Seconds until a value is stale. `null`, absent or `-1`: never. `0`: always. */
-  expirationTime?: number | null;
-  /** Passed to the backend factory; never mutated. */
-  arguments?: Readonly<Record<string, unknown>>;
-  /** Proxies around the backend; the first is the outermost. */
-  wrap?: readonly ProxySpec[];
-  /** Allows configuring a region that already has a backend. */
-  replaceExistingBackend?: boolean;
-  /** Custom invalidation (for example one shared through the backend). */
-  regionInvalidator?: RegionInvalidationStrategy;
+  /**
+   * Fail-safe (default off): when a creation fails (throws, or hits `hardTimeout`) and a value
+   * exists that expired at most `maxStale` seconds ago, callers get it instead of the error, and
+   * the creator is not called again for that key before `retryAfter` seconds. See README.
+   */
+  failSafe?: FailSafeOptions;
+  /**
+   * Circuit breaker for the backend (default off): after `failures` consecutive failed backend
+   * operations, the backend is not called for `duration` seconds (reads miss, writes are skipped,
+   * no distributed lock), then one probe decides.
+   */
+  breaker?: BreakerOptions;
+  /**
+   * Upper bound, in seconds, for any backend operation (default none: the backend's own bounds,
+   * such as redis `commandTimeout`, 5 s, and memcached `timeout`, 2 s). A read that takes longer
+   * is a miss on a fail-open region; a write is skipped.
+   */
+  backendTimeout?: number | null;
 }
 
 /** Per-read options. */
@@ -133,6 +153,20 @@ export interface GetOrCreateOptions<T> {
   expirationTime?: number | null;
   /** When it returns false the value is returned to the waiting callers but not stored. */
   shouldCacheFn?: (value: T) => boolean;
+  /** Overrides the region's `failSafe` for this call (`false`: off). */
+  failSafe?: FailSafeOptions | false;
+  /** Overrides the region's `softTimeout` (seconds; `null`: none). */
+  softTimeout?: number | null;
+  /** Overrides the region's `hardTimeout` (seconds; `null`: none). */
+  hardTimeout?: number | null;
+  /** Attributes added to this call's event payloads (the template layer sets `template`, `block`). */
+  attributes?: Readonly<Record<string, string>>;
+}
+
+/** The creation policies in force for one call. */
+interface CallPolicy {
+  readonly failSafe: FailSafePolicy | undefined;
+  readonly timeouts: CreatorTimeouts;
 }
 
 const NEVER = -1;
@@ -166,6 +200,11 @@ export class CacheRegion {
   private readonly failOpen: boolean;
   private readonly handOffEnabled: boolean;
   private readonly onError: (error: BackendError, info: BackendErrorInfo) => void;
+  private readonly events: RegionEvents;
+  private readonly policy: CallPolicy;
+  private readonly breaker: { failures: number; durationMs: number } | undefined;
+  private readonly backendTimeoutMs: number | undefined;
+  private failSafeMemory: FailSafeMemory | undefined;
 
   constructor(options: RegionOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -201,6 +240,37 @@ export class CacheRegion {
     this.failOpen = options.failOpen ?? true;
     this.onError = options.onError ?? warnOnce;
     this.invalidator = new DefaultInvalidationStrategy(this.clock);
+    const failSafe = parseFailSafe(options.failSafe, 'makeRegion') || undefined;
+    this.policy = { failSafe, timeouts: parseTimeouts(options.softTimeout, options.hardTimeout, 'makeRegion') };
+    this.breaker = parseBreaker(options.breaker);
+    this.backendTimeoutMs = parseBackendTimeout(options.backendTimeout);
+    this.events = new RegionEvents(this.name);
+    if (failSafe) this.failSafeMemory = new FailSafeMemory();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Events and stats
+
+  /** Adds a listener for a region event (see README, "Events"). Returns the region. */
+  on<E extends RegionEventName>(event: E, listener: RegionListener<E>): this {
+    this.events.on(event, listener);
+    return this;
+  }
+
+  /** Removes a listener added with {@link on}. Returns the region. */
+  off<E extends RegionEventName>(event: E, listener: RegionListener<E>): this {
+    this.events.off(event, listener);
+    return this;
+  }
+
+  /** Number of listeners for `event`. */
+  listenerCount(event: RegionEventName): number {
+    return this.events.listenerCount(event);
+  }
+
+  /** Counters since the region was made, for health endpoints. */
+  stats(): RegionStats {
+    return this.events.snapshot();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -236,6 +306,9 @@ export class CacheRegion {
         serializer: this.serializer,
         regionName: this.name,
         expirationTime: expirationMs === NEVER ? null : expirationMs / 1000,
+        ...(this.policy.failSafe && expirationMs !== NEVER
+          ? { minimumTtl: (expirationMs + this.policy.failSafe.maxStaleMs) / 1000 }
+          : {}),
       });
     } else if (backend && typeof backend === 'object' && typeof backend.get === 'function') {
       made = backend;
@@ -332,7 +405,15 @@ export class CacheRegion {
   /** The value under `key`, or {@link NO_VALUE} when missing, expired or invalidated. */
   async get<T = unknown>(key: string, options?: GetOptions): Promise<T | NoValue> {
     const found = await this.readUsable(key, options);
-    return found === NO_VALUE ? NO_VALUE : (found.payload as T);
+    const events = this.events;
+    if (found === NO_VALUE) {
+      events.misses++;
+      if (events.heard.miss) events.emit('miss', { region: this.name, key });
+      return NO_VALUE;
+    }
+    events.hits++;
+    if (events.hearsHit) events.emit('hit', { region: this.name, key });
+    return found.payload as T;
   }
 
   /** Values for `keys`, aligned with them, {@link NO_VALUE} where there is none. */
@@ -391,10 +472,15 @@ export class CacheRegion {
       try {
         found = await backend.get(mangled);
       } catch (err) {
-        found = this.readFailed(err, 'get', key);
+        found = this.getFailed(err, key, mangled);
       }
     }
-    if (found !== NO_VALUE && this.isFresh(found, expMs)) return found.payload as T;
+    if (found !== NO_VALUE && this.isFresh(found, expMs)) {
+      const events = this.events;
+      events.hits++;
+      if (events.hearsHit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+      return found.payload as T;
+    }
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
   }
 
@@ -410,11 +496,21 @@ export class CacheRegion {
     await this.invalidator.sync?.();
     const mangled = this.mangle(key);
     const expMs = this.expirationFor(options?.expirationTime);
-    const found = await this.read('get', key, () => backend.get(mangled));
-    if (found !== NO_VALUE && this.isFresh(found, expMs)) return found.payload as T;
+    let found: CachedValue | NoValue;
+    try {
+      found = await backend.get(mangled);
+    } catch (err) {
+      found = this.getFailed(err, key, mangled);
+    }
+    if (found !== NO_VALUE && this.isFresh(found, expMs)) {
+      this.events.hits++;
+      if (this.events.hearsHit) this.events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+      return found.payload as T;
+    }
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
   }
 
+  /** The dogpile path for a key with no fresh value: throttle, lock, create (see lock.ts). */
   private regenerate<T>(
     backend: CacheBackend,
     key: string,
@@ -427,27 +523,163 @@ export class CacheRegion {
     if (typeof creator !== 'function') {
       return Promise.reject(new ValidationError(`getOrCreate: creator must be a function, got ${describe(creator)}`));
     }
+    let policy: CallPolicy;
+    try {
+      policy = options === undefined ? this.policy : this.policyFor(options as GetOrCreateOptions<unknown>);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const events = this.events;
+    const attributes = options?.attributes;
+    const first = this.lookup<T>(found, expMs);
+    const stale = first.state === 'missing' ? undefined : (found as CachedValue);
+    if (policy.failSafe && stale && this.failSafeState().throttled(mangled, stale, this.clock.now())) {
+      events.failSafeServed++;
+      this.staleServed(key, attributes);
+      if (events.heard.failSafe) events.emit('failSafe', { region: this.name, key, attributes, throttled: true });
+      return Promise.resolve(stale.payload as T);
+    }
+    const flying = this.lock.isFlying(mangled);
+    if (stale && flying) this.staleServed(key, attributes);
+    else {
+      events.misses++;
+      if (events.heard.miss) events.emit('miss', { region: this.name, key, attributes });
+    }
     const shouldCache = options?.shouldCacheFn;
-    const create = async (signal: AbortSignal | undefined): Promise<T> => {
-      const started = this.clock.now();
-      const value = await creator({ key, signal });
-      if (shouldCache && !shouldCache(value)) return value;
-      const stored = this.newValue(value, started);
-      await this.write('set', key, () => backend.set(mangled, stored));
-      return value;
-    };
+    const create = (signal: AbortSignal | undefined): Promise<T> =>
+      this.createAndStore(backend, key, mangled, creator, signal, expMs, policy, stale, shouldCache, attributes);
     let handOff: AsyncHandOff | undefined;
     if (this.handOffEnabled) {
       handOff = (release) => this.runInBackground(key, () => create(undefined), release);
     }
-    return this.lock.getOrCreate<T>(this.lookup<T>(found, expMs), {
+    const started = flying && !stale ? performance.now() : 0;
+    const result = this.lock.getOrCreate<T>(first, {
       key: mangled,
-      mutex: () => this.mutexFor(backend, mangled),
+      mutex: () => this.mutexFor(backend, mangled, key),
       read: async () => this.lookup<T>(await this.read('get', key, () => backend.get(mangled)), expMs),
       create,
       handOff,
       waitTimeoutMs: this.waitTimeoutMs,
+      softTimeoutMs: stale ? policy.timeouts.softMs : undefined,
+      onSoftTimeout: () => this.staleServed(key, attributes),
     });
+    return result.then(
+      (value) => {
+        if (started !== 0) this.lockWaited(key, performance.now() - started, attributes);
+        return value;
+      },
+      (err: unknown) => {
+        if (err instanceof LockTimeoutError) {
+          events.lockTimeouts++;
+          if (events.heard.lockTimeout) events.emit('lockTimeout', { region: this.name, key, attributes });
+        }
+        throw err;
+      },
+    );
+  }
+
+  /** Runs the creator (with hardTimeout), stores its value; on failure serves fail-safe or rethrows. */
+  private async createAndStore<T>(
+    backend: CacheBackend,
+    key: string,
+    mangled: string,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    signal: AbortSignal | undefined,
+    expMs: number,
+    policy: CallPolicy,
+    stale: CachedValue | undefined,
+    shouldCache: ((value: T) => boolean) | undefined,
+    attributes: Readonly<Record<string, string>> | undefined,
+  ): Promise<T> {
+    const events = this.events;
+    const started = this.clock.now();
+    events.creations++;
+    if (events.heard.createStart) events.emit('createStart', { region: this.name, key, attributes });
+    if (signal && events.heard.lockLost) {
+      signal.addEventListener(
+        'abort',
+        () => {
+          if (signal.reason instanceof LockLostError) events.emit('lockLost', { region: this.name, key, attributes });
+        },
+        { once: true },
+      );
+    }
+    const t0 = performance.now();
+    let value: T;
+    try {
+      value = await runCreator((s) => creator({ key, signal: s }), signal, policy.timeouts.hardMs, key);
+    } catch (err) {
+      events.creationErrors++;
+      this.creationEnded(key, attributes, t0, err instanceof CreatorTimeoutError ? 'timeout' : 'error');
+      if (policy.failSafe && stale && this.serveFailSafe(backend, key, mangled, stale, expMs, policy.failSafe, err)) {
+        return stale.payload as T;
+      }
+      throw err;
+    }
+    this.creationEnded(key, attributes, t0, 'ok');
+    if (shouldCache && !shouldCache(value)) return value;
+    const stored = this.newValue(value, started, policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe));
+    await this.write('set', key, () => backend.set(mangled, stored));
+    if (policy.failSafe) this.failSafeState().remember(mangled, stored);
+    return value;
+  }
+
+  /** Fail-safe after a failed creation: serves `stale` if it is recent enough, and throttles the key. */
+  private serveFailSafe(
+    backend: CacheBackend,
+    key: string,
+    mangled: string,
+    stale: CachedValue,
+    expMs: number,
+    failSafe: FailSafePolicy,
+    error: unknown,
+  ): boolean {
+    const now = this.clock.now();
+    if (now > servableUntil(stale, expMs, failSafe)) return false;
+    const throttled = this.failSafeState().throttle(mangled, stale, now, failSafe);
+    // Written back with its retry time, so other processes sharing the backend wait too.
+    this.write('set', key, () => backend.set(mangled, throttled)).catch(() => {});
+    this.events.failSafeServed++;
+    this.staleServed(key, undefined);
+    if (this.events.heard.failSafe) this.events.emit('failSafe', { region: this.name, key, error, throttled: false });
+    return true;
+  }
+
+  private policyFor(options: GetOrCreateOptions<unknown>): CallPolicy {
+    if (options.failSafe === undefined && options.softTimeout === undefined && options.hardTimeout === undefined) {
+      return this.policy;
+    }
+    const failSafe = parseFailSafe(options.failSafe, 'getOrCreate');
+    return {
+      failSafe: failSafe === undefined ? this.policy.failSafe : failSafe || undefined,
+      timeouts: parseTimeouts(options.softTimeout, options.hardTimeout, 'getOrCreate', this.policy.timeouts),
+    };
+  }
+
+  private failSafeState(): FailSafeMemory {
+    this.failSafeMemory ??= new FailSafeMemory();
+    return this.failSafeMemory;
+  }
+
+  private staleServed(key: string, attributes: Readonly<Record<string, string>> | undefined): void {
+    this.events.stale++;
+    if (this.events.heard.stale) this.events.emit('stale', { region: this.name, key, attributes });
+  }
+
+  private lockWaited(key: string, durationMs: number, attributes?: Readonly<Record<string, string>>): void {
+    this.events.lockWaits++;
+    if (this.events.heard.lockWait) this.events.emit('lockWait', { region: this.name, key, durationMs, attributes });
+  }
+
+  private creationEnded(
+    key: string,
+    attributes: Readonly<Record<string, string>> | undefined,
+    t0: number,
+    outcome: CreateOutcome,
+  ): void {
+    const durationMs = performance.now() - t0;
+    this.events.recordDuration(durationMs);
+    if (this.events.heard.create) this.events.emit('create', { region: this.name, key, durationMs, outcome, attributes });
   }
 
   /**
@@ -478,7 +710,7 @@ export class CacheRegion {
     const shouldCache = options?.shouldCacheFn;
     const values = await this.lock.getOrCreateMulti<T>(await readMulti(mangled), {
       keys: mangled,
-      mutexFor: (k) => this.mutexFor(backend, k),
+      mutexFor: (k) => this.mutexFor(backend, k, originalOf.get(k) ?? k),
       readMulti,
       createMulti: async (ks) => {
         const started = this.clock.now();
@@ -530,7 +762,9 @@ export class CacheRegion {
   async delete(key: string): Promise<void> {
     checkKey(key);
     const backend = await this.requireBackend();
-    await this.strict(() => backend.delete(this.mangle(key)), `delete ${JSON.stringify(key)}`);
+    const mangled = this.mangle(key);
+    this.failSafeMemory?.forget(mangled);
+    await this.strict(() => backend.delete(mangled), `delete ${JSON.stringify(key)}`);
   }
 
   /** Removes several keys. Idempotent. */
@@ -538,7 +772,9 @@ export class CacheRegion {
     checkKeys(keys);
     if (keys.length === 0) return;
     const backend = await this.requireBackend();
-    await this.strict(() => backend.deleteMulti(keys.map((k) => this.mangle(k))), `deleteMulti of ${keys.length} keys`);
+    const mangled = keys.map((k) => this.mangle(k));
+    for (const m of mangled) this.failSafeMemory?.forget(m);
+    await this.strict(() => backend.deleteMulti(mangled), `deleteMulti of ${keys.length} keys`);
   }
 
   /**
@@ -552,6 +788,7 @@ export class CacheRegion {
     await this.strict(async () => this.invalidator.invalidate(hard), 'invalidate');
     // Values created from now on must read as newer than the invalidation, even within its millisecond.
     this.stampFloor = this.clock.now() + 1;
+    if (this.events.heard.invalidate) this.events.emit('invalidate', { region: this.name, hard });
   }
 
   /** Whether a creator currently holds the lock of `key` (honours the key mangler). */
@@ -592,6 +829,15 @@ export class CacheRegion {
   private install(backend: CacheBackend, proxies: ProxyBackend[]): void {
     let outer = backend;
     for (let i = proxies.length - 1; i >= 0; i--) outer = (proxies[i] as ProxyBackend).wrap(outer);
+    if (this.breaker !== undefined || this.backendTimeoutMs !== undefined) {
+      outer = new GuardedBackend(
+        outer,
+        this.breaker,
+        this.backendTimeoutMs,
+        (state) => this.breakerMoved(state),
+        `region ${this.label()}`,
+      );
+    }
     this.inner = backend;
     this.outer = outer;
     this.invalidator.bind?.(outer, this.clock);
@@ -652,23 +898,29 @@ export class CacheRegion {
     return { state: withinExpiry(ct, expMs, this.clock.now()) ? 'fresh' : 'stale', value };
   }
 
-  private newValue(payload: unknown, started?: number): CachedValue {
+  private newValue(payload: unknown, started?: number, fs?: number | false): CachedValue {
     const now = this.clock.now();
     const ct = Math.max(now, this.stampFloor);
-    return new CachedValue(
-      payload,
-      started === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: now - started },
-    );
+    if (started === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION });
+    if (!fs) return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started });
+    return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started, fs });
   }
 
-  private mutexFor(backend: CacheBackend, mangled: string): CacheMutex | null {
+  private breakerMoved(state: 'open' | 'half-open' | 'closed'): void {
+    if (this.events.heard.breaker) this.events.emit('breaker', { region: this.name, state });
+  }
+
+  private mutexFor(backend: CacheBackend, mangled: string, key: string): CacheMutex | null {
     const mutex = backend.getMutex?.(mangled) ?? null;
     if (!mutex || !this.failOpen) return mutex;
     // Fail open: a lock service that is down must not stop creation (local single-flight remains).
     return {
       acquire: async (wait) => {
+        const t0 = wait ? performance.now() : 0;
         try {
-          return await mutex.acquire(wait);
+          const acquired = await mutex.acquire(wait);
+          if (wait) this.lockWaited(key, performance.now() - t0);
+          return acquired;
         } catch (err) {
           this.report(err, 'lock', mangled);
           return true;
@@ -718,12 +970,22 @@ export class CacheRegion {
     }
   }
 
-  /** A failed backend call: rethrown (fail closed, or not a backend failure) or reported; a miss. */
+  /**
+   * A failed backend call: rethrown (fail closed, or not a backend failure) or reported (unless
+   * the circuit is open: that was reported when it opened); a miss, or with fail-safe this
+   * process's fallback copy of `mangled`.
+   */
   private readFailed(err: unknown, operation: BackendErrorInfo['operation'], key: string | undefined): NoValue {
     rethrowIfNotBackendFailure(err);
     if (!this.failOpen) throw toBackendError(err, `${operation} failed`);
-    this.report(err, operation, key);
+    if (!(err instanceof CircuitOpenError)) this.report(err, operation, key);
     return NO_VALUE;
+  }
+
+  /** {@link readFailed} for a getOrCreate read: with fail-safe, the fallback copy of `mangled` if there is one. */
+  private getFailed(err: unknown, key: string, mangled: string): CachedValue | NoValue {
+    this.readFailed(err, 'get', key);
+    return this.failSafeMemory?.copy(mangled) ?? NO_VALUE;
   }
 
   private async write(operation: BackendErrorInfo['operation'], key: string | undefined, op: () => Promise<void>): Promise<void> {
@@ -745,6 +1007,8 @@ export class CacheRegion {
 
   private report(err: unknown, operation: BackendErrorInfo['operation'], key: string | undefined): void {
     const error = toBackendError(err, `${operation}${key === undefined ? '' : ` ${JSON.stringify(key)}`} failed`);
+    this.events.backendErrors++;
+    if (this.events.heard.backendError) this.events.emit('backendError', { region: this.name, key, operation, error });
     try {
       this.onError(error, { operation, key });
     } catch {}
@@ -814,12 +1078,6 @@ function checkInvalidator(s: unknown): void {
       throw new ValidationError(`regionInvalidator must implement ${m}(), got ${describe(s)}`);
     }
   }
-}
-
-function toProxy(spec: ProxySpec): ProxyBackend {
-  if (spec instanceof ProxyBackend) return spec;
-  if (typeof spec === 'function' && spec.prototype instanceof ProxyBackend) return new spec();
-  throw new ValidationError(`wrap: ${describe(spec)} is not a ProxyBackend class or instance`);
 }
 
 function describeBackend(backend: CacheBackend | undefined, loading: Promise<void> | undefined): string {

@@ -38,7 +38,8 @@ export interface RedisBackendArguments {
   /**
    * Physical TTL of stored values. Make it longer than the region's expirationTime plus the worst
    * creation time, so that a stale value is still readable while it is regenerated (a shorter one
-   * turns every expiry into a miss that all callers wait on; the backend warns). Default: none.
+   * turns every expiry into a miss that all callers wait on; the backend warns). Seconds. With the
+   * region's `failSafe` on, a TTL below `expirationTime + maxStale` is raised to it. Default: none.
    */
   redisExpirationTime?: number;
   /** Prepended to every key, lock keys included. Default none. */
@@ -518,7 +519,10 @@ type Kind = 'redis' | 'redis-sentinel' | 'redis-cluster';
 
 async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context: BackendContext): Promise<RedisBackend> {
   const check = checker(kind, args);
-  const ttl = check.seconds('redisExpirationTime');
+  const configuredTtl = check.seconds('redisExpirationTime');
+  // Fail-safe needs values kept past their expiry: a TTL below the region's minimum is raised to it.
+  const floor = context.minimumTtl;
+  const ttl = configuredTtl !== undefined && floor !== undefined && configuredTtl < floor ? floor : configuredTtl;
   const lease = check.seconds('lockTimeout', 30);
   const lockWait = check.seconds('lockWaitTimeout', 10);
   const poll = check.seconds('lockPollInterval', 0.2);

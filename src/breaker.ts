@@ -1,0 +1,208 @@
+// The backend guard: a circuit breaker and per-operation timeouts between the region and its
+// backend. It sits under any in-process tier and over the user's `wrap` proxies:
+//   region -> [L1 tier] -> GuardedBackend -> wrap proxies -> actual backend
+//
+// Breaker: after `failures` consecutive failed operations the circuit opens and, for `duration`,
+// no operation reaches the backend: reads and writes reject at once with CircuitOpenError (the
+// region reads that as a miss / a skipped write without reporting it again), and getMutex gives
+// no distributed lock (in-process single flight remains). After `duration` one operation is let
+// through as a probe: success closes the circuit, failure opens it for another `duration`.
+// Timeout: no operation waits longer than `timeoutMs`; a late one fails with a BackendError (a
+// read that times out is a miss on a fail-open region). `acquire(true)` is bounded by the
+// backend's own lockWaitTimeout instead, since waiting is its job.
+
+import {
+  BackendError,
+  type CacheBackend,
+  type CachedValue,
+  type CacheMutex,
+  DogpileError,
+  describe,
+  type NoValue,
+  ValidationError,
+} from './api.js';
+
+/** `breaker` option. */
+export interface BreakerOptions {
+  /** Consecutive backend failures that open the circuit (integer >= 1). */
+  readonly failures: number;
+  /** Seconds the circuit stays open before one probe is let through (> 0). */
+  readonly duration: number;
+}
+
+/** Circuit states, as the `breaker` event reports them. */
+export type BreakerState = 'open' | 'half-open' | 'closed';
+
+/** What an operation gets while the circuit is open. Read as a miss / skipped write by the region. */
+export class CircuitOpenError extends BackendError {
+  override name = 'CircuitOpenError';
+}
+
+/** Validates `breaker`. */
+export function parseBreaker(value: unknown): { failures: number; durationMs: number } | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'object') {
+    throw new ValidationError(`breaker must be { failures, duration }, got ${describe(value)}`);
+  }
+  const { failures, duration } = value as Partial<BreakerOptions>;
+  if (typeof failures !== 'number' || !Number.isInteger(failures) || failures < 1) {
+    throw new ValidationError(`breaker.failures must be an integer >= 1, got ${describe(failures)}`);
+  }
+  if (typeof duration !== 'number' || !Number.isFinite(duration) || !(duration > 0)) {
+    throw new ValidationError(`breaker.duration must be a positive number of seconds, got ${describe(duration)}`);
+  }
+  for (const k of Object.keys(value)) {
+    if (k !== 'failures' && k !== 'duration') {
+      throw new ValidationError(`breaker has an unknown field ${JSON.stringify(k)} (allowed: failures, duration)`);
+    }
+  }
+  return { failures, durationMs: duration * 1000 };
+}
+
+/** Validates `backendTimeout` (seconds > 0, or null/absent for none); returns ms. */
+export function parseBackendTimeout(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || !(value > 0)) {
+    throw new ValidationError(`backendTimeout must be a positive number of seconds or null, got ${describe(value)}`);
+  }
+  return value * 1000;
+}
+
+/** The backend as the region sees it with a breaker and/or timeouts. */
+export class GuardedBackend implements CacheBackend {
+  private state: BreakerState = 'closed';
+  private consecutive = 0;
+  private openedAt = 0;
+  private probing = false;
+  private readonly openError: CircuitOpenError;
+
+  constructor(
+    readonly inner: CacheBackend,
+    private readonly breaker: { failures: number; durationMs: number } | undefined,
+    private readonly timeoutMs: number | undefined,
+    private readonly onState: (state: BreakerState) => void,
+    label: string,
+  ) {
+    this.openError = new CircuitOpenError(`${label}: the circuit is open; the backend is not called`);
+  }
+
+  /** The breaker's current state. */
+  get circuit(): BreakerState {
+    return this.state;
+  }
+
+  get(key: string): Promise<CachedValue | NoValue> {
+    return this.guard(() => this.inner.get(key));
+  }
+  getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]> {
+    return this.guard(() => this.inner.getMulti(keys));
+  }
+  set(key: string, value: CachedValue): Promise<void> {
+    return this.guard(() => this.inner.set(key, value));
+  }
+  setMulti(entries: Map<string, CachedValue>): Promise<void> {
+    return this.guard(() => this.inner.setMulti(entries));
+  }
+  delete(key: string): Promise<void> {
+    return this.guard(() => this.inner.delete(key));
+  }
+  deleteMulti(keys: string[]): Promise<void> {
+    return this.guard(() => this.inner.deleteMulti(keys));
+  }
+
+  getMutex(key: string): CacheMutex | null {
+    if (this.state !== 'closed' && !this.admit()) return null;
+    const mutex = this.inner.getMutex?.(key) ?? null;
+    if (!mutex) return null;
+    return {
+      acquire: (wait) => this.observe(() => mutex.acquire(wait), !wait),
+      release: () => this.observe(() => mutex.release(), true),
+      locked: () => this.observe(() => mutex.locked(), true),
+      get signal() {
+        return mutex.signal;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+
+  private guard<R>(op: () => Promise<R>): Promise<R> {
+    if (this.state !== 'closed' && !this.admit()) return Promise.reject(this.openError);
+    return this.observe(op, true);
+  }
+
+  /** Whether an operation may pass while not closed: once `duration` is over, one probe at a time. */
+  private admit(): boolean {
+    if (this.state === 'half-open') return false; // a probe is in flight
+    if (Date.now() - this.openedAt < (this.breaker as { durationMs: number }).durationMs) return false;
+    this.transition('half-open');
+    this.probing = true;
+    return true;
+  }
+
+  private observe<R>(op: () => Promise<R>, bounded: boolean): Promise<R> {
+    let pending: Promise<R>;
+    try {
+      pending = op();
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    if (bounded && this.timeoutMs !== undefined) pending = withTimeout(pending, this.timeoutMs);
+    if (this.breaker === undefined) return pending;
+    return pending.then(
+      (value) => {
+        this.succeeded();
+        return value;
+      },
+      (err: unknown) => {
+        if (!(err instanceof DogpileError) || err instanceof BackendError) this.failed();
+        else this.succeeded();
+        throw err;
+      },
+    );
+  }
+
+  private succeeded(): void {
+    this.consecutive = 0;
+    if (this.probing || this.state !== 'closed') {
+      this.probing = false;
+      this.transition('closed');
+    }
+  }
+
+  private failed(): void {
+    const breaker = this.breaker as { failures: number };
+    this.consecutive++;
+    if (this.probing || (this.state === 'closed' && this.consecutive >= breaker.failures)) {
+      this.probing = false;
+      this.openedAt = Date.now();
+      this.transition('open');
+    }
+  }
+
+  private transition(state: BreakerState): void {
+    if (this.state === state) return;
+    this.state = state;
+    try {
+      this.onState(state);
+    } catch {}
+  }
+}
+
+function withTimeout<R>(pending: Promise<R>, ms: number): Promise<R> {
+  return new Promise<R>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new BackendError(`backend operation timed out after ${ms} ms (backendTimeout)`)), ms);
+    pending.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
