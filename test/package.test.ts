@@ -54,10 +54,14 @@ describe('package', () => {
       'ValidationError',
       'LockTimeoutError',
       'BackendError',
+      'CreatorTimeoutError',
+      'CircuitOpenError',
     ]) {
       assert.ok(name in d, `dogpile does not export ${name}`);
     }
     const testing = (await import('dogpile/testing')) as Record<string, unknown>;
     assert.equal(typeof testing.backendConformance, 'function');
+    const otel = (await import('dogpile/otel')) as Record<string, unknown>;
+    assert.equal(typeof otel.instrumentRegion, 'function');
   });
 });
