@@ -265,7 +265,11 @@ export class TemplateCache extends EventEmitter {
           state.html = html;
           return html;
         },
-        expire === undefined ? undefined : { expirationTime: expire },
+        region.listenerCount('hit') + region.listenerCount('miss') > 0
+          ? { expirationTime: expire, attributes: fragmentAttributes(key) }
+          : expire === undefined
+            ? undefined
+            : { expirationTime: expire },
       )
       .then(undefined, (err: unknown) => {
         if (!isCacheFailure(err) || this.onError === 'throw') throw err;
@@ -363,6 +367,20 @@ function isRegion(value: unknown): value is CacheRegion {
     typeof (value as CacheRegion).getOrCreate === 'function' &&
     typeof (value as CacheRegion).configure === 'function'
   );
+}
+
+/**
+ * `{ template, block }` of a key built by {@link TemplateCache.fragmentKey} (`engine|template|block|args`),
+ * for the region's hit/miss events; undefined for keys of another shape.
+ */
+function fragmentAttributes(key: string): Readonly<Record<string, string>> | undefined {
+  const a = key.indexOf('|');
+  const b = key.indexOf('|', a + 1);
+  const c = key.indexOf('|', b + 1);
+  if (a < 0 || b < 0 || c < 0) return undefined;
+  const id = key.slice(a + 1, b);
+  const at = id.lastIndexOf('@');
+  return { template: at > 0 ? id.slice(0, at) : id, block: key.slice(b + 1, c) };
 }
 
 function isCacheFailure(err: unknown): err is DogpileError {
