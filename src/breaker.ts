@@ -8,8 +8,10 @@
 // no distributed lock (in-process single flight remains). After `duration` one operation is let
 // through as a probe: success closes the circuit, failure opens it for another `duration`.
 // Timeout: no operation waits longer than `timeoutMs`; a late one fails with a BackendError (a
-// read that times out is a miss on a fail-open region). `acquire(true)` is bounded by the
-// backend's own lockWaitTimeout instead, since waiting is its job.
+// read that times out is a miss on a fail-open region). `acquire(true)`, whose job is to wait, is
+// bounded by the region's lockWaitTimeout plus `timeoutMs` (a backend whose own wait does not end
+// while its server is down cannot hold a caller longer). A probe that never settles (an operation
+// that hangs with no timeout configured) is given up after `duration`, and another is let through.
 
 import {
   BackendError,
@@ -74,6 +76,7 @@ export class GuardedBackend implements CacheBackend {
   private consecutive = 0;
   private openedAt = 0;
   private probing = false;
+  private probeAt = 0;
   private readonly openError: CircuitOpenError;
 
   constructor(
@@ -82,6 +85,7 @@ export class GuardedBackend implements CacheBackend {
     private readonly timeoutMs: number | undefined,
     private readonly onState: (state: BreakerState) => void,
     label: string,
+    private readonly waitBoundMs: number,
   ) {
     this.openError = new CircuitOpenError(`${label}: the circuit is open; the backend is not called`);
   }
@@ -115,9 +119,9 @@ export class GuardedBackend implements CacheBackend {
     const mutex = this.inner.getMutex?.(key) ?? null;
     if (!mutex) return null;
     return {
-      acquire: (wait) => this.observe(() => mutex.acquire(wait), !wait),
-      release: () => this.observe(() => mutex.release(), true),
-      locked: () => this.observe(() => mutex.locked(), true),
+      acquire: (wait) => this.observe(() => mutex.acquire(wait), wait ? this.waitBoundMs : this.timeoutMs),
+      release: () => this.observe(() => mutex.release(), this.timeoutMs),
+      locked: () => this.observe(() => mutex.locked(), this.timeoutMs),
       get signal() {
         return mutex.signal;
       },
@@ -130,26 +134,33 @@ export class GuardedBackend implements CacheBackend {
 
   private guard<R>(op: () => Promise<R>): Promise<R> {
     if (this.state !== 'closed' && !this.admit()) return Promise.reject(this.openError);
-    return this.observe(op, true);
+    return this.observe(op, this.timeoutMs);
   }
 
   /** Whether an operation may pass while not closed: once `duration` is over, one probe at a time. */
   private admit(): boolean {
-    if (this.state === 'half-open') return false; // a probe is in flight
-    if (Date.now() - this.openedAt < (this.breaker as { durationMs: number }).durationMs) return false;
+    const durationMs = (this.breaker as { durationMs: number }).durationMs;
+    const now = Date.now();
+    if (this.state === 'half-open') {
+      if (now - this.probeAt < durationMs) return false; // a probe is in flight
+      this.probeAt = now; // that probe never settled: let another one through
+      return true;
+    }
+    if (now - this.openedAt < durationMs) return false;
     this.transition('half-open');
     this.probing = true;
+    this.probeAt = now;
     return true;
   }
 
-  private observe<R>(op: () => Promise<R>, bounded: boolean): Promise<R> {
+  private observe<R>(op: () => Promise<R>, boundMs: number | undefined): Promise<R> {
     let pending: Promise<R>;
     try {
       pending = op();
     } catch (err) {
       pending = Promise.reject(err);
     }
-    if (bounded && this.timeoutMs !== undefined) pending = withTimeout(pending, this.timeoutMs);
+    if (boundMs !== undefined) pending = withTimeout(pending, boundMs);
     if (this.breaker === undefined) return pending;
     return pending.then(
       (value) => {

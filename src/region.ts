@@ -479,6 +479,8 @@ export class CacheRegion {
       const events = this.events;
       events.hits++;
       if (events.hearsHit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+      // Fail-safe keeps a copy of what a remote backend returned, to serve if that backend goes down.
+      if (syncGet === undefined && this.failSafeMemory !== undefined) this.failSafeMemory.remember(mangled, found);
       return found.payload as T;
     }
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
@@ -505,6 +507,7 @@ export class CacheRegion {
     if (found !== NO_VALUE && this.isFresh(found, expMs)) {
       this.events.hits++;
       if (this.events.hearsHit) this.events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+      this.failSafeMemory?.remember(mangled, found);
       return found.payload as T;
     }
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
@@ -743,7 +746,9 @@ export class CacheRegion {
     checkKey(key);
     const backend = await this.requireBackend();
     const stored = this.newValue(value);
-    await this.write('set', key, () => backend.set(this.mangle(key), stored));
+    const mangled = this.mangle(key);
+    this.failSafeMemory?.remember(mangled, stored);
+    await this.write('set', key, () => backend.set(mangled, stored));
   }
 
   /** Stores several values (a record or a Map), all with the same creation time. */
@@ -836,6 +841,7 @@ export class CacheRegion {
         this.backendTimeoutMs,
         (state) => this.breakerMoved(state),
         `region ${this.label()}`,
+        this.waitTimeoutMs + (this.backendTimeoutMs ?? 0),
       );
     }
     this.inner = backend;
