@@ -21,6 +21,8 @@ import {
   DogpileError,
   describe,
   type NoValue,
+  SYNC_GET,
+  type SyncReadable,
   ValidationError,
 } from './api.js';
 
@@ -88,6 +90,10 @@ export class GuardedBackend implements CacheBackend {
     private readonly waitBoundMs: number,
   ) {
     this.openError = new CircuitOpenError(`${label}: the circuit is open; the backend is not called`);
+    // An in-process backend with synchronous reads (memory) cannot hang or go down: its reads
+    // bypass the guard, so the fresh-hit path stays one synchronous LRU read.
+    const sync = (inner as Partial<SyncReadable>)[SYNC_GET];
+    if (typeof sync === 'function') (this as Partial<SyncReadable>)[SYNC_GET] = sync.bind(inner);
   }
 
   /** The breaker's current state. */
@@ -96,7 +102,16 @@ export class GuardedBackend implements CacheBackend {
   }
 
   get(key: string): Promise<CachedValue | NoValue> {
-    return this.guard(() => this.inner.get(key));
+    // The hit path of every remote backend: no closure per call.
+    if (this.state !== 'closed' && !this.admit()) return Promise.reject(this.openError);
+    let pending: Promise<CachedValue | NoValue>;
+    try {
+      pending = this.inner.get(key);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    if (this.timeoutMs !== undefined) pending = withTimeout(pending, this.timeoutMs);
+    return this.breaker === undefined ? pending : pending.then(this.onSuccess, this.onFailure);
   }
   getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]> {
     return this.guard(() => this.inner.getMulti(keys));
@@ -162,18 +177,19 @@ export class GuardedBackend implements CacheBackend {
     }
     if (boundMs !== undefined) pending = withTimeout(pending, boundMs);
     if (this.breaker === undefined) return pending;
-    return pending.then(
-      (value) => {
-        this.succeeded();
-        return value;
-      },
-      (err: unknown) => {
-        if (!(err instanceof DogpileError) || err instanceof BackendError) this.failed();
-        else this.succeeded();
-        throw err;
-      },
-    );
+    return pending.then(this.onSuccess, this.onFailure) as Promise<R>;
   }
+
+  private readonly onSuccess = <V>(value: V): V => {
+    if (this.consecutive !== 0 || this.state !== 'closed') this.succeeded();
+    return value;
+  };
+
+  private readonly onFailure = (err: unknown): never => {
+    if (!(err instanceof DogpileError) || err instanceof BackendError) this.failed();
+    else this.succeeded();
+    throw err;
+  };
 
   private succeeded(): void {
     this.consecutive = 0;

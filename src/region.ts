@@ -847,8 +847,9 @@ export class CacheRegion {
     this.inner = backend;
     this.outer = outer;
     this.invalidator.bind?.(outer, this.clock);
-    const sync = outer === backend ? (backend as Partial<SyncReadable>)[SYNC_GET] : undefined;
-    this.syncGet = typeof sync === 'function' ? sync.bind(backend) : undefined;
+    // Proxies have no synchronous read; the breaker guard passes the memory backend's through.
+    const sync = (outer as Partial<SyncReadable>)[SYNC_GET];
+    this.syncGet = typeof sync === 'function' ? sync.bind(outer) : undefined;
   }
 
   private async requireBackend(): Promise<CacheBackend> {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
+  BaseBackend,
   CachedValue,
   CreatorTimeoutError,
   decodeValue,
@@ -24,10 +25,11 @@ function region(options: RegionOptions = {}, expirationTime: number | null = 10)
   return { region: r, clock };
 }
 
-/** A memory backend that can be switched to fail every operation (or to hang). */
-class FlakyBackend extends MemoryBackend {
+/** A remote-like backend (async reads only) that can be switched to fail every operation, or to hang. */
+class FlakyBackend extends BaseBackend {
   mode: 'ok' | 'fail' | 'hang' = 'ok';
   calls = 0;
+  private readonly map = new Map<string, CachedValue>();
   private async gate(): Promise<void> {
     this.calls++;
     if (this.mode === 'fail') throw new Error('connection refused');
@@ -35,11 +37,15 @@ class FlakyBackend extends MemoryBackend {
   }
   override async get(key: string) {
     await this.gate();
-    return super.get(key);
+    return this.map.get(key) ?? NO_VALUE;
   }
   override async set(key: string, value: CachedValue) {
     await this.gate();
-    return super.set(key, value);
+    this.map.set(key, value);
+  }
+  override async delete(key: string) {
+    await this.gate();
+    this.map.delete(key);
   }
 }
 
