@@ -8,10 +8,8 @@ import {
   CachedValue,
   type CacheMutex,
   type Clock,
-  CreatorTimeoutError,
   DogpileError,
   describe,
-  LockLostError,
   LockTimeoutError,
   NO_VALUE,
   type NoValue,
@@ -28,7 +26,8 @@ import type { ProxyBackend } from './backends/base.js';
 import { type BreakerOptions, CircuitOpenError, GuardedBackend, parseBackendTimeout, parseBreaker } from './breaker.js';
 import { coarseClock } from './clock.js';
 import { type ConfigureOptions, coerceConfig, type ProxySpec, toProxy } from './config.js';
-import { type CreatorTimeoutOptions, type CreatorTimeouts, parseTimeouts, runCreator } from './creator-timeouts.js';
+import { type CallPolicy, Creations } from './creation.js';
+import type { CreatorTimeoutOptions } from './creator-timeouts.js';
 import {
   type CacheMultiOnArgumentsDecorator,
   type CacheMultiOnArgumentsOptions,
@@ -37,15 +36,8 @@ import {
   makeCacheMultiOnArguments,
   makeCacheOnArguments,
 } from './decorators.js';
-import { type CreateOutcome, type RegionEventName, RegionEvents, type RegionListener, type RegionStats } from './events.js';
-import {
-  FailSafeMemory,
-  type FailSafeOptions,
-  type FailSafePolicy,
-  fallbackDeadline,
-  parseFailSafe,
-  servableUntil,
-} from './failsafe.js';
+import { type RegionEventName, RegionEvents, type RegionListener, type RegionStats } from './events.js';
+import type { FailSafeOptions } from './failsafe.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
   functionKeyGenerator as defaultKeyGenerator,
@@ -55,6 +47,20 @@ import {
   type KeyMangler,
 } from './keys.js';
 import { type AsyncHandOff, DogpileLock, type Lookup, MISSING } from './lock.js';
+import {
+  checkFunction,
+  checkInvalidator,
+  checkKey,
+  checkKeys,
+  describeBackend,
+  isPromise,
+  NEVER,
+  once,
+  rethrowIfNotBackendFailure,
+  toExpirationMs,
+  warnOnce,
+  withinExpiry,
+} from './region-checks.js';
 import { lookupBackend } from './registry.js';
 import { defaultSerializer } from './serialization.js';
 
@@ -163,13 +169,6 @@ export interface GetOrCreateOptions<T> {
   attributes?: Readonly<Record<string, string>>;
 }
 
-/** The creation policies in force for one call. */
-interface CallPolicy {
-  readonly failSafe: FailSafePolicy | undefined;
-  readonly timeouts: CreatorTimeouts;
-}
-
-const NEVER = -1;
 const DEFAULT_LOCK_WAIT_SECONDS = 30;
 
 /** Creates a {@link CacheRegion}; configure it before use. */
@@ -201,10 +200,9 @@ export class CacheRegion {
   private readonly handOffEnabled: boolean;
   private readonly onError: (error: BackendError, info: BackendErrorInfo) => void;
   private readonly events: RegionEvents;
-  private readonly policy: CallPolicy;
+  private readonly creations: Creations;
   private readonly breaker: { failures: number; durationMs: number } | undefined;
   private readonly backendTimeoutMs: number | undefined;
-  private failSafeMemory: FailSafeMemory | undefined;
 
   constructor(options: RegionOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -240,12 +238,20 @@ export class CacheRegion {
     this.failOpen = options.failOpen ?? true;
     this.onError = options.onError ?? warnOnce;
     this.invalidator = new DefaultInvalidationStrategy(this.clock);
-    const failSafe = parseFailSafe(options.failSafe, 'makeRegion') || undefined;
-    this.policy = { failSafe, timeouts: parseTimeouts(options.softTimeout, options.hardTimeout, 'makeRegion') };
+    const policy = Creations.parse(options);
     this.breaker = parseBreaker(options.breaker);
     this.backendTimeoutMs = parseBackendTimeout(options.backendTimeout);
     this.events = new RegionEvents(this.name);
-    if (failSafe) this.failSafeMemory = new FailSafeMemory();
+    this.creations = new Creations(
+      {
+        name: this.name,
+        clock: this.clock,
+        stamp: (payload, started, fs) => this.newValue(payload, started, fs),
+        write: (key, op) => this.write('set', key, op),
+      },
+      this.events,
+      policy,
+    );
   }
 
   // -------------------------------------------------------------------------------------------
@@ -306,8 +312,8 @@ export class CacheRegion {
         serializer: this.serializer,
         regionName: this.name,
         expirationTime: expirationMs === NEVER ? null : expirationMs / 1000,
-        ...(this.policy.failSafe && expirationMs !== NEVER
-          ? { minimumTtl: (expirationMs + this.policy.failSafe.maxStaleMs) / 1000 }
+        ...(this.creations.policy.failSafe && expirationMs !== NEVER
+          ? { minimumTtl: (expirationMs + this.creations.policy.failSafe.maxStaleMs) / 1000 }
           : {}),
       });
     } else if (backend && typeof backend === 'object' && typeof backend.get === 'function') {
@@ -480,7 +486,7 @@ export class CacheRegion {
       events.hits++;
       if (events.hearsHit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
       // Fail-safe keeps a copy of what a remote backend returned, to serve if that backend goes down.
-      if (syncGet === undefined && this.failSafeMemory !== undefined) this.failSafeMemory.remember(mangled, found);
+      if (syncGet === undefined && this.creations.memory !== undefined) this.creations.memory.remember(mangled, found);
       return found.payload as T;
     }
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
@@ -507,7 +513,7 @@ export class CacheRegion {
     if (found !== NO_VALUE && this.isFresh(found, expMs)) {
       this.events.hits++;
       if (this.events.hearsHit) this.events.emit('hit', { region: this.name, key, attributes: options?.attributes });
-      this.failSafeMemory?.remember(mangled, found);
+      this.creations.memory?.remember(mangled, found);
       return found.payload as T;
     }
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
@@ -526,31 +532,23 @@ export class CacheRegion {
     if (typeof creator !== 'function') {
       return Promise.reject(new ValidationError(`getOrCreate: creator must be a function, got ${describe(creator)}`));
     }
+    const creations = this.creations;
     let policy: CallPolicy;
     try {
-      policy = options === undefined ? this.policy : this.policyFor(options as GetOrCreateOptions<unknown>);
+      policy = creations.policyFor(options);
     } catch (err) {
       return Promise.reject(err);
     }
-    const events = this.events;
     const attributes = options?.attributes;
     const first = this.lookup<T>(found, expMs);
     const stale = first.state === 'missing' ? undefined : (found as CachedValue);
-    if (policy.failSafe && stale && this.failSafeState().throttled(mangled, stale, this.clock.now())) {
-      events.failSafeServed++;
-      this.staleServed(key, attributes);
-      if (events.heard.failSafe) events.emit('failSafe', { region: this.name, key, attributes, throttled: true });
-      return Promise.resolve(stale.payload as T);
-    }
+    if (stale && creations.servesThrottled(policy, key, mangled, stale, attributes)) return Promise.resolve(stale.payload as T);
     const flying = this.lock.isFlying(mangled);
-    if (stale && flying) this.staleServed(key, attributes);
-    else {
-      events.misses++;
-      if (events.heard.miss) events.emit('miss', { region: this.name, key, attributes });
-    }
+    if (stale && flying) creations.staleServed(key, attributes);
+    else creations.missed(key, attributes);
     const shouldCache = options?.shouldCacheFn;
     const create = (signal: AbortSignal | undefined): Promise<T> =>
-      this.createAndStore(backend, key, mangled, creator, signal, expMs, policy, stale, shouldCache, attributes);
+      creations.create(backend, key, mangled, creator, signal, expMs, policy, stale, shouldCache, attributes);
     let handOff: AsyncHandOff | undefined;
     if (this.handOffEnabled) {
       handOff = (release) => this.runInBackground(key, () => create(undefined), release);
@@ -564,125 +562,18 @@ export class CacheRegion {
       handOff,
       waitTimeoutMs: this.waitTimeoutMs,
       softTimeoutMs: stale ? policy.timeouts.softMs : undefined,
-      onSoftTimeout: () => this.staleServed(key, attributes),
+      onSoftTimeout: () => creations.staleServed(key, attributes),
     });
     return result.then(
       (value) => {
-        if (started !== 0) this.lockWaited(key, performance.now() - started, attributes);
+        if (started !== 0) creations.lockWaited(key, performance.now() - started, attributes);
         return value;
       },
       (err: unknown) => {
-        if (err instanceof LockTimeoutError) {
-          events.lockTimeouts++;
-          if (events.heard.lockTimeout) events.emit('lockTimeout', { region: this.name, key, attributes });
-        }
+        if (err instanceof LockTimeoutError) creations.lockTimedOut(key, attributes);
         throw err;
       },
     );
-  }
-
-  /** Runs the creator (with hardTimeout), stores its value; on failure serves fail-safe or rethrows. */
-  private async createAndStore<T>(
-    backend: CacheBackend,
-    key: string,
-    mangled: string,
-    creator: (context: CreatorContext) => T | Promise<T>,
-    signal: AbortSignal | undefined,
-    expMs: number,
-    policy: CallPolicy,
-    stale: CachedValue | undefined,
-    shouldCache: ((value: T) => boolean) | undefined,
-    attributes: Readonly<Record<string, string>> | undefined,
-  ): Promise<T> {
-    const events = this.events;
-    const started = this.clock.now();
-    events.creations++;
-    if (events.heard.createStart) events.emit('createStart', { region: this.name, key, attributes });
-    if (signal && events.heard.lockLost) {
-      signal.addEventListener(
-        'abort',
-        () => {
-          if (signal.reason instanceof LockLostError) events.emit('lockLost', { region: this.name, key, attributes });
-        },
-        { once: true },
-      );
-    }
-    const t0 = performance.now();
-    let value: T;
-    try {
-      value = await runCreator((s) => creator({ key, signal: s }), signal, policy.timeouts.hardMs, key);
-    } catch (err) {
-      events.creationErrors++;
-      this.creationEnded(key, attributes, t0, err instanceof CreatorTimeoutError ? 'timeout' : 'error');
-      if (policy.failSafe && stale && this.serveFailSafe(backend, key, mangled, stale, expMs, policy.failSafe, err)) {
-        return stale.payload as T;
-      }
-      throw err;
-    }
-    this.creationEnded(key, attributes, t0, 'ok');
-    if (shouldCache && !shouldCache(value)) return value;
-    const stored = this.newValue(value, started, policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe));
-    await this.write('set', key, () => backend.set(mangled, stored));
-    if (policy.failSafe) this.failSafeState().remember(mangled, stored);
-    return value;
-  }
-
-  /** Fail-safe after a failed creation: serves `stale` if it is recent enough, and throttles the key. */
-  private serveFailSafe(
-    backend: CacheBackend,
-    key: string,
-    mangled: string,
-    stale: CachedValue,
-    expMs: number,
-    failSafe: FailSafePolicy,
-    error: unknown,
-  ): boolean {
-    const now = this.clock.now();
-    if (now > servableUntil(stale, expMs, failSafe)) return false;
-    const throttled = this.failSafeState().throttle(mangled, stale, now, failSafe);
-    // Written back with its retry time, so other processes sharing the backend wait too.
-    this.write('set', key, () => backend.set(mangled, throttled)).catch(() => {});
-    this.events.failSafeServed++;
-    this.staleServed(key, undefined);
-    if (this.events.heard.failSafe) this.events.emit('failSafe', { region: this.name, key, error, throttled: false });
-    return true;
-  }
-
-  private policyFor(options: GetOrCreateOptions<unknown>): CallPolicy {
-    if (options.failSafe === undefined && options.softTimeout === undefined && options.hardTimeout === undefined) {
-      return this.policy;
-    }
-    const failSafe = parseFailSafe(options.failSafe, 'getOrCreate');
-    return {
-      failSafe: failSafe === undefined ? this.policy.failSafe : failSafe || undefined,
-      timeouts: parseTimeouts(options.softTimeout, options.hardTimeout, 'getOrCreate', this.policy.timeouts),
-    };
-  }
-
-  private failSafeState(): FailSafeMemory {
-    this.failSafeMemory ??= new FailSafeMemory();
-    return this.failSafeMemory;
-  }
-
-  private staleServed(key: string, attributes: Readonly<Record<string, string>> | undefined): void {
-    this.events.stale++;
-    if (this.events.heard.stale) this.events.emit('stale', { region: this.name, key, attributes });
-  }
-
-  private lockWaited(key: string, durationMs: number, attributes?: Readonly<Record<string, string>>): void {
-    this.events.lockWaits++;
-    if (this.events.heard.lockWait) this.events.emit('lockWait', { region: this.name, key, durationMs, attributes });
-  }
-
-  private creationEnded(
-    key: string,
-    attributes: Readonly<Record<string, string>> | undefined,
-    t0: number,
-    outcome: CreateOutcome,
-  ): void {
-    const durationMs = performance.now() - t0;
-    this.events.recordDuration(durationMs);
-    if (this.events.heard.create) this.events.emit('create', { region: this.name, key, durationMs, outcome, attributes });
   }
 
   /**
@@ -747,7 +638,7 @@ export class CacheRegion {
     const backend = await this.requireBackend();
     const stored = this.newValue(value);
     const mangled = this.mangle(key);
-    this.failSafeMemory?.remember(mangled, stored);
+    this.creations.memory?.remember(mangled, stored);
     await this.write('set', key, () => backend.set(mangled, stored));
   }
 
@@ -768,7 +659,7 @@ export class CacheRegion {
     checkKey(key);
     const backend = await this.requireBackend();
     const mangled = this.mangle(key);
-    this.failSafeMemory?.forget(mangled);
+    this.creations.memory?.forget(mangled);
     await this.strict(() => backend.delete(mangled), `delete ${JSON.stringify(key)}`);
   }
 
@@ -778,7 +669,7 @@ export class CacheRegion {
     if (keys.length === 0) return;
     const backend = await this.requireBackend();
     const mangled = keys.map((k) => this.mangle(k));
-    for (const m of mangled) this.failSafeMemory?.forget(m);
+    for (const m of mangled) this.creations.memory?.forget(m);
     await this.strict(() => backend.deleteMulti(mangled), `deleteMulti of ${keys.length} keys`);
   }
 
@@ -905,11 +796,11 @@ export class CacheRegion {
     return { state: withinExpiry(ct, expMs, this.clock.now()) ? 'fresh' : 'stale', value };
   }
 
-  private newValue(payload: unknown, started?: number, fs?: number | false): CachedValue {
+  private newValue(payload: unknown, started?: number, fs?: number): CachedValue {
     const now = this.clock.now();
     const ct = Math.max(now, this.stampFloor);
     if (started === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION });
-    if (!fs) return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started });
+    if (fs === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started });
     return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started, fs });
   }
 
@@ -926,7 +817,7 @@ export class CacheRegion {
         const t0 = wait ? performance.now() : 0;
         try {
           const acquired = await mutex.acquire(wait);
-          if (wait) this.lockWaited(key, performance.now() - t0);
+          if (wait) this.creations.lockWaited(key, performance.now() - t0);
           return acquired;
         } catch (err) {
           this.report(err, 'lock', mangled);
@@ -992,7 +883,7 @@ export class CacheRegion {
   /** {@link readFailed} for a getOrCreate read: with fail-safe, the fallback copy of `mangled` if there is one. */
   private getFailed(err: unknown, key: string, mangled: string): CachedValue | NoValue {
     this.readFailed(err, 'get', key);
-    return this.failSafeMemory?.copy(mangled) ?? NO_VALUE;
+    return this.creations.memory?.copy(mangled) ?? NO_VALUE;
   }
 
   private async write(operation: BackendErrorInfo['operation'], key: string | undefined, op: () => Promise<void>): Promise<void> {
@@ -1020,74 +911,4 @@ export class CacheRegion {
       this.onError(error, { operation, key });
     } catch {}
   }
-}
-
-let warned = false;
-function warnOnce(error: BackendError): void {
-  if (warned) return;
-  warned = true;
-  process.emitWarning(
-    `dogpile: a cache backend failed and the region carried on without it (${error.message}). Pass onError to a region to see every failure.`,
-    'DogpileWarning',
-  );
-}
-
-/** Whether a value created at `ct` is still within `expMs` at `now` (NEVER: always; 0: never fresh). */
-function withinExpiry(ct: number, expMs: number, now: number): boolean {
-  return expMs === NEVER || (expMs !== 0 && now - ct <= expMs);
-}
-
-/** Errors that are not a backend failure (a ValidationError, a LockTimeoutError…) pass through. */
-function rethrowIfNotBackendFailure(err: unknown): void {
-  if (err instanceof DogpileError && !(err instanceof BackendError)) throw err;
-}
-
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let result: Promise<void> | undefined;
-  return () => {
-    result ??= fn();
-    return result;
-  };
-}
-
-function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
-
-/** Converts seconds to ms, `null`/`undefined`/`-1` to NEVER; anything else invalid throws. */
-function toExpirationMs(value: unknown, name: string): number {
-  if (value === undefined || value === null || value === -1) return NEVER;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new ValidationError(`${name} must be a number of seconds >= 0, -1 or null (never expires), got ${describe(value)}`);
-  }
-  return value * 1000;
-}
-
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string') throw new ValidationError(`cache keys must be strings, got ${describe(key)}`);
-}
-
-function checkKeys(keys: unknown): asserts keys is string[] {
-  if (!Array.isArray(keys)) throw new ValidationError(`expected an array of keys, got ${describe(keys)}`);
-  for (const key of keys) checkKey(key);
-}
-
-function checkFunction(name: string, value: unknown): void {
-  if (value !== undefined && typeof value !== 'function') {
-    throw new ValidationError(`${name} must be a function, got ${describe(value)}`);
-  }
-}
-
-function checkInvalidator(s: unknown): void {
-  const needed = ['invalidate', 'isInvalidated', 'isHardInvalidated', 'isSoftInvalidated'] as const;
-  for (const m of needed) {
-    if (typeof (s as Record<string, unknown> | null)?.[m] !== 'function') {
-      throw new ValidationError(`regionInvalidator must implement ${m}(), got ${describe(s)}`);
-    }
-  }
-}
-
-function describeBackend(backend: CacheBackend | undefined, loading: Promise<void> | undefined): string {
-  if (backend) return backend.constructor?.name ?? 'backend';
-  return loading ? '(loading)' : '(none)';
 }
