@@ -95,7 +95,8 @@ async function main(): Promise<void> {
   const uninstall = instrumentRegion(regions);
 
   const counts = { ops: 0, errors: 0 };
-  // Counted idle, before the load, and again idle after it.
+  // Counted idle, before the load (once connection set-up has settled), and again idle after it.
+  await sleep(1000);
   const startTimers = timers();
   const startListeners = listeners(regions);
   // The load runs SECONDS after a warm-up (a quarter of SECONDS, at most 30 s) that fills the

@@ -52,7 +52,7 @@ export function runCreator<T>(
   hardMs: number | undefined,
   key: string,
 ): Promise<T> {
-  if (hardMs === undefined) return Promise.resolve().then(() => creator(parent));
+  if (hardMs === undefined) return call(creator, parent);
   const controller = new AbortController();
   const forward = (): void => controller.abort(parent?.reason);
   if (parent?.aborted) forward();
@@ -69,19 +69,26 @@ export function runCreator<T>(
       clearTimeout(timer);
       parent?.removeEventListener('abort', forward);
     };
-    Promise.resolve()
-      .then(() => creator(controller.signal))
-      .then(
-        (value) => {
-          done();
-          resolve(value);
-        },
-        (err: unknown) => {
-          done();
-          reject(err);
-        },
-      );
+    call(creator, controller.signal).then(
+      (value) => {
+        done();
+        resolve(value);
+      },
+      (err: unknown) => {
+        done();
+        reject(err);
+      },
+    );
   });
+}
+
+/** Calls `creator` now; its result (or what it throws) as a promise. */
+function call<T>(creator: (signal: AbortSignal | undefined) => T | Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  try {
+    return Promise.resolve(creator(signal));
+  } catch (err) {
+    return Promise.reject(err);
+  }
 }
 
 function seconds(value: unknown, name: string, where: string, min: number): number | undefined {
