@@ -402,7 +402,8 @@ export class RedisDistributedMutex implements CacheMutex {
     if (!wait) return false;
     const deadline = Date.now() + this.waitMs;
     // Listen for releases before looking again, so none can slip between the look and the wait.
-    await this.backend.listening();
+    // Bounded by the wait: a SUBSCRIBE queued while the server is unreachable may never answer.
+    await settledOrAfter(this.backend.listening(), this.waitMs);
     // What is stored now: different bytes that decode, after a wake, mean the holder's value landed.
     const valueKey = this.valueKey;
     const before = valueKey === undefined ? null : await this.backend.storedBytes(valueKey);
@@ -682,4 +683,16 @@ function checker(kind: Kind, args: Readonly<RedisBackendArguments>): Checker {
       });
     },
   };
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever is first (never rejects). */
+function settledOrAfter(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    promise.then(done, done);
+  });
 }

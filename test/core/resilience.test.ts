@@ -9,6 +9,8 @@ import {
   decodeValue,
   encodeValue,
   jsonSerializer,
+  LockLostError,
+  LockTimeoutError,
   ManualClock,
   MemoryBackend,
   makeRegion,
@@ -156,6 +158,46 @@ describe('events and stats', () => {
     await r.invalidate({ hard: false });
     assert.deepEqual(invalidations, [{ region: 'r', hard: false }]);
     assert.equal(r.stats().lockWaits, 1);
+  });
+
+  it('emits lockTimeout when a waiter gives up, and lockLost when the creator loses its distributed lock', async () => {
+    const r = makeRegion({ name: 'r', lockWaitTimeout: 0.05 }).configure('memory');
+    const timeouts = record(r, 'lockTimeout');
+    const slow = r.getOrCreate('k', () => sleep(200).then(() => 1));
+    await assert.rejects(
+      r.getOrCreate('k', () => 2),
+      LockTimeoutError,
+    );
+    await slow;
+    assert.deepEqual(
+      timeouts.map((t) => t.key),
+      ['k'],
+    );
+    assert.equal(r.stats().lockTimeouts, 1);
+
+    const controller = new AbortController();
+    class LosingBackend extends FlakyBackend {
+      getMutex() {
+        return {
+          acquire: async () => true,
+          release: async () => {},
+          locked: async () => false,
+          signal: controller.signal,
+        };
+      }
+    }
+    const d = makeRegion({ name: 'd' }).configure(new LosingBackend());
+    const lost = record(d, 'lockLost');
+    const value = d.getOrCreate('k', async ({ signal }) => {
+      controller.abort(new LockLostError('lease ran out'));
+      assert.ok(signal?.aborted);
+      return 'v';
+    });
+    assert.equal(await value, 'v');
+    assert.deepEqual(
+      lost.map((l) => [l.region, l.key]),
+      [['d', 'k']],
+    );
   });
 
   it('a throwing listener does not break the call', async () => {
