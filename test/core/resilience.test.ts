@@ -376,6 +376,38 @@ describe('fail-safe', () => {
     assert.equal(await r.getOrCreate('k', () => new Promise(() => {})), 'good');
   });
 
+  it('with softTimeout: stale after the soft bound; a background failure is throttled, not retried per call', async () => {
+    const { region: r, clock } = region({ failSafe, softTimeout: 0.02 });
+    await r.set('k', 'good');
+    clock.advance(11);
+    let calls = 0;
+    const creator = async () => {
+      calls++;
+      await sleep(80);
+      throw new Error('db down');
+    };
+    assert.equal(await r.getOrCreate('k', creator), 'good');
+    assert.ok(await until(() => r.stats().creationErrors === 1, 2000));
+    for (let i = 0; i < 20; i++) assert.equal(await r.getOrCreate('k', creator), 'good');
+    assert.equal(calls, 1);
+  });
+
+  it('with backgroundRefresh: the background creation failing throttles the key too', async () => {
+    const { region: r, clock } = region({ failSafe, backgroundRefresh: true });
+    await r.set('k', 'good');
+    clock.advance(11);
+    let calls = 0;
+    const creator = () => {
+      calls++;
+      throw new Error('db down');
+    };
+    assert.equal(await r.getOrCreate('k', creator), 'good');
+    assert.ok(await until(() => r.stats().creationErrors === 1, 1000));
+    await sleep(20);
+    for (let i = 0; i < 20; i++) assert.equal(await r.getOrCreate('k', creator), 'good');
+    assert.equal(calls, 1);
+  });
+
   it('per call: failSafe false turns it off; a wrapper can turn it on', async () => {
     const { region: r, clock } = region({ failSafe });
     await r.set('k', 'good');
