@@ -810,8 +810,10 @@ export class CacheRegion {
 
   private mutexFor(backend: CacheBackend, mangled: string, key: string): CacheMutex | null {
     const mutex = backend.getMutex?.(mangled) ?? null;
-    if (!mutex || !this.failOpen) return mutex;
-    // Fail open: a lock service that is down must not stop creation (local single-flight remains).
+    if (!mutex) return null;
+    const failOpen = this.failOpen;
+    // Times waits for the lockWait event. Fail open: a lock service that is down must not stop
+    // creation (local single flight remains); fail closed: its error reaches the caller.
     return {
       acquire: async (wait) => {
         const t0 = wait ? performance.now() : 0;
@@ -820,6 +822,7 @@ export class CacheRegion {
           if (wait) this.creations.lockWaited(key, performance.now() - t0);
           return acquired;
         } catch (err) {
+          if (!failOpen) throw err;
           this.report(err, 'lock', mangled);
           return true;
         }
@@ -828,6 +831,7 @@ export class CacheRegion {
         try {
           await mutex.release();
         } catch (err) {
+          if (!failOpen) throw err;
           this.report(err, 'lock', mangled);
         }
       },

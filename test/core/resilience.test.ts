@@ -200,6 +200,28 @@ describe('events and stats', () => {
     );
   });
 
+  it('emits lockWait for a wait on a distributed lock, on fail-closed regions too', async () => {
+    class WaitingBackend extends FlakyBackend {
+      getMutex() {
+        return {
+          acquire: async (wait: boolean) => {
+            if (wait) await sleep(40);
+            return true;
+          },
+          release: async () => {},
+          locked: async () => false,
+        };
+      }
+    }
+    for (const failOpen of [true, false]) {
+      const r = makeRegion({ failOpen }).configure(new WaitingBackend());
+      const waits = record(r, 'lockWait');
+      assert.equal(await r.getOrCreate('k', () => 1), 1);
+      assert.equal(waits.length, 1, `failOpen ${failOpen}`);
+      assert.ok((waits[0]?.durationMs ?? 0) >= 30);
+    }
+  });
+
   it('a throwing listener does not break the call', async () => {
     const { region: r } = region();
     r.on('miss', () => {
