@@ -144,6 +144,52 @@ export class Creations {
     return value;
   }
 
+  /**
+   * The multi-key creation: runs `call` (the creator, given the keys that need values) under
+   * hardTimeout. When it fails and fail-safe can serve a stale value for every one of `keys`
+   * (mangled; `originals` as given), returns those (`served`), throttling each key.
+   */
+  async createMulti<T>(
+    backend: CacheBackend,
+    keys: readonly string[],
+    originals: readonly string[],
+    call: () => readonly T[] | Promise<readonly T[]>,
+    policy: CallPolicy,
+    stale: ReadonlyMap<string, CachedValue> | undefined,
+    expMs: number,
+  ): Promise<{ readonly served: boolean; readonly values: readonly T[] }> {
+    const events = this.events;
+    events.creations++;
+    if (events.heard.createStart) {
+      for (const key of originals) events.emit('createStart', { region: this.host.name, key });
+    }
+    const t0 = performance.now();
+    try {
+      const values = await runCreator(() => call(), undefined, policy.timeouts.hardMs, originals.join(', '));
+      this.endedMulti(originals, t0, 'ok');
+      return { served: false, values };
+    } catch (err) {
+      events.creationErrors++;
+      this.endedMulti(originals, t0, err instanceof CreatorTimeoutError ? 'timeout' : 'error');
+      const failSafe = policy.failSafe;
+      const now = this.host.clock.now();
+      const all =
+        failSafe !== undefined &&
+        stale !== undefined &&
+        keys.every((k) => {
+          const v = stale.get(k);
+          return v !== undefined && now <= servableUntil(v, expMs, failSafe);
+        });
+      if (!all) throw err;
+      const values = keys.map((k, i) => {
+        const v = stale.get(k) as CachedValue;
+        this.serveFailSafe(backend, originals[i] as string, k, v, expMs, failSafe, err);
+        return v.payload as T;
+      });
+      return { served: true, values };
+    }
+  }
+
   /** Counts and reports a stale value returned. */
   staleServed(key: string, attributes: Attributes): void {
     this.events.stale++;
@@ -187,6 +233,13 @@ export class Creations {
     this.staleServed(key, undefined);
     if (this.events.heard.failSafe) this.events.emit('failSafe', { region: this.host.name, key, error, throttled: false });
     return true;
+  }
+
+  private endedMulti(keys: readonly string[], t0: number, outcome: CreateOutcome): void {
+    const durationMs = performance.now() - t0;
+    this.events.recordDuration(durationMs);
+    if (!this.events.heard.create) return;
+    for (const key of keys) this.events.emit('create', { region: this.host.name, key, durationMs, outcome });
   }
 
   private ended(key: string, attributes: Attributes, t0: number, outcome: CreateOutcome): void {

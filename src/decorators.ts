@@ -26,7 +26,12 @@ export interface WrappableRegion {
   getOrCreateMulti<T>(
     keys: readonly string[],
     creator: (...keys: string[]) => readonly T[] | Promise<readonly T[]>,
-    options?: { expirationTime?: number | null | undefined; shouldCacheFn?: ((value: T) => boolean) | undefined },
+    options?: {
+      expirationTime?: number | null | undefined;
+      shouldCacheFn?: ((value: T) => boolean) | undefined;
+      failSafe?: FailSafeOptions | false | undefined;
+      hardTimeout?: number | null | undefined;
+    },
   ): Promise<T[]>;
   get<T = unknown>(key: string, options?: { expirationTime?: number | null | undefined }): Promise<T | NoValue>;
   getMulti<T = unknown>(
@@ -55,17 +60,16 @@ export interface CacheOnArgumentsOptions {
   toStr?: ToStr;
   /** Overrides the region's key generator for this function. */
   functionKeyGenerator?: FunctionKeyGenerator;
-  /** Overrides the region's `failSafe` for this function (`false`: off). Single-key wrappers only. */
+  /** Overrides the region's `failSafe` for this function (`false`: off). */
   failSafe?: FailSafeOptions | false;
   /** Overrides the region's `softTimeout` (seconds, `null`: none). Single-key wrappers only. */
   softTimeout?: CreatorTimeoutOptions['softTimeout'];
-  /** Overrides the region's `hardTimeout` (seconds, `null`: none). Single-key wrappers only. */
+  /** Overrides the region's `hardTimeout` (seconds, `null`: none). */
   hardTimeout?: CreatorTimeoutOptions['hardTimeout'];
 }
 
 /** Options of `region.cacheMultiOnArguments()`. */
-export interface CacheMultiOnArgumentsOptions
-  extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator' | 'failSafe' | 'softTimeout' | 'hardTimeout'> {
+export interface CacheMultiOnArgumentsOptions extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator' | 'softTimeout'> {
   /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. */
   asDict?: boolean;
   /** Overrides the region's multi key generator for this function. */
@@ -203,7 +207,7 @@ export function makeCacheMultiOnArguments<D extends boolean>(
   options: CacheMultiOnArgumentsOptions,
 ): CacheMultiOnArgumentsDecorator<D> {
   checkOptions(options, 'cacheMultiOnArguments');
-  const { namespace, toStr, asDict = false } = options;
+  const { namespace, toStr, asDict = false, failSafe, hardTimeout } = options;
   const userShouldCache = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
   const generator = options.functionMultiKeyGenerator ?? region.functionMultiKeyGenerator;
   const expiration = expirationReader(options.expirationTime);
@@ -261,6 +265,8 @@ export function makeCacheMultiOnArguments<D extends boolean>(
       const values = await region.getOrCreateMulti<unknown>(keys, (...missing) => callFor(this, missing, argOf), {
         expirationTime: expiration(),
         shouldCacheFn,
+        failSafe,
+        hardTimeout,
       });
       return shape(args, values);
     };
@@ -317,11 +323,9 @@ function checkOptions(options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOp
       throw new ValidationError(`${where}: ${name} must be a function, got ${describe(value)}`);
     }
   }
-  if (where === 'cacheOnArguments') {
-    const o = options as CacheOnArgumentsOptions;
-    parseFailSafe(o.failSafe, where);
-    parseTimeouts(o.softTimeout, o.hardTimeout, where);
-  }
+  const o = options as CacheOnArgumentsOptions;
+  parseFailSafe(o.failSafe, where);
+  parseTimeouts(where === 'cacheOnArguments' ? o.softTimeout : undefined, o.hardTimeout, where);
   const exp = options.expirationTime;
   if (exp !== undefined && exp !== null && typeof exp !== 'function' && (typeof exp !== 'number' || !(exp >= 0 || exp === -1))) {
     throw new ValidationError(`${where}: expirationTime must be seconds >= 0, -1, null or a function, got ${describe(exp)}`);

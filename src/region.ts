@@ -37,7 +37,7 @@ import {
   makeCacheOnArguments,
 } from './decorators.js';
 import { type RegionEventName, RegionEvents, type RegionListener, type RegionStats } from './events.js';
-import type { FailSafeOptions } from './failsafe.js';
+import { type FailSafeOptions, fallbackDeadline } from './failsafe.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
   functionKeyGenerator as defaultKeyGenerator,
@@ -161,7 +161,7 @@ export interface GetOrCreateOptions<T> {
   shouldCacheFn?: (value: T) => boolean;
   /** Overrides the region's `failSafe` for this call (`false`: off). */
   failSafe?: FailSafeOptions | false;
-  /** Overrides the region's `softTimeout` (seconds; `null`: none). */
+  /** Overrides the region's `softTimeout` (seconds; `null`: none). Not used by getOrCreateMulti. */
   softTimeout?: number | null;
   /** Overrides the region's `hardTimeout` (seconds; `null`: none). */
   hardTimeout?: number | null;
@@ -597,9 +597,20 @@ export class CacheRegion {
     const mangledKeys = keys.map((k) => this.mangle(k));
     const originalOf = new Map(mangledKeys.map((m, i) => [m, keys[i] as string]));
     const mangled = [...originalOf.keys()].sort();
+    const creations = this.creations;
+    const policy = creations.policyFor(options);
+    // With fail-safe: the stale values seen, to serve if the creator fails; throttled keys read as fresh.
+    const staleOf = policy.failSafe ? new Map<string, CachedValue>() : undefined;
     const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
       const found = await this.read('getMulti', undefined, () => backend.getMulti([...ks]));
-      return ks.map((_, i) => this.lookup<T>(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs));
+      return ks.map((k, i) => {
+        const v = found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE);
+        const lookup = this.lookup<T>(v, expMs);
+        if (staleOf === undefined || lookup.state !== 'stale') return lookup;
+        staleOf.set(k, v as CachedValue);
+        const throttled = creations.servesThrottled(policy, originalOf.get(k) ?? k, k, v as CachedValue, undefined);
+        return throttled ? { state: 'fresh', value: lookup.value } : lookup;
+      });
     };
     const shouldCache = options?.shouldCacheFn;
     const values = await this.lock.getOrCreateMulti<T>(await readMulti(mangled), {
@@ -609,7 +620,9 @@ export class CacheRegion {
       createMulti: async (ks) => {
         const started = this.clock.now();
         const originals = ks.map((k) => originalOf.get(k) as string);
-        const created = await creator(...originals);
+        const made = await creations.createMulti(backend, ks, originals, () => creator(...originals), policy, staleOf, expMs);
+        if (made.served) return made.values as T[];
+        const created = made.values;
         if (!Array.isArray(created) || created.length !== ks.length) {
           throw new ValidationError(
             `getOrCreateMulti: creator must return an array of ${ks.length} values (one per key it was given), got ${describe(created)}`,
@@ -618,9 +631,11 @@ export class CacheRegion {
         const entries = new Map<string, CachedValue>();
         ks.forEach((k, i) => {
           const value = created[i] as T;
-          if (!shouldCache || shouldCache(value)) entries.set(k, this.newValue(value, started));
+          const fs = policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe);
+          if (!shouldCache || shouldCache(value)) entries.set(k, this.newValue(value, started, fs || undefined));
         });
         if (entries.size) await this.write('setMulti', undefined, () => backend.setMulti(entries));
+        if (policy.failSafe) for (const [k, v] of entries) creations.failSafe().remember(k, v);
         return created as T[];
       },
       waitTimeoutMs: this.waitTimeoutMs,

@@ -457,6 +457,42 @@ describe('fail-safe', () => {
     await assert.rejects(noFs(1), /db down/);
   });
 
+  it('getOrCreateMulti and cacheMultiOnArguments: stale values for every key instead of the error, then throttled', async () => {
+    const { region: r, clock } = region({ failSafe });
+    await r.setMulti({ a: 'A', b: 'B' });
+    clock.advance(11);
+    let calls = 0;
+    const failingMulti = () => {
+      calls++;
+      throw new Error('db down');
+    };
+    assert.deepEqual(await r.getOrCreateMulti(['a', 'b'], failingMulti), ['A', 'B']);
+    assert.deepEqual(await r.getOrCreateMulti(['b', 'a'], failingMulti), ['B', 'A']);
+    assert.equal(calls, 1, 'throttled keys are not created again before retryAfter');
+    // A key without a stale value: the error reaches the caller.
+    await assert.rejects(r.getOrCreateMulti(['a', 'c'], failingMulti), /db down/);
+
+    const { region: w, clock: c2 } = region();
+    let fail = false;
+    const load = w.cacheMultiOnArguments({ failSafe })(function loadMany(...ids: number[]) {
+      if (fail) throw new Error('db down');
+      return ids.map((id) => `row ${id}`);
+    });
+    assert.deepEqual(await load(1, 2), ['row 1', 'row 2']);
+    c2.advance(11);
+    fail = true;
+    assert.deepEqual(await load(1, 2), ['row 1', 'row 2']);
+    assert.throws(() => w.cacheMultiOnArguments({ hardTimeout: 0 }), /cacheMultiOnArguments: hardTimeout/);
+  });
+
+  it('getOrCreateMulti honours hardTimeout', async () => {
+    const { region: r } = region({ hardTimeout: 0.03 });
+    await assert.rejects(
+      r.getOrCreateMulti(['a'], () => new Promise<string[]>(() => {})),
+      CreatorTimeoutError,
+    );
+  });
+
   it('the envelope carries the fallback deadline and the retry time through a byte backend', async () => {
     const { region: r, clock } = region({ failSafe });
     await r.getOrCreate('k', () => 'good');
