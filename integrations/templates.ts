@@ -373,7 +373,7 @@ export class TemplateCache extends EventEmitter {
           created = String(await render());
           return created;
         },
-        options?.expire === undefined ? undefined : { expirationTime: options.expire },
+        regionCallOptions(region, key, options),
       )
       .then(undefined, (err: unknown) => this.recover(err, key, created, render));
   }
@@ -409,7 +409,7 @@ export class TemplateCache extends EventEmitter {
           created = String(await render());
           return created;
         },
-        options?.expire === undefined ? undefined : { expirationTime: options.expire },
+        regionCallOptions(region, key, options),
       )
       .then(
         (html) => done(null, html),
@@ -535,6 +535,37 @@ function isRegion(value: unknown): value is CacheRegion {
     typeof (value as CacheRegion).getOrCreate === 'function' &&
     typeof (value as CacheRegion).configure === 'function'
   );
+}
+
+/**
+ * The region call options of one fragment: its `expire`, and `{ template, block }` attributes when
+ * somebody listens for the region's hit/miss events (nothing is built otherwise).
+ */
+function regionCallOptions(
+  region: CacheRegion,
+  key: string,
+  options: FragmentOptions | undefined,
+): { expirationTime?: number | null; attributes?: Readonly<Record<string, string>> } | undefined {
+  const expire = options?.expire;
+  if (region.listenerCount('hit') + region.listenerCount('miss') > 0) {
+    const attributes = fragmentAttributes(key);
+    return expire === undefined ? { attributes } : { expirationTime: expire, attributes };
+  }
+  return expire === undefined ? undefined : { expirationTime: expire };
+}
+
+/**
+ * `{ template, block }` of a key built by {@link TemplateCache.fragmentKey} (`engine|template|block|args`),
+ * for the region's hit/miss events; undefined for keys of another shape.
+ */
+function fragmentAttributes(key: string): Readonly<Record<string, string>> | undefined {
+  const a = key.indexOf('|');
+  const b = key.indexOf('|', a + 1);
+  const c = key.indexOf('|', b + 1);
+  if (a < 0 || b < 0 || c < 0) return undefined;
+  const id = key.slice(a + 1, b);
+  const at = id.lastIndexOf('@');
+  return { template: at > 0 ? id.slice(0, at) : id, block: key.slice(b + 1, c) };
 }
 
 function isCacheFailure(err: unknown): err is DogpileError {

@@ -26,6 +26,16 @@ export interface CacheMetadata {
    * invalidations on read. Absent when the value has none.
    */
   readonly tags?: readonly string[];
+  /**
+   * Fail-safe: until when (ms since the epoch) the value may be served as a fallback when its
+   * regeneration fails (`ct + expirationTime + failSafe.maxStale`). Written only with fail-safe on.
+   */
+  readonly fs?: number;
+  /**
+   * Fail-safe throttle: no process calls the creator for this value before this time (ms since the
+   * epoch); the stale value is served instead. Written back after a failed regeneration.
+   */
+  readonly ra?: number;
 }
 
 /** A payload with its metadata: what backends store and return. */
@@ -113,6 +123,12 @@ export interface BackendContext {
   readonly regionName: string | undefined;
   /** The region's expiration in seconds (null: never), so a store TTL can be checked against it. */
   readonly expirationTime?: number | null;
+  /**
+   * The shortest physical TTL, in seconds, that lets the region serve its values as it is set up
+   * (`expirationTime + failSafe.maxStale` with fail-safe on). A store with a configured TTL below
+   * it raises its TTL to it. Absent: no requirement.
+   */
+  readonly minimumTtl?: number;
 }
 
 /** Creates a backend from its `arguments` object (which it must not mutate). */
@@ -164,6 +180,14 @@ export class ValidationError extends DogpileError {
 export class LockTimeoutError extends DogpileError {
   /** Names the class in stack traces and `String(error)`. */
   override name = 'LockTimeoutError';
+}
+
+/**
+ * A creation ran longer than its `hardTimeout`: the creator's `signal` is aborted with this as its
+ * reason, and callers get it (or, with fail-safe, the stale value).
+ */
+export class CreatorTimeoutError extends DogpileError {
+  override name = 'CreatorTimeoutError';
 }
 
 /** `err` as a BackendError: an existing one unchanged, anything else wrapped as `<what>: <message>`. */

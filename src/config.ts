@@ -1,8 +1,29 @@
-// configureFromConfig: reads a flat config object (process.env, an ini file) into configure()
-// options, coercing string values.
+// configure() options, and configureFromConfig: reads a flat config object (process.env, an ini
+// file) into configure() options, coercing string values.
 
 import { describe, ValidationError } from './api.js';
-import type { ConfigureOptions } from './region.js';
+import type { RegionInvalidationStrategy } from './invalidation.js';
+import type { ProxySpec } from './proxies.js';
+
+/**
+ * Options of `CacheRegion.configure`. `A` is the backend's arguments type: for a built-in backend
+ * name it comes from `BackendArgumentsMap`, so a misspelled argument fails typecheck.
+ */
+export interface ConfigureOptions<A extends object = Readonly<Record<string, unknown>>> {
+  /** Seconds until a value is stale. `null`, absent or `-1`: never. `0`: always. */
+  expirationTime?: number | null;
+  /** Passed to the backend factory; never mutated. An argument the backend does not know is a ValidationError. */
+  arguments?: Readonly<A>;
+  /** Proxies around the backend; the first is the outermost. Default none. */
+  wrap?: readonly ProxySpec[];
+  /** Allows configuring a region that already has a backend. Default false. */
+  replaceExistingBackend?: boolean;
+  /**
+   * Custom invalidation (for example one shared through the backend). Default: a process-local
+   * `DefaultInvalidationStrategy`.
+   */
+  regionInvalidator?: RegionInvalidationStrategy;
+}
 
 const INT = /^[-+]?\d+$/;
 const FLOAT = /^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$/;

@@ -4,10 +4,57 @@
 // as a standard (TC39) method decorator.
 
 import { describe, NO_VALUE, type NoValue, ValidationError } from './api.js';
+import { type CreatorTimeoutOptions, parseTimeouts } from './creator-timeouts.js';
+import { type FailSafeOptions, parseFailSafe } from './failsafe.js';
 import type { FunctionKeyGenerator, FunctionMultiKeyGenerator, KeyFunction, MultiKeyFunction, ToStr } from './keys.js';
 import { MULTI_WRAPPER_OPTION_NAMES, WRAPPER_OPTION_NAMES } from './options.js';
-import type { CacheRegion } from './region.js';
 import { checkKnownNames } from './validate.js';
+
+/** What the wrappers need of a region (CacheRegion has it; typed here so this module does not import region.ts). */
+export interface WrappableRegion {
+  /** Builds single-function keys. */
+  readonly functionKeyGenerator: FunctionKeyGenerator;
+  /** Builds multi-function keys. */
+  readonly functionMultiKeyGenerator: FunctionMultiKeyGenerator;
+  /** See `CacheRegion.getOrCreate`. */
+  getOrCreate<T>(
+    key: string,
+    creator: () => T | Promise<T>,
+    options?: {
+      expirationTime?: number | null | undefined;
+      shouldCacheFn?: ((value: T) => boolean) | undefined;
+      failSafe?: FailSafeOptions | false | undefined;
+      softTimeout?: number | null | undefined;
+      hardTimeout?: number | null | undefined;
+    },
+  ): Promise<T>;
+  /** See `CacheRegion.getOrCreateMulti`. */
+  getOrCreateMulti<T>(
+    keys: readonly string[],
+    creator: (...keys: string[]) => readonly T[] | Promise<readonly T[]>,
+    options?: {
+      expirationTime?: number | null | undefined;
+      shouldCacheFn?: ((value: T) => boolean) | undefined;
+      failSafe?: FailSafeOptions | false | undefined;
+      hardTimeout?: number | null | undefined;
+    },
+  ): Promise<T[]>;
+  /** See `CacheRegion.get`. */
+  get<T = unknown>(key: string, options?: { expirationTime?: number | null | undefined }): Promise<T | NoValue>;
+  /** See `CacheRegion.getMulti`. */
+  getMulti<T = unknown>(
+    keys: readonly string[],
+    options?: { expirationTime?: number | null | undefined },
+  ): Promise<(T | NoValue)[]>;
+  /** See `CacheRegion.set`. */
+  set(key: string, value: unknown): Promise<void>;
+  /** See `CacheRegion.setMulti`. */
+  setMulti(entries: ReadonlyMap<string, unknown>): Promise<void>;
+  /** See `CacheRegion.delete`. */
+  delete(key: string): Promise<void>;
+  /** See `CacheRegion.deleteMulti`. */
+  deleteMulti(keys: readonly string[]): Promise<void>;
+}
 
 type MaybePromise<T> = T | Promise<T>;
 /** An expiration in seconds, or a function read on every call (for example "until midnight"). */
@@ -39,11 +86,17 @@ export interface CacheOnArgumentsOptions<V = UncheckedValue> {
   toStr?: ToStr;
   /** Overrides the region's key generator for this function. Default: the region's. */
   functionKeyGenerator?: FunctionKeyGenerator;
+  /** Overrides the region's `failSafe` for this function (`false`: off). */
+  failSafe?: FailSafeOptions | false;
+  /** Overrides the region's `softTimeout` (seconds, `null`: none). Single-key wrappers only. */
+  softTimeout?: CreatorTimeoutOptions['softTimeout'];
+  /** Overrides the region's `hardTimeout` (seconds, `null`: none). */
+  hardTimeout?: CreatorTimeoutOptions['hardTimeout'];
 }
 
 /** Options of `region.cacheMultiOnArguments()`. `V` is one value (shouldCacheFn is called per value). */
 export interface CacheMultiOnArgumentsOptions<V = UncheckedValue>
-  extends Omit<CacheOnArgumentsOptions<V>, 'functionKeyGenerator'> {
+  extends Omit<CacheOnArgumentsOptions<V>, 'functionKeyGenerator' | 'softTimeout'> {
   /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. Default false. */
   asDict?: boolean;
   /** Overrides the region's multi key generator for this function. Default: the region's. */
@@ -124,9 +177,9 @@ export type CacheMultiOnArgumentsDecorator<D extends boolean, W = UncheckedValue
 
 type AnyFn = (this: unknown, ...args: unknown[]) => unknown;
 
-export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgumentsOptions): CacheOnArgumentsDecorator {
+export function makeCacheOnArguments(region: WrappableRegion, options: CacheOnArgumentsOptions): CacheOnArgumentsDecorator {
   checkOptions(options, 'cacheOnArguments');
-  const { namespace, toStr } = options;
+  const { namespace, toStr, failSafe, softTimeout, hardTimeout } = options;
   const shouldCacheFn = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
   const generator = options.functionKeyGenerator ?? region.functionKeyGenerator;
   const expiration = expirationReader(options.expirationTime);
@@ -158,6 +211,9 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
       return region.getOrCreate(key, () => fn.apply(this, args), {
         expirationTime: expiration(),
         shouldCacheFn,
+        failSafe,
+        softTimeout,
+        hardTimeout,
       });
     };
     keepIdentity(wrapper, fn);
@@ -187,11 +243,11 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
 }
 
 export function makeCacheMultiOnArguments<D extends boolean>(
-  region: CacheRegion,
+  region: WrappableRegion,
   options: CacheMultiOnArgumentsOptions,
 ): CacheMultiOnArgumentsDecorator<D> {
   checkOptions(options, 'cacheMultiOnArguments');
-  const { namespace, toStr, asDict = false } = options;
+  const { namespace, toStr, asDict = false, failSafe, hardTimeout } = options;
   const userShouldCache = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
   const generator = options.functionMultiKeyGenerator ?? region.functionMultiKeyGenerator;
   const expiration = expirationReader(options.expirationTime);
@@ -251,6 +307,8 @@ export function makeCacheMultiOnArguments<D extends boolean>(
       const values = await region.getOrCreateMulti<unknown>(keys, (...missing) => callFor(this, missing, argOf), {
         expirationTime: expiration(),
         shouldCacheFn,
+        failSafe,
+        hardTimeout,
       });
       return shape(args, values);
     };
@@ -316,6 +374,9 @@ function checkOptions(options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOp
       throw new ValidationError(`${where}: ${name} must be a function, got ${describe(value)}`);
     }
   }
+  const o = options as CacheOnArgumentsOptions;
+  parseFailSafe(o.failSafe, where);
+  parseTimeouts(where === 'cacheOnArguments' ? o.softTimeout : undefined, o.hardTimeout, where);
   const exp = options.expirationTime;
   if (exp !== undefined && exp !== null && typeof exp !== 'function' && (typeof exp !== 'number' || !(exp >= 0 || exp === -1))) {
     throw new ValidationError(`${where}: expirationTime must be seconds >= 0, -1, null or a function, got ${describe(exp)}`);

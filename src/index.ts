@@ -9,6 +9,7 @@ export {
   type CacheMetadata,
   type CacheMutex,
   type Clock,
+  CreatorTimeoutError,
   DogpileError,
   LockLostError,
   LockTimeoutError,
@@ -41,8 +42,10 @@ export {
   type RedisSentinelBackendArguments,
   type RedisSingleBackendArguments,
 } from './backends/redis.js';
+export { type BreakerOptions, type BreakerState, CircuitOpenError } from './breaker.js';
 export { coarseClock, ManualClock, systemClock } from './clock.js';
 export { coerceValue } from './config.js';
+export type { CreatorTimeoutOptions } from './creator-timeouts.js';
 export type {
   CachedFunction,
   CachedMultiFunction,
@@ -52,7 +55,24 @@ export type {
   CacheOnArgumentsOptions,
   ExpirationOption,
   UncheckedValue,
+  WrappableRegion,
 } from './decorators.js';
+export type {
+  BackendErrorEvent,
+  BreakerEvent,
+  CreateEvent,
+  CreateOutcome,
+  FailSafeEvent,
+  InvalidateEvent,
+  KeyEvent,
+  LockWaitEvent,
+  RegionEventBase,
+  RegionEventMap,
+  RegionEventName,
+  RegionListener,
+  RegionStats,
+} from './events.js';
+export type { FailSafeOptions } from './failsafe.js';
 export {
   DefaultInvalidationStrategy,
   type RegionInvalidationStrategy,

@@ -6,6 +6,8 @@
 //                      stale value at once (an async runner lets even the winner return it at once).
 //   no value        -> the first caller to win the lock creates; every other caller waits for it.
 //   creator throws  -> the error reaches the callers waiting on that creation; the lock is freed.
+//   soft timeout    -> with a stale value, the owner returns it once the creation has run that
+//                      long; the creation goes on and the lock is freed when it lands.
 // Two layers give this. In front, a per-process map of flights: the first local caller for a key
 // owns the flight and all other local callers attach to it, so 1,000 local callers make one lock
 // round-trip. Behind it, the backend's mutex (if it has one) arbitrates between processes. Having
@@ -38,6 +40,10 @@ export interface DogpileRun<T> {
   readonly handOff?: AsyncHandOff | undefined;
   /** Upper bound, in ms, for any wait on another caller's creation. */
   readonly waitTimeoutMs: number;
+  /** With a stale value, the owner returns it after this many ms and the creation goes on. */
+  readonly softTimeoutMs?: number | undefined;
+  /** Told when the soft timeout made the owner return the stale value. */
+  onSoftTimeout?(): void;
 }
 
 /** Everything one get-or-create-multi needs from the region. Keys are unique, mangled, sorted. */
@@ -113,6 +119,16 @@ export class DogpileLock {
         handedOff = true;
         run.handOff(release);
         return current.value;
+      }
+      if (current.state === 'stale' && run.softTimeoutMs !== undefined) {
+        const creating = run.create(mutex.signal);
+        if (!(await settlesWithin(creating, run.softTimeoutMs))) {
+          handedOff = true;
+          creating.then(release, release);
+          run.onSoftTimeout?.();
+          return current.value;
+        }
+        return await creating;
       }
       return await run.create(mutex.signal);
     } finally {
@@ -208,11 +224,23 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
-/** Waits for `promise`, but no longer than `ms`; then rejects with a {@link LockTimeoutError}. */
+/** Whether `promise` settles (either way) within `ms`. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const settled = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
+}
+
 function lockTimeout(key: string, ms: number): LockTimeoutError {
   return new LockTimeoutError(`gave up waiting for the creation of ${JSON.stringify(key)} after ${ms} ms`);
 }
 
+/** Waits for `promise`, but no longer than `ms`; then rejects with a {@link LockTimeoutError}. */
 function boundedWait<T>(promise: Promise<T>, ms: number, key: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -10,6 +10,7 @@ import {
   type Clock,
   DogpileError,
   describe,
+  LockTimeoutError,
   NO_VALUE,
   type NoValue,
   RegionAlreadyConfiguredError,
@@ -23,8 +24,11 @@ import {
 } from './api.js';
 import type { BackendArgumentsMap, BuiltinBackendName } from './backend-arguments.js';
 import type { ProxyBackend } from './backends/base.js';
+import { type BreakerOptions, CircuitOpenError, GuardedBackend, parseBackendTimeout, parseBreaker } from './breaker.js';
 import { coarseClock } from './clock.js';
-import { coerceConfig } from './config.js';
+import { type ConfigureOptions, coerceConfig } from './config.js';
+import { type CallPolicy, Creations } from './creation.js';
+import type { CreatorTimeoutOptions } from './creator-timeouts.js';
 import {
   type CacheMultiOnArgumentsDecorator,
   type CacheMultiOnArgumentsOptions,
@@ -34,6 +38,8 @@ import {
   makeCacheOnArguments,
   type UncheckedValue,
 } from './decorators.js';
+import { type RegionEventName, RegionEvents, type RegionListener, type RegionStats } from './events.js';
+import { type FailSafeOptions, fallbackDeadline } from './failsafe.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
   functionKeyGenerator as defaultKeyGenerator,
@@ -45,13 +51,36 @@ import {
 import { type AsyncHandOff, DogpileLock, type Lookup, MISSING } from './lock.js';
 import { checkConfigureOptionNames, checkRegionOptionNames } from './options.js';
 import { claimProxies, type ProxySpec, toProxy } from './proxies.js';
+import {
+  backendKeyMangler,
+  badMangledKey,
+  badShouldCacheFn,
+  checkFunction,
+  checkInvalidator,
+  checkKey,
+  checkKeys,
+  describeBackend,
+  inRequestOrder,
+  isPlainRecord,
+  isPromise,
+  NEVER,
+  once,
+  rethrowIfNotBackendFailure,
+  toExpirationMs,
+  warnOnce,
+  withinExpiry,
+} from './region-checks.js';
 import { lookupBackend } from './registry.js';
 import { defaultSerializer } from './serialization.js';
 import { checkSeconds } from './validate.js';
 
+export type { ConfigureOptions } from './config.js';
 export type { ProxySpec } from './proxies.js';
 
-/** What a creator receives: the key, and a signal aborted if the distributed lock is lost. */
+/**
+ * What a creator receives: the key, and a signal aborted if the distributed lock is lost (reason
+ * LockLostError) or `hardTimeout` passes (reason CreatorTimeoutError).
+ */
 export interface CreatorContext {
   /** The key being created, as the caller gave it (before the region's key mangler). */
   readonly key: string;
@@ -84,7 +113,7 @@ export interface BackendErrorInfo {
 }
 
 /** Options of {@link makeRegion}. All optional. */
-export interface RegionOptions {
+export interface RegionOptions extends CreatorTimeoutOptions {
   /** A label, used in messages and passed to backends. Default none. */
   name?: string;
   /** Builds keys for {@link CacheRegion.cacheOnArguments}. Default {@link defaultKeyGenerator}. */
@@ -123,26 +152,24 @@ export interface RegionOptions {
   onError?: (error: BackendError, info: BackendErrorInfo) => void;
   /** Time source for expiry (ms since the epoch). Default: a coarse wall clock. */
   clock?: Clock;
-}
-
-/**
- * Options of {@link CacheRegion.configure}. `A` is the backend's arguments type: for a built-in
- * backend name it comes from {@link BackendArgumentsMap}, so a misspelled argument fails typecheck.
- */
-export interface ConfigureOptions<A extends object = Readonly<Record<string, unknown>>> {
-  /** Seconds until a value is stale. `null`, absent or `-1`: never. `0`: always. */
-  expirationTime?: number | null;
-  /** Passed to the backend factory; never mutated. An argument the backend does not know is a ValidationError. */
-  arguments?: Readonly<A>;
-  /** Proxies around the backend; the first is the outermost. Default none. */
-  wrap?: readonly ProxySpec[];
-  /** Allows configuring a region that already has a backend. Default false. */
-  replaceExistingBackend?: boolean;
   /**
-   * Custom invalidation (for example one shared through the backend). Default: a process-local
-   * {@link DefaultInvalidationStrategy}.
+   * Fail-safe (default off): when a creation fails (throws, or hits `hardTimeout`) and a value
+   * exists that expired at most `maxStale` seconds ago, callers get it instead of the error, and
+   * the creator is not called again for that key before `retryAfter` seconds. See README.
    */
-  regionInvalidator?: RegionInvalidationStrategy;
+  failSafe?: FailSafeOptions;
+  /**
+   * Circuit breaker for the backend (default off): after `failures` consecutive failed backend
+   * operations, the backend is not called for `duration` seconds (reads miss, writes are skipped,
+   * no distributed lock), then one probe decides.
+   */
+  breaker?: BreakerOptions;
+  /**
+   * Upper bound, in seconds, for any backend operation (default none: the backend's own bounds,
+   * such as redis `commandTimeout`, 5 s, and memcached `timeout`, 2 s). A read that takes longer
+   * is a miss on a fail-open region; a write is skipped.
+   */
+  backendTimeout?: number | null;
 }
 
 /** Per-read options. */
@@ -159,9 +186,16 @@ export interface GetOrCreateOptions<T> {
   expirationTime?: number | null;
   /** When it returns false the value is returned to the waiting callers but not stored. Default: store every value. */
   shouldCacheFn?: (value: T) => boolean;
+  /** Overrides the region's `failSafe` for this call (`false`: off). */
+  failSafe?: FailSafeOptions | false;
+  /** Overrides the region's `softTimeout` (seconds; `null`: none). Not used by getOrCreateMulti. */
+  softTimeout?: number | null;
+  /** Overrides the region's `hardTimeout` (seconds; `null`: none). */
+  hardTimeout?: number | null;
+  /** Attributes added to this call's event payloads (the template layer sets `template`, `block`). */
+  attributes?: Readonly<Record<string, string>>;
 }
 
-const NEVER = -1;
 const DEFAULT_LOCK_WAIT_SECONDS = 30;
 
 /** Creates a {@link CacheRegion}; configure it before use. */
@@ -200,6 +234,10 @@ export class CacheRegion {
   private readonly failOpen: boolean;
   private readonly handOffEnabled: boolean;
   private readonly onError: (error: BackendError, info: BackendErrorInfo) => void;
+  private readonly events: RegionEvents;
+  private readonly creations: Creations;
+  private readonly breaker: { failures: number; durationMs: number } | undefined;
+  private readonly backendTimeoutMs: number | undefined;
 
   constructor(options: RegionOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -233,6 +271,45 @@ export class CacheRegion {
     this.failOpen = options.failOpen ?? true;
     this.onError = options.onError ?? warnOnce;
     this.invalidator = new DefaultInvalidationStrategy(this.clock);
+    const policy = Creations.parse(options);
+    this.breaker = parseBreaker(options.breaker);
+    this.backendTimeoutMs = parseBackendTimeout(options.backendTimeout);
+    this.events = new RegionEvents(this.name);
+    this.creations = new Creations(
+      {
+        name: this.name,
+        clock: this.clock,
+        stamp: (payload, started, fs) => this.newValue(payload, started, fs),
+        write: (key, op) => this.write('set', key, op),
+      },
+      this.events,
+      policy,
+    );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Events and stats
+
+  /** Adds a listener for a region event (see README, "Events"). Returns the region. */
+  on<E extends RegionEventName>(event: E, listener: RegionListener<E>): this {
+    this.events.on(event, listener);
+    return this;
+  }
+
+  /** Removes a listener added with {@link on}. Returns the region. */
+  off<E extends RegionEventName>(event: E, listener: RegionListener<E>): this {
+    this.events.off(event, listener);
+    return this;
+  }
+
+  /** Number of listeners for `event`. */
+  listenerCount(event: RegionEventName): number {
+    return this.events.listenerCount(event);
+  }
+
+  /** Counters since the region was made, for health endpoints. */
+  stats(): RegionStats {
+    return this.events.snapshot();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -280,6 +357,9 @@ export class CacheRegion {
         serializer: this.serializer,
         regionName: this.name,
         expirationTime: expirationMs === NEVER ? null : expirationMs / 1000,
+        ...(this.creations.policy.failSafe && expirationMs !== NEVER
+          ? { minimumTtl: (expirationMs + this.creations.policy.failSafe.maxStaleMs) / 1000 }
+          : {}),
       });
     } else if (backend && typeof backend === 'object' && typeof backend.get === 'function') {
       made = backend;
@@ -380,7 +460,15 @@ export class CacheRegion {
   /** The value under `key`, or {@link NO_VALUE} when missing, expired or invalidated. */
   async get<T = unknown>(key: string, options?: GetOptions): Promise<T | NoValue> {
     const found = await this.readUsable(key, options);
-    return found === NO_VALUE ? NO_VALUE : (found.payload as T);
+    const events = this.events;
+    if (found === NO_VALUE) {
+      events.misses++;
+      if (events.heard.miss) events.emit('miss', { region: this.name, key });
+      return NO_VALUE;
+    }
+    events.hits++;
+    if (events.hearsHit) events.emit('hit', { region: this.name, key });
+    return found.payload as T;
   }
 
   /** Values for `keys`, aligned with them, {@link NO_VALUE} where there is none. */
@@ -439,10 +527,17 @@ export class CacheRegion {
       try {
         found = await backend.get(mangled);
       } catch (err) {
-        found = this.readFailed(err, 'get', key);
+        found = this.getFailed(err, key, mangled);
       }
     }
-    if (found !== NO_VALUE && this.isFresh(found, expMs)) return found.payload as T;
+    if (found !== NO_VALUE && this.isFresh(found, expMs)) {
+      const events = this.events;
+      events.hits++;
+      if (events.hearsHit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+      // Fail-safe keeps a copy of what a remote backend returned, to serve if that backend goes down.
+      if (syncGet === undefined && this.creations.memory !== undefined) this.creations.memory.remember(mangled, found);
+      return found.payload as T;
+    }
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
   }
 
@@ -458,11 +553,22 @@ export class CacheRegion {
     await this.invalidator.sync?.();
     const mangled = this.mangle(key);
     const expMs = this.expirationFor(options?.expirationTime);
-    const found = await this.read('get', key, () => backend.get(mangled));
-    if (found !== NO_VALUE && this.isFresh(found, expMs)) return found.payload as T;
+    let found: CachedValue | NoValue;
+    try {
+      found = await backend.get(mangled);
+    } catch (err) {
+      found = this.getFailed(err, key, mangled);
+    }
+    if (found !== NO_VALUE && this.isFresh(found, expMs)) {
+      this.events.hits++;
+      if (this.events.hearsHit) this.events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+      this.creations.memory?.remember(mangled, found);
+      return found.payload as T;
+    }
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
   }
 
+  /** The dogpile path for a key with no fresh value: throttle, lock, create (see lock.ts). */
   private regenerate<T>(
     backend: CacheBackend,
     key: string,
@@ -475,30 +581,51 @@ export class CacheRegion {
     if (typeof creator !== 'function') {
       return Promise.reject(new ValidationError(`getOrCreate: creator must be a function, got ${describe(creator)}`));
     }
+    const creations = this.creations;
+    let policy: CallPolicy;
+    try {
+      policy = creations.policyFor(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const attributes = options?.attributes;
+    const first = this.lookup<T>(found, expMs);
+    const stale = first.state === 'missing' ? undefined : (found as CachedValue);
+    if (stale && creations.servesThrottled(policy, key, mangled, stale, attributes)) return Promise.resolve(stale.payload as T);
+    const flying = this.lock.isFlying(mangled);
+    if (stale && flying) creations.staleServed(key, attributes);
+    else creations.missed(key, attributes);
     const shouldCache = options?.shouldCacheFn;
     if (shouldCache !== undefined && typeof shouldCache !== 'function') {
       return Promise.reject(badShouldCacheFn('getOrCreate', shouldCache));
     }
-    const create = async (signal: AbortSignal | undefined): Promise<T> => {
-      const started = this.clock.now();
-      const value = await creator({ key, signal });
-      if (shouldCache && !shouldCache(value)) return value;
-      const stored = this.newValue(value, started);
-      await this.write('set', key, () => backend.set(mangled, stored));
-      return value;
-    };
+    const create = (signal: AbortSignal | undefined): Promise<T> =>
+      creations.create(backend, key, mangled, creator, signal, expMs, policy, stale, shouldCache, attributes);
     let handOff: AsyncHandOff | undefined;
     if (this.handOffEnabled) {
       handOff = (release) => this.runInBackground(key, () => create(undefined), release);
     }
-    return this.lock.getOrCreate<T>(this.lookup<T>(found, expMs), {
+    const started = flying && !stale ? performance.now() : 0;
+    const result = this.lock.getOrCreate<T>(first, {
       key: mangled,
-      mutex: () => this.mutexFor(backend, mangled),
+      mutex: () => this.mutexFor(backend, mangled, key),
       read: async () => this.lookup<T>(await this.read('get', key, () => backend.get(mangled)), expMs),
       create,
       handOff,
       waitTimeoutMs: this.waitTimeoutMs,
+      softTimeoutMs: stale ? policy.timeouts.softMs : undefined,
+      onSoftTimeout: () => creations.staleServed(key, attributes),
     });
+    return result.then(
+      (value) => {
+        if (started !== 0) creations.lockWaited(key, performance.now() - started, attributes);
+        return value;
+      },
+      (err: unknown) => {
+        if (err instanceof LockTimeoutError) creations.lockTimedOut(key, attributes);
+        throw err;
+      },
+    );
   }
 
   /**
@@ -525,32 +652,59 @@ export class CacheRegion {
     const mangledKeys = keys.map((k) => this.mangle(k));
     const originalOf = new Map(mangledKeys.map((m, i) => [m, keys[i] as string]));
     const mangled = [...originalOf.keys()].sort();
+    const creations = this.creations;
+    const policy = creations.policyFor(options);
+    // With fail-safe: the stale values seen, to serve if the creator fails; throttled keys read as fresh.
+    const staleOf = policy.failSafe ? new Map<string, CachedValue>() : undefined;
     const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
       const found = await this.read('getMulti', undefined, () => backend.getMulti([...ks]));
-      return ks.map((_, i) => this.lookup<T>(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs));
+      return ks.map((k, i) => {
+        const v = found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE);
+        const lookup = this.lookup<T>(v, expMs);
+        if (staleOf === undefined || lookup.state !== 'stale') return lookup;
+        staleOf.set(k, v as CachedValue);
+        const throttled = creations.servesThrottled(policy, originalOf.get(k) ?? k, k, v as CachedValue, undefined);
+        return throttled ? { state: 'fresh', value: lookup.value } : lookup;
+      });
     };
     const values = await this.lock.getOrCreateMulti<T>(await readMulti(mangled), {
       keys: mangled,
-      mutexFor: (k) => this.mutexFor(backend, k),
+      mutexFor: (k) => this.mutexFor(backend, k, originalOf.get(k) ?? k),
       readMulti,
       createMulti: async (ks) => {
         const started = this.clock.now();
         // The creator gets its keys in the order they were asked for (the lock works in sorted order).
         const ordered = inRequestOrder(ks, mangledKeys);
-        const created = await creator(...ordered.map((k) => originalOf.get(k) as string));
+        const originals = ordered.map((k) => originalOf.get(k) as string);
+        const made = await creations.createMulti(
+          backend,
+          ordered,
+          originals,
+          () => creator(...originals),
+          policy,
+          staleOf,
+          expMs,
+        );
+        const createdFor = new Map<string, T>();
+        if (made.served) {
+          for (const [i, k] of ordered.entries()) createdFor.set(k, made.values[i] as T);
+          return ks.map((k) => createdFor.get(k) as T);
+        }
+        const created = made.values;
         if (!Array.isArray(created) || created.length !== ks.length) {
           throw new ValidationError(
             `getOrCreateMulti: creator must return an array of ${ks.length} values (one per key it was given), got ${describe(created)}`,
           );
         }
         const entries = new Map<string, CachedValue>();
-        const createdFor = new Map<string, T>();
         ordered.forEach((k, i) => {
           const value = created[i] as T;
           createdFor.set(k, value);
-          if (!shouldCache || shouldCache(value)) entries.set(k, this.newValue(value, started));
+          const fs = policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe);
+          if (!shouldCache || shouldCache(value)) entries.set(k, this.newValue(value, started, fs || undefined));
         });
         if (entries.size) await this.write('setMulti', undefined, () => backend.setMulti(entries));
+        if (policy.failSafe) for (const [k, v] of entries) creations.failSafe().remember(k, v);
         return ks.map((k) => createdFor.get(k) as T);
       },
       waitTimeoutMs: this.waitTimeoutMs,
@@ -567,7 +721,9 @@ export class CacheRegion {
     checkKey(key);
     const backend = await this.requireBackend();
     const stored = this.newValue(value);
-    await this.write('set', key, () => backend.set(this.mangle(key), stored));
+    const mangled = this.mangle(key);
+    this.creations.memory?.remember(mangled, stored);
+    await this.write('set', key, () => backend.set(mangled, stored));
   }
 
   /** Stores several values (a record or a Map), all with the same creation time. */
@@ -589,7 +745,9 @@ export class CacheRegion {
   async delete(key: string): Promise<void> {
     checkKey(key);
     const backend = await this.requireBackend();
-    await this.strict(() => backend.delete(this.mangle(key)), `delete ${JSON.stringify(key)}`);
+    const mangled = this.mangle(key);
+    this.creations.memory?.forget(mangled);
+    await this.strict(() => backend.delete(mangled), `delete ${JSON.stringify(key)}`);
   }
 
   /** Removes several keys. Idempotent. */
@@ -597,7 +755,9 @@ export class CacheRegion {
     checkKeys(keys);
     if (keys.length === 0) return;
     const backend = await this.requireBackend();
-    await this.strict(() => backend.deleteMulti(keys.map((k) => this.mangle(k))), `deleteMulti of ${keys.length} keys`);
+    const mangled = keys.map((k) => this.mangle(k));
+    for (const m of mangled) this.creations.memory?.forget(m);
+    await this.strict(() => backend.deleteMulti(mangled), `deleteMulti of ${keys.length} keys`);
   }
 
   /**
@@ -611,6 +771,7 @@ export class CacheRegion {
     await this.strict(async () => this.invalidator.invalidate(hard), 'invalidate');
     // Values created from now on must read as newer than the invalidation, even within its millisecond.
     this.stampFloor = this.clock.now() + 1;
+    if (this.events.heard.invalidate) this.events.emit('invalidate', { region: this.name, hard });
   }
 
   /** Whether a creator currently holds the lock of `key` (honours the key mangler). */
@@ -651,12 +812,23 @@ export class CacheRegion {
   private install(backend: CacheBackend, proxies: ProxyBackend[]): void {
     let outer = backend;
     for (let i = proxies.length - 1; i >= 0; i--) outer = (proxies[i] as ProxyBackend).wrap(outer);
+    if (this.breaker !== undefined || this.backendTimeoutMs !== undefined) {
+      outer = new GuardedBackend(
+        outer,
+        this.breaker,
+        this.backendTimeoutMs,
+        (state) => this.breakerMoved(state),
+        `region ${this.label()}`,
+        this.waitTimeoutMs + (this.backendTimeoutMs ?? 0),
+      );
+    }
     this.inner = backend;
     this.outer = outer;
     this.mangler = this.ownKeyMangler ?? backendKeyMangler(backend);
     this.invalidator.bind?.(outer, this.clock);
-    const sync = outer === backend ? (backend as Partial<SyncReadable>)[SYNC_GET] : undefined;
-    this.syncGet = typeof sync === 'function' ? sync.bind(backend) : undefined;
+    // Proxies have no synchronous read; the breaker guard passes the memory backend's through.
+    const sync = (outer as Partial<SyncReadable>)[SYNC_GET];
+    this.syncGet = typeof sync === 'function' ? sync.bind(outer) : undefined;
   }
 
   private async requireBackend(): Promise<CacheBackend> {
@@ -724,24 +896,33 @@ export class CacheRegion {
     return { state: withinExpiry(ct, expMs, this.clock.now()) ? 'fresh' : 'stale', value };
   }
 
-  private newValue(payload: unknown, started?: number): CachedValue {
+  private newValue(payload: unknown, started?: number, fs?: number): CachedValue {
     const now = this.clock.now();
     const ct = Math.max(now, this.stampFloor);
-    return new CachedValue(
-      payload,
-      started === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: now - started },
-    );
+    if (started === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION });
+    if (fs === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started });
+    return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started, fs });
   }
 
-  private mutexFor(backend: CacheBackend, mangled: string): CacheMutex | null {
+  private breakerMoved(state: 'open' | 'half-open' | 'closed'): void {
+    if (this.events.heard.breaker) this.events.emit('breaker', { region: this.name, state });
+  }
+
+  private mutexFor(backend: CacheBackend, mangled: string, key: string): CacheMutex | null {
     const mutex = backend.getMutex?.(mangled) ?? null;
-    if (!mutex || !this.failOpen) return mutex;
-    // Fail open: a lock service that is down must not stop creation (local single-flight remains).
+    if (!mutex) return null;
+    const failOpen = this.failOpen;
+    // Times waits for the lockWait event. Fail open: a lock service that is down must not stop
+    // creation (local single flight remains); fail closed: its error reaches the caller.
     return {
       acquire: async (wait) => {
+        const t0 = wait ? performance.now() : 0;
         try {
-          return await mutex.acquire(wait);
+          const acquired = await mutex.acquire(wait);
+          if (wait) this.creations.lockWaited(key, performance.now() - t0);
+          return acquired;
         } catch (err) {
+          if (!failOpen) throw err;
           this.report(err, 'lock', mangled);
           return true;
         }
@@ -750,6 +931,7 @@ export class CacheRegion {
         try {
           await mutex.release();
         } catch (err) {
+          if (!failOpen) throw err;
           this.report(err, 'lock', mangled);
         }
       },
@@ -790,12 +972,22 @@ export class CacheRegion {
     }
   }
 
-  /** A failed backend call: rethrown (fail closed, or not a backend failure) or reported; a miss. */
+  /**
+   * A failed backend call: rethrown (fail closed, or not a backend failure) or reported (unless
+   * the circuit is open: that was reported when it opened); a miss, or with fail-safe this
+   * process's fallback copy of `mangled`.
+   */
   private readFailed(err: unknown, operation: BackendErrorInfo['operation'], key: string | undefined): NoValue {
     rethrowIfNotBackendFailure(err);
     if (!this.failOpen) throw toBackendError(err, `${operation} failed`);
-    this.report(err, operation, key);
+    if (!(err instanceof CircuitOpenError)) this.report(err, operation, key);
     return NO_VALUE;
+  }
+
+  /** {@link readFailed} for a getOrCreate read: with fail-safe, the fallback copy of `mangled` if there is one. */
+  private getFailed(err: unknown, key: string, mangled: string): CachedValue | NoValue {
+    this.readFailed(err, 'get', key);
+    return this.creations.memory?.copy(mangled) ?? NO_VALUE;
   }
 
   private async write(operation: BackendErrorInfo['operation'], key: string | undefined, op: () => Promise<void>): Promise<void> {
@@ -817,114 +1009,10 @@ export class CacheRegion {
 
   private report(err: unknown, operation: BackendErrorInfo['operation'], key: string | undefined): void {
     const error = toBackendError(err, `${operation}${key === undefined ? '' : ` ${JSON.stringify(key)}`} failed`);
+    this.events.backendErrors++;
+    if (this.events.heard.backendError) this.events.emit('backendError', { region: this.name, key, operation, error });
     try {
       this.onError(error, { operation, key });
     } catch {}
   }
-}
-
-let warned = false;
-function warnOnce(error: BackendError): void {
-  if (warned) return;
-  warned = true;
-  process.emitWarning(
-    `dogpile: a cache backend failed and the region carried on without it (${error.message}). Pass onError to a region to see every failure.`,
-    'DogpileWarning',
-  );
-}
-
-/** Whether a value created at `ct` is still within `expMs` at `now` (NEVER: always; 0: never fresh). */
-function withinExpiry(ct: number, expMs: number, now: number): boolean {
-  return expMs === NEVER || (expMs !== 0 && now - ct <= expMs);
-}
-
-/** Errors that are not a backend failure (a ValidationError, a LockTimeoutError…) pass through. */
-function rethrowIfNotBackendFailure(err: unknown): void {
-  if (err instanceof DogpileError && !(err instanceof BackendError)) throw err;
-}
-
-function once(fn: () => Promise<void>): () => Promise<void> {
-  let result: Promise<void> | undefined;
-  return () => {
-    result ??= fn();
-    return result;
-  };
-}
-
-function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
-  return typeof (value as { then?: unknown } | null)?.then === 'function';
-}
-
-/** Converts seconds to ms, `null`/`undefined`/`-1` to NEVER; anything else invalid throws. */
-function toExpirationMs(value: unknown, name: string): number {
-  if (value === undefined || value === null || value === -1) return NEVER;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new ValidationError(`${name} must be a number of seconds >= 0, -1 or null (never expires), got ${describe(value)}`);
-  }
-  return value * 1000;
-}
-
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string') throw new ValidationError(`cache keys must be strings, got ${describe(key)}`);
-}
-
-function checkKeys(keys: unknown): asserts keys is string[] {
-  if (!Array.isArray(keys)) throw new ValidationError(`expected an array of keys, got ${describe(keys)}`);
-  for (const key of keys) checkKey(key);
-}
-
-function checkFunction(name: string, value: unknown): void {
-  if (value !== undefined && typeof value !== 'function') {
-    throw new ValidationError(`${name} must be a function, got ${describe(value)}`);
-  }
-}
-
-function checkInvalidator(s: unknown): void {
-  const needed = ['invalidate', 'isInvalidated', 'isHardInvalidated', 'isSoftInvalidated'] as const;
-  for (const m of needed) {
-    if (typeof (s as Record<string, unknown> | null)?.[m] !== 'function') {
-      throw new ValidationError(`regionInvalidator must implement ${m}(), got ${describe(s)}`);
-    }
-  }
-}
-
-/** `subset` (unique keys of `request`) ordered by where each first appears in `request`. */
-function inRequestOrder(subset: readonly string[], request: readonly string[]): string[] {
-  const wanted = new Set(subset);
-  const out: string[] = [];
-  for (const k of request) {
-    if (wanted.delete(k)) out.push(k);
-  }
-  return out;
-}
-
-function badShouldCacheFn(where: string, value: unknown): ValidationError {
-  return new ValidationError(`${where}: shouldCacheFn must be a function, got ${describe(value)}`);
-}
-
-function isPlainRecord(value: unknown): value is Readonly<Record<string, unknown>> {
-  if (value === null || typeof value !== 'object') return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-function badMangledKey(key: string, mangled: unknown): ValidationError {
-  return new ValidationError(
-    `keyMangler returned ${describe(mangled)} for key ${JSON.stringify(key)}: it must return a string (else different keys would share one entry)`,
-  );
-}
-
-/** The key mangler a backend supplies (dogpile.cache's `backend.key_mangler`), if it is a function. */
-function backendKeyMangler(backend: CacheBackend): KeyMangler | undefined {
-  const supplied = backend.keyMangler;
-  if (supplied === undefined || supplied === null) return undefined;
-  if (typeof supplied !== 'function') {
-    throw new ValidationError(`the backend's keyMangler must be a function, got ${describe(supplied)}`);
-  }
-  return supplied.bind(backend);
-}
-
-function describeBackend(backend: CacheBackend | undefined, loading: Promise<void> | undefined): string {
-  if (backend) return backend.constructor?.name ?? 'backend';
-  return loading ? '(loading)' : '(none)';
 }

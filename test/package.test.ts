@@ -39,6 +39,12 @@ const SPECIFIERS = Object.keys(manifest.exports)
   .filter((subpath) => subpath !== './package.json')
   .map((subpath) => manifest.name + subpath.slice(1));
 const PEERS = Object.keys(manifest.peerDependencies ?? {});
+/**
+ * Entry points that exist only to adapt one peer and import it statically: each needs that peer
+ * (and may name it in its declarations); every other entry point loads without any peer.
+ */
+const OWN_PEER: Readonly<Record<string, string>> = { 'dogpile/otel': '@opentelemetry/api' };
+const PEERLESS_SPECIFIERS = SPECIFIERS.filter((s) => OWN_PEER[s] === undefined);
 /** Peers that ship no declarations of their own come with an @types package. */
 const PEER_TYPES = PEERS.map((p) => `@types/${p}`).filter((t) => existsSync(join(ROOT, 'node_modules', t)));
 
@@ -87,11 +93,15 @@ describe('package', () => {
       'ValidationError',
       'LockTimeoutError',
       'BackendError',
+      'CreatorTimeoutError',
+      'CircuitOpenError',
     ]) {
       assert.ok(name in d, `dogpile does not export ${name}`);
     }
     const testing = (await import('dogpile/testing')) as Record<string, unknown>;
     assert.equal(typeof testing.backendConformance, 'function');
+    const otel = (await import('dogpile/otel')) as Record<string, unknown>;
+    assert.equal(typeof otel.instrumentRegion, 'function');
   });
 });
 
@@ -153,13 +163,21 @@ describe('the packed tarball, installed into consumer projects', () => {
 
   it('every subpath export loads with import, with no optional peer installed', () => {
     const code = `for (const s of JSON.parse(process.argv[1])) { const m = await import(s); if (Object.keys(m).length === 0) throw new Error(s + ' exports nothing'); } console.log('ok');`;
-    const run = node(bare, ['--input-type=module', '-e', code, JSON.stringify(SPECIFIERS)]);
+    const run = node(bare, ['--input-type=module', '-e', code, JSON.stringify(PEERLESS_SPECIFIERS)]);
     assert.equal(run.stdout.trim(), 'ok');
+  });
+
+  it('an entry point that adapts one peer loads once that peer is installed (import and require)', () => {
+    const specifiers = JSON.stringify(Object.keys(OWN_PEER));
+    const esm = `for (const s of JSON.parse(process.argv[1])) { const m = await import(s); if (Object.keys(m).length === 0) throw new Error(s); } console.log('ok');`;
+    assert.equal(node(full, ['--input-type=module', '-e', esm, specifiers]).stdout.trim(), 'ok');
+    const cjs = `for (const s of JSON.parse(process.argv[1])) { if (Object.keys(require(s)).length === 0) throw new Error(s); } console.log('ok');`;
+    assert.equal(node(full, ['--input-type=commonjs', '-e', cjs, specifiers]).stdout.trim(), 'ok');
   });
 
   it('every subpath export loads with require (Node >= 20.19 loads ES modules from require)', () => {
     const code = `for (const s of JSON.parse(process.argv[1])) { const m = require(s); if (Object.keys(m).length === 0) throw new Error(s + ' exports nothing'); } console.log(typeof require('dogpile').makeRegion, require('dogpile/package.json').name);`;
-    const run = node(bare, ['--input-type=commonjs', '-e', code, JSON.stringify(SPECIFIERS)]);
+    const run = node(bare, ['--input-type=commonjs', '-e', code, JSON.stringify(PEERLESS_SPECIFIERS)]);
     assert.equal(run.stdout.trim(), 'function dogpile');
   });
 
@@ -211,7 +229,8 @@ describe('the packed tarball, installed into consumer projects', () => {
     for (const [subpath, target] of Object.entries(manifest.exports)) {
       const types = (target as { types?: string }).types;
       if (types === undefined) continue;
-      const own = subpath.slice(2); // './handlebars' -> 'handlebars'
+      const specifierOf = manifest.name + subpath.slice(1);
+      const own = OWN_PEER[specifierOf] ?? subpath.slice(2); // './handlebars' -> 'handlebars'
       for (const [file, specifier] of bareImports(join(pkg, types))) {
         const peer = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0];
         if (peer !== undefined && PEERS.includes(peer) && peer !== own) {

@@ -35,7 +35,8 @@ export interface MemcachedBackendArguments {
    * Physical TTL of stored values, seconds (0 = no expiry, the default). It must exceed the region's
    * `expirationTime` plus the creator's run time, or stale values vanish before they can be served
    * while one caller regenerates. memcached counts whole seconds: a fraction is rounded up
-   * (1.5 → 2). Values above 30 days are sent as absolute timestamps.
+   * (1.5 → 2). Values above 30 days are sent as absolute timestamps. With the region's `failSafe`
+   * on, a TTL below `expirationTime + maxStale` is raised to it.
    */
   memcachedExpireTime?: number;
   /** Provide a cross-process lock through memcached (default false: in-process lock only). */
@@ -468,7 +469,11 @@ export class MemcachedBackend extends BaseBackend {
     private readonly context: BackendContext,
   ) {
     super();
-    this.options = parseArguments(args);
+    const parsed = parseArguments(args);
+    // Fail-safe needs values kept past their expiry: a TTL below the region's minimum is raised to it.
+    const floor = context.minimumTtl;
+    this.options =
+      parsed.expire > 0 && floor !== undefined && parsed.expire < floor ? { ...parsed, expire: Math.ceil(floor) } : parsed;
     this.client = new MemcachedClient(this.options.servers, this.options.client);
   }
 

@@ -47,7 +47,8 @@ export interface RedisBackendArguments {
   /**
    * Physical TTL of stored values. Make it longer than the region's expirationTime plus the worst
    * creation time, so that a stale value is still readable while it is regenerated (a shorter one
-   * turns every expiry into a miss that all callers wait on; the backend warns). Default: none.
+   * turns every expiry into a miss that all callers wait on; the backend warns). Seconds. With the
+   * region's `failSafe` on, a TTL below `expirationTime + maxStale` is raised to it. Default: none.
    */
   redisExpirationTime?: number;
   /** Prepended to every key, lock keys included. Default none. */
@@ -526,7 +527,8 @@ export class RedisDistributedMutex implements CacheMutex {
     if (!wait) return false;
     const deadline = Date.now() + this.waitMs;
     // Listen for releases before looking again, so none can slip between the look and the wait.
-    await this.backend.listening();
+    // Bounded by the wait: a SUBSCRIBE queued while the server is unreachable may never answer.
+    await settledOrAfter(this.backend.listening(), this.waitMs);
     // What is stored now: different bytes that decode, after a wake, mean the holder's value landed.
     const valueKey = this.valueKey;
     const before = valueKey === undefined ? null : await this.backend.storedBytes(valueKey);
@@ -652,7 +654,10 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
       );
     }
   }
-  const ttl = check.seconds('redisExpirationTime', undefined, MAX_TTL_SECONDS);
+  const configuredTtl = check.seconds('redisExpirationTime', undefined, MAX_TTL_SECONDS);
+  // Fail-safe needs values kept past their expiry: a TTL below the region's minimum is raised to it.
+  const floor = context.minimumTtl;
+  const ttl = configuredTtl !== undefined && floor !== undefined && configuredTtl < floor ? floor : configuredTtl;
   const lease = check.seconds('lockTimeout', 30);
   const lockWait = check.seconds('lockWaitTimeout', 10);
   const poll = check.seconds('lockPollInterval', 0.2);
@@ -829,4 +834,16 @@ function checker(kind: Kind, args: Readonly<RedisBackendArguments>): Checker {
       });
     },
   };
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever is first (never rejects). */
+function settledOrAfter(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    promise.then(done, done);
+  });
 }

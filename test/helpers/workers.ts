@@ -13,9 +13,9 @@ export interface Worker {
   waitFor(text: string, timeoutMs?: number): Promise<void>;
 }
 
-/** Starts one worker with the given environment (BACKEND, BACKEND_ARGS, KEY, MODE, START_AT). */
-export function startWorker(env: Record<string, string>): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', workerFile], {
+/** Starts one worker (by default backend-lock-worker.ts) with the given environment (BACKEND, BACKEND_ARGS, KEY, MODE, START_AT). */
+export function startWorker(env: Record<string, string>, file = workerFile): Worker {
+  const child = spawn(process.execPath, ['--import', 'tsx', file], {
     env: { ...process.env, ...env },
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,150 @@
+// dogpile/otel: OpenTelemetry metrics and spans for regions, built on the region events. Loading
+// this module loads @opentelemetry/api (an optional peer); the core never imports it.
+//
+// Metrics (one meter "dogpile"): counters dogpile.hits, dogpile.misses, dogpile.stale,
+// dogpile.creations, dogpile.errors and the histogram dogpile.creation.duration (ms), with the
+// attributes dogpile.region, dogpile.backend and (creations, errors, duration) dogpile.outcome,
+// plus dogpile.template / dogpile.block for template fragments. Spans: dogpile.create from the
+// creator call to its end (a child of the caller's active span) and dogpile.lock.wait for each
+// wait on another caller's creation or a distributed lock.
+
+import {
+  type Attributes,
+  context,
+  type MeterProvider,
+  metrics,
+  type Span,
+  SpanStatusCode,
+  type TracerProvider,
+  trace,
+} from '@opentelemetry/api';
+import type { CacheRegion, RegionEventMap } from '../src/index.js';
+
+/** Options of {@link instrumentRegion}. */
+export interface InstrumentOptions {
+  /** Where the metrics go. Default: the global meter provider (`metrics.getMeterProvider()`). */
+  meterProvider?: MeterProvider;
+  /** Where the spans go. Default: the global tracer provider (`trace.getTracerProvider()`). */
+  tracerProvider?: TracerProvider;
+}
+
+const SCOPE = 'dogpile';
+
+/**
+ * Instruments one region (or several) with OpenTelemetry metrics and spans. Returns a function
+ * that removes the instrumentation (the region's listeners) again; calling it twice is harmless.
+ */
+export function instrumentRegion(region: CacheRegion | Iterable<CacheRegion>, options: InstrumentOptions = {}): () => void {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError('instrumentRegion: options must be an object');
+  }
+  const regions = isRegion(region) ? [region] : [...region];
+  for (const r of regions) {
+    if (!isRegion(r)) throw new TypeError('instrumentRegion: expected a CacheRegion (or an iterable of them)');
+  }
+  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
+  const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
+  const instruments = {
+    hits: meter.createCounter('dogpile.hits', { description: 'Fresh values returned' }),
+    misses: meter.createCounter('dogpile.misses', { description: 'Reads that found no usable value' }),
+    stale: meter.createCounter('dogpile.stale', { description: 'Stale values returned' }),
+    creations: meter.createCounter('dogpile.creations', { description: 'Creator calls, by outcome' }),
+    errors: meter.createCounter('dogpile.errors', { description: 'Failed creations and absorbed backend failures' }),
+    duration: meter.createHistogram('dogpile.creation.duration', { description: 'Creator run time', unit: 'ms' }),
+  };
+  const removers = regions.map((r) => instrumentOne(r, instruments, tracer));
+  let removed = false;
+  return () => {
+    if (removed) return;
+    removed = true;
+    for (const remove of removers) remove();
+  };
+}
+
+type Instruments = {
+  hits: ReturnType<ReturnType<MeterProvider['getMeter']>['createCounter']>;
+  misses: Instruments['hits'];
+  stale: Instruments['hits'];
+  creations: Instruments['hits'];
+  errors: Instruments['hits'];
+  duration: ReturnType<ReturnType<MeterProvider['getMeter']>['createHistogram']>;
+};
+
+function instrumentOne(region: CacheRegion, m: Instruments, tracer: ReturnType<TracerProvider['getTracer']>): () => void {
+  let backend: string | undefined;
+  const base = (): Attributes => {
+    backend ??= backendName(region);
+    return { 'dogpile.region': region.name ?? '', 'dogpile.backend': backend ?? 'unknown' };
+  };
+  const withExtra = (attributes: Readonly<Record<string, string>> | undefined, extra?: Attributes): Attributes => {
+    const out = base();
+    if (attributes) for (const [k, v] of Object.entries(attributes)) out[`dogpile.${k}`] = v;
+    return extra ? Object.assign(out, extra) : out;
+  };
+  // One creation per key at a time in a process (single flight), so spans are tracked by key.
+  const open = new Map<string, Span>();
+
+  const listeners: { [E in keyof RegionEventMap]?: (p: RegionEventMap[E]) => void } = {
+    hit: (p) => m.hits.add(1, withExtra(p.attributes)),
+    miss: (p) => m.misses.add(1, withExtra(p.attributes)),
+    stale: (p) => m.stale.add(1, withExtra(p.attributes)),
+    createStart: (p) => {
+      const span = tracer.startSpan(
+        'dogpile.create',
+        { attributes: withExtra(p.attributes, { 'dogpile.key': p.key }) },
+        context.active(),
+      );
+      open.get(p.key)?.end();
+      open.set(p.key, span);
+    },
+    create: (p) => {
+      const attrs = withExtra(p.attributes, { 'dogpile.outcome': p.outcome });
+      m.creations.add(1, attrs);
+      m.duration.record(p.durationMs, attrs);
+      if (p.outcome !== 'ok') m.errors.add(1, attrs);
+      const span = open.get(p.key);
+      if (span) {
+        open.delete(p.key);
+        span.setAttribute('dogpile.outcome', p.outcome);
+        if (p.outcome !== 'ok') span.setStatus({ code: SpanStatusCode.ERROR, message: p.outcome });
+        span.end();
+      }
+    },
+    lockWait: (p) => {
+      const end = Date.now();
+      const span = tracer.startSpan(
+        'dogpile.lock.wait',
+        { startTime: end - p.durationMs, attributes: withExtra(p.attributes, { 'dogpile.key': p.key }) },
+        context.active(),
+      );
+      span.end(end);
+    },
+    backendError: (p) =>
+      m.errors.add(1, withExtra(undefined, { 'dogpile.outcome': 'backend-error', 'dogpile.operation': p.operation })),
+  };
+  const entries = Object.entries(listeners) as [keyof RegionEventMap, (p: RegionEventMap[keyof RegionEventMap]) => void][];
+  for (const [event, listener] of entries) region.on(event, listener);
+  return () => {
+    for (const [event, listener] of entries) region.off(event, listener);
+    for (const span of open.values()) span.end();
+    open.clear();
+  };
+}
+
+function backendName(region: CacheRegion): string | undefined {
+  try {
+    const name = region.actualBackend.constructor?.name;
+    return name ? name.replace(/Backend$/, '').toLowerCase() : undefined;
+  } catch {
+    return undefined; // not configured (or still loading) yet: asked again on the next event
+  }
+}
+
+function isRegion(value: unknown): value is CacheRegion {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as CacheRegion).on === 'function' &&
+    typeof (value as CacheRegion).getOrCreate === 'function'
+  );
+}
