@@ -14,7 +14,7 @@ import { median } from './report.js';
 // even loaded next to it.
 
 /** The libraries (and configurations) the benchmark knows. */
-export const SUBJECTS = ['ours', 'raw', 'cm', 'bento', 'bento-noser'] as const;
+export const SUBJECTS = ['ours', 'ours-clone', 'raw', 'cm', 'bento', 'bento-noser'] as const;
 export type SubjectName = (typeof SUBJECTS)[number];
 
 /** Outcome of one stampede scenario. */
@@ -100,6 +100,11 @@ async function subject(name: SubjectName): Promise<Subject> {
           },
         ],
       };
+    }
+    case 'ours-clone': {
+      const { makeRegion } = await import('../src/index.js');
+      const region = makeRegion().configure('memory', { expirationTime: HOUR_S, arguments: { clone: true } });
+      return { hit: (key, creator) => region.getOrCreate(key, creator), scenarios: [] };
     }
     case 'raw': {
       const { LRUCache } = await import('lru-cache');

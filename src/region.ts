@@ -399,9 +399,20 @@ export class CacheRegion {
     const syncGet = this.syncGet;
     let found: CachedValue | NoValue;
     if (syncGet !== undefined) {
-      // `undefined` for a miss (see SYNC_GET): tested without type feedback.
+      // `undefined` for a miss (see SYNC_GET): tested without type feedback. isFresh is written out
+      // here: when a process starts with misses, V8 spends its inlining budget on the miss path and
+      // would leave isFresh a call (and its time a boxed number) on every hit.
       const hit = syncGet(mangled);
-      if (hit !== undefined && this.isFresh(hit, expMs)) return hit.payload as T;
+      if (hit !== undefined) {
+        const ct = hit[CURRENT_CT];
+        if (
+          !Number.isNaN(ct) &&
+          !this.invalidator.isInvalidated(ct) &&
+          (expMs === NEVER || (expMs !== 0 && this.clock.now() - ct <= expMs))
+        ) {
+          return hit.payload as T;
+        }
+      }
       found = hit ?? NO_VALUE;
     } else {
       // Inlined `read` (no closure, one async frame fewer): this is the hit path of every backend.
