@@ -331,15 +331,23 @@ export class CacheRegion {
   // Reading and writing
 
   /** The value under `key`, or {@link NO_VALUE} when missing, expired or invalidated. */
-  async get<T = unknown>(key: string, options?: GetOptions): Promise<T | NoValue> {
+  get<T = unknown>(key: string, options?: GetOptions): Promise<T | NoValue> {
+    // Not `async`, as getOrCreate: the memory backend's hit path is one synchronous read.
     const syncGet = this.syncGet;
-    if (syncGet !== undefined && typeof key === 'string' && this.invalidator.sync === undefined) {
-      // The memory backend's hit path: one synchronous read, no promise of its own.
-      const hit = syncGet(this.keyMangler === undefined ? key : this.keyMangler(key));
-      if (hit === undefined) return NO_VALUE;
-      const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
-      return options?.ignoreExpiration || this.isFresh(hit, expMs) ? (hit.payload as T) : NO_VALUE;
+    if (syncGet === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
+      return this.getAsync(key, options);
     }
+    try {
+      const hit = syncGet(this.keyMangler === undefined ? key : this.keyMangler(key));
+      if (hit === undefined) return Promise.resolve(NO_VALUE);
+      const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
+      return Promise.resolve(options?.ignoreExpiration || this.isFresh(hit, expMs) ? (hit.payload as T) : NO_VALUE);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private async getAsync<T>(key: string, options: GetOptions | undefined): Promise<T | NoValue> {
     const found = await this.readUsable(key, options);
     return found === NO_VALUE ? NO_VALUE : (found.payload as T);
   }
@@ -385,20 +393,16 @@ export class CacheRegion {
    * The dogpile path: a fresh value is returned after one backend read; otherwise exactly one
    * caller runs `creator` while the others get the stale value (or wait for the new one).
    */
-  async getOrCreate<T>(
-    key: string,
-    creator: (context: CreatorContext) => T | Promise<T>,
-    options?: GetOrCreateOptions<T>,
-  ): Promise<T> {
-    const backend = this.outer;
-    if (backend === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
-      return this.getOrCreateSlow(key, creator, options);
-    }
-    const mangled = this.keyMangler === undefined ? key : this.keyMangler(key);
-    const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
+  getOrCreate<T>(key: string, creator: (context: CreatorContext) => T | Promise<T>, options?: GetOrCreateOptions<T>): Promise<T> {
+    // Not `async`: an async function allocates and fills a frame for all its locals on every call,
+    // hits included, which cost a fifth of a memory hit. Everything below must reject, not throw.
     const syncGet = this.syncGet;
-    let found: CachedValue | NoValue;
-    if (syncGet !== undefined) {
+    if (syncGet === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
+      return this.getOrCreateAsync(key, creator, options);
+    }
+    try {
+      const mangled = this.keyMangler === undefined ? key : this.keyMangler(key);
+      const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
       // `undefined` for a miss (see SYNC_GET): tested without type feedback. isFresh is written out
       // here: when a process starts with misses, V8 spends its inlining budget on the miss path and
       // would leave isFresh a call (and its time a boxed number) on every hit.
@@ -410,17 +414,33 @@ export class CacheRegion {
           !this.invalidator.isInvalidated(ct) &&
           (expMs === NEVER || (expMs !== 0 && this.clock.now() - ct <= expMs))
         ) {
-          return hit.payload as T;
+          return Promise.resolve(hit.payload as T);
         }
       }
-      found = hit ?? NO_VALUE;
-    } else {
-      // Inlined `read` (no closure, one async frame fewer): this is the hit path of every backend.
-      try {
-        found = await backend.get(mangled);
-      } catch (err) {
-        found = this.readFailed(err, 'get', key);
-      }
+      return this.regenerate(this.outer as CacheBackend, key, mangled, hit ?? NO_VALUE, expMs, creator, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** getOrCreate on a backend read asynchronously (or not loaded yet, or with shared invalidation). */
+  private async getOrCreateAsync<T>(
+    key: string,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options?: GetOrCreateOptions<T>,
+  ): Promise<T> {
+    const backend = this.outer;
+    if (backend === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
+      return this.getOrCreateSlow(key, creator, options);
+    }
+    const mangled = this.keyMangler === undefined ? key : this.keyMangler(key);
+    const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
+    let found: CachedValue | NoValue;
+    // Inlined `read` (no closure, one async frame fewer): this is the hit path of every backend.
+    try {
+      found = await backend.get(mangled);
+    } catch (err) {
+      found = this.readFailed(err, 'get', key);
     }
     if (found !== NO_VALUE && this.isFresh(found, expMs)) return found.payload as T;
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
