@@ -18,6 +18,7 @@ import {
   type Serializer,
   SYNC_GET,
   type SyncReadable,
+  type SyncReader,
   toBackendError,
   VALUE_VERSION,
   ValidationError,
@@ -156,7 +157,8 @@ export class CacheRegion {
 
   private outer: CacheBackend | undefined;
   private inner: CacheBackend | undefined;
-  private syncGet: ((key: string) => CachedValue | undefined) | undefined;
+  /** The backend's synchronous reader (SYNC_GET), when it has one and no proxy wraps it. */
+  private syncReader: SyncReader | undefined;
   private loading: Promise<void> | undefined;
   private loadError: unknown;
   private expirationMs = NEVER;
@@ -248,7 +250,7 @@ export class CacheRegion {
 
     this.expirationMs = expirationMs;
     this.invalidator = invalidator;
-    this.outer = this.inner = this.syncGet = undefined;
+    this.outer = this.inner = this.syncReader = undefined;
     this.loadError = undefined;
     if (isPromise(made)) {
       const loading = made.then(
@@ -317,7 +319,7 @@ export class CacheRegion {
     const p = toProxy(proxy);
     p.wrap(this.backend);
     this.outer = p;
-    this.syncGet = undefined;
+    this.syncReader = undefined;
     return this;
   }
 
@@ -333,12 +335,12 @@ export class CacheRegion {
   /** The value under `key`, or {@link NO_VALUE} when missing, expired or invalidated. */
   get<T = unknown>(key: string, options?: GetOptions): Promise<T | NoValue> {
     // Not `async`, as getOrCreate: the memory backend's hit path is one synchronous read.
-    const syncGet = this.syncGet;
-    if (syncGet === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
+    const sync = this.syncReader;
+    if (sync === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
       return this.getAsync(key, options);
     }
     try {
-      const hit = syncGet(this.keyMangler === undefined ? key : this.keyMangler(key));
+      const hit = sync.get(this.keyMangler === undefined ? key : this.keyMangler(key));
       if (hit === undefined) return Promise.resolve(NO_VALUE);
       const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
       return Promise.resolve(options?.ignoreExpiration || this.isFresh(hit, expMs) ? (hit.payload as T) : NO_VALUE);
@@ -359,10 +361,10 @@ export class CacheRegion {
     const backend = await this.requireBackend();
     await this.invalidator.sync?.();
     const expMs = this.expirationFor(options?.expirationTime);
-    const syncGet = this.syncGet;
+    const sync = this.syncReader;
     const found =
-      syncGet !== undefined
-        ? keys.map((k) => syncGet(this.mangle(k)) ?? NO_VALUE)
+      sync !== undefined
+        ? keys.map((k) => sync.get(this.mangle(k)) ?? NO_VALUE)
         : await this.read('getMulti', undefined, () => backend.getMulti(keys.map((k) => this.mangle(k))));
     return keys.map((_, i) => {
       const v = this.usable(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs, options);
@@ -396,8 +398,8 @@ export class CacheRegion {
   getOrCreate<T>(key: string, creator: (context: CreatorContext) => T | Promise<T>, options?: GetOrCreateOptions<T>): Promise<T> {
     // Not `async`: an async function allocates and fills a frame for all its locals on every call,
     // hits included, which cost a fifth of a memory hit. Everything below must reject, not throw.
-    const syncGet = this.syncGet;
-    if (syncGet === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
+    const sync = this.syncReader;
+    if (sync === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
       return this.getOrCreateAsync(key, creator, options);
     }
     try {
@@ -406,7 +408,7 @@ export class CacheRegion {
       // `undefined` for a miss (see SYNC_GET): tested without type feedback. isFresh is written out
       // here: when a process starts with misses, V8 spends its inlining budget on the miss path and
       // would leave isFresh a call (and its time a boxed number) on every hit.
-      const hit = syncGet(mangled);
+      const hit = sync.get(mangled);
       if (hit !== undefined) {
         const ct = hit[CURRENT_CT];
         if (
@@ -643,8 +645,8 @@ export class CacheRegion {
     this.inner = backend;
     this.outer = outer;
     this.invalidator.bind?.(outer, this.clock);
-    const sync = outer === backend ? (backend as Partial<SyncReadable>)[SYNC_GET] : undefined;
-    this.syncGet = typeof sync === 'function' ? sync.bind(backend) : undefined;
+    const reader = outer === backend ? (backend as Partial<SyncReadable>)[SYNC_GET] : undefined;
+    this.syncReader = typeof reader?.get === 'function' ? reader : undefined;
   }
 
   private async requireBackend(): Promise<CacheBackend> {

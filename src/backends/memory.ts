@@ -3,7 +3,16 @@
 // mutates the cache. `clone: true` stores and returns structured clones instead (memory_pickle).
 
 import { LRUCache } from 'lru-cache';
-import { CachedValue, describe, NO_VALUE, type NoValue, SYNC_GET, type SyncReadable, ValidationError } from '../api.js';
+import {
+  CachedValue,
+  describe,
+  NO_VALUE,
+  type NoValue,
+  SYNC_GET,
+  type SyncReadable,
+  type SyncReader,
+  ValidationError,
+} from '../api.js';
 import { BaseBackend } from './base.js';
 
 /** Default `max` when neither `max` nor `maxSize` is given: an unbounded cache is a memory leak. */
@@ -50,6 +59,8 @@ const ARGUMENT_NAMES: readonly string[] = ['max', 'maxSize', 'sizeCalculation', 
 export class MemoryBackend extends BaseBackend implements SyncReadable {
   /** The underlying lru-cache, for inspection (the `cache` argument when one was given). */
   readonly cache: LRUCache<string, CachedValue>;
+  /** Internal: the region's hit path reads through this (see SYNC_GET). */
+  readonly [SYNC_GET]: SyncReader | undefined;
   private readonly clone: boolean;
 
   constructor(args: Readonly<MemoryBackendArguments> = {}) {
@@ -70,23 +81,18 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
     }
     this.clone = clone;
     this.cache = cache === undefined ? makeCache(args) : checkCache(cache, args);
-    // A subclass that overrides get or getMulti (a test double, say) must be read through them.
-    if (this.get !== MemoryBackend.prototype.get || this.getMulti !== MemoryBackend.prototype.getMulti) {
-      Object.defineProperty(this, SYNC_GET, { value: undefined });
-    }
-  }
-
-  [SYNC_GET](key: string): CachedValue | undefined {
-    const found = this.cache.get(key);
-    return this.clone && found !== undefined ? cloneValue(found) : found;
+    // Without clone the region reads the LRUCache itself. A subclass that overrides get or getMulti
+    // (a test double, say) must be read through them.
+    const overridden = this.get !== MemoryBackend.prototype.get || this.getMulti !== MemoryBackend.prototype.getMulti;
+    this[SYNC_GET] = overridden ? undefined : clone ? { get: (key) => this.read(key) } : this.cache;
   }
 
   async get(key: string): Promise<CachedValue | NoValue> {
-    return this[SYNC_GET](key) ?? NO_VALUE;
+    return this.read(key) ?? NO_VALUE;
   }
 
   override async getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]> {
-    return keys.map((key) => this[SYNC_GET](key) ?? NO_VALUE);
+    return keys.map((key) => this.read(key) ?? NO_VALUE);
   }
 
   async set(key: string, value: CachedValue): Promise<void> {
@@ -109,6 +115,11 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
 
   async close(): Promise<void> {
     this.cache.clear();
+  }
+
+  private read(key: string): CachedValue | undefined {
+    const found = this.cache.get(key);
+    return this.clone && found !== undefined ? cloneValue(found) : found;
   }
 }
 
