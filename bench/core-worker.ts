@@ -1,17 +1,20 @@
 // One round of the core benchmark for one library, in a fresh process (spawned by bench/core.ts).
-// Mode `hit`: fresh-hit ops/s of get-or-create on an in-memory store. Mode `stampede`: creator
-// calls of a cold and of expiry stampedes of concurrent callers. Prints one JSON line (a
-// WorkerResult) on stdout. Usage: core-worker.ts <subject> [hit|stampede] [warmupMs] [measureMs]
+// Mode `hit`: fresh-hit ops/s of get-or-create on an in-memory store (1,000 keys, warmed up).
+// Mode `hit-10k`: the same over 10,000 keys of ~200-byte records read round-robin, timed from the
+// first hit (JIT warm-up included), up to 1M calls or `measureMs`. Mode `stampede`: creator calls
+// of a cold and of expiry stampedes of concurrent callers. Prints one JSON line (a WorkerResult)
+// on stdout. Usage: core-worker.ts <subject> [hit|hit-10k|stampede] [warmupMs] [measureMs]
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LRUCache as LRU } from 'lru-cache';
+import { payload } from './payload.js';
 import { median } from './report.js';
 
 // Each library is imported only in the process that measures it, so no other library's code is
 // even loaded next to it.
 
 /** The libraries (and configurations) the benchmark knows. */
-export const SUBJECTS = ['ours', 'raw', 'cm', 'bento', 'bento-noser'] as const;
+export const SUBJECTS = ['ours', 'ours-clone', 'raw', 'cm', 'bento', 'bento-noser'] as const;
 export type SubjectName = (typeof SUBJECTS)[number];
 
 /** Outcome of one stampede scenario. */
@@ -41,6 +44,7 @@ export interface HitResult {
 /** What a worker prints (one of `hit` or `stampedes`, by mode). */
 export interface WorkerResult {
   subject: SubjectName;
+  /** Mode `hit` or `hit-10k`. */
   hit?: HitResult;
   stampedes?: StampedeResult[];
 }
@@ -62,6 +66,8 @@ interface StampedeScenario {
 }
 
 const KEYS = 1_000;
+const WIDE_KEYS = 10_000;
+const WIDE_MAX_CALLS = 1_000_000;
 const CALLERS = 1_000;
 const CREATOR_MS = 50;
 const SHORT_TTL_MS = 100;
@@ -94,6 +100,11 @@ async function subject(name: SubjectName): Promise<Subject> {
           },
         ],
       };
+    }
+    case 'ours-clone': {
+      const { makeRegion } = await import('../src/index.js');
+      const region = makeRegion().configure('memory', { expirationTime: HOUR_S, arguments: { clone: true } });
+      return { hit: (key, creator) => region.getOrCreate(key, creator), scenarios: [] };
     }
     case 'raw': {
       const { LRUCache } = await import('lru-cache');
@@ -213,6 +224,39 @@ async function measureHits(call: GetOrCreate, warmupMs: number, measureMs: numbe
   return { opsPerSec: median(slices), meanOpsPerSec: (ops / elapsedMs) * 1000, ops, elapsedMs, slices: slices.length };
 }
 
+/**
+ * The workload measured from outside (issue 9): WIDE_KEYS keys, each a ~200-byte record, created
+ * once, then read round-robin with sequentially awaited get-or-create calls from the very first
+ * hit (no warm-up passes, so JIT tier-up counts) until WIDE_MAX_CALLS calls or `measureMs`.
+ */
+async function measureWideHits(call: GetOrCreate, measureMs: number): Promise<HitResult> {
+  const keys = Array.from({ length: WIDE_KEYS }, (_, i) => `user:${i}`);
+  let misses = 0;
+  const creators = keys.map((_, i) => async () => {
+    misses++;
+    return payload(i);
+  });
+  for (let i = 0; i < WIDE_KEYS; i++) await call(keys[i] as string, creators[i] as Creator<object>);
+  const missesAfterWarm = misses;
+  const start = performance.now();
+  const end = start + measureMs;
+  let calls = 0;
+  let now = start;
+  // Check the clock every 1,000 calls: reading it on every call would be part of the measurement.
+  while (calls < WIDE_MAX_CALLS && now < end) {
+    for (let j = 0; j < 1_000; j++) {
+      const i = calls % WIDE_KEYS;
+      await call(keys[i] as string, creators[i] as Creator<object>);
+      calls++;
+    }
+    now = performance.now();
+  }
+  if (misses !== missesAfterWarm) throw new Error(`hit path called the creator ${misses - missesAfterWarm} times`);
+  const elapsedMs = now - start;
+  const opsPerSec = (calls / elapsedMs) * 1000;
+  return { opsPerSec, meanOpsPerSec: opsPerSec, ops: calls, elapsedMs, slices: 1 };
+}
+
 /** CALLERS concurrent calls on one key; counts creator calls and who got the old vs new value. */
 async function stampede(scenario: string, call: GetOrCreate, expireFirst: (() => Promise<void>) | null): Promise<StampedeResult> {
   const key = 'hot';
@@ -246,6 +290,8 @@ async function main(): Promise<void> {
   const result: WorkerResult = { subject: name };
   if (mode === 'hit') {
     result.hit = await measureHits(s.hit, Number(warmup), Number(measure));
+  } else if (mode === 'hit-10k') {
+    result.hit = await measureWideHits(s.hit, Number(measure));
   } else if (mode === 'stampede') {
     const stampedes: StampedeResult[] = [];
     const cold = s.scenarios[0]?.make();
@@ -256,7 +302,7 @@ async function main(): Promise<void> {
     }
     result.stampedes = stampedes;
   } else {
-    throw new Error(`unknown mode ${JSON.stringify(mode)}; hit or stampede`);
+    throw new Error(`unknown mode ${JSON.stringify(mode)}; hit, hit-10k or stampede`);
   }
   process.stdout.write(`${JSON.stringify(result)}\n`);
   process.exit(0); // some peers keep timers alive

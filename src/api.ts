@@ -38,29 +38,97 @@ export interface CacheMetadata {
   readonly ra?: number;
 }
 
-/** A payload with its metadata: what backends store and return. */
+/**
+ * Internal: the creation time (ms) of a value whose envelope version is {@link VALUE_VERSION}, else
+ * NaN. The region's hit path reads this instead of `metadata`, which is built on access.
+ */
+export const CURRENT_CT: unique symbol = Symbol('dogpile.currentCt') as typeof CURRENT_CT;
+
+/**
+ * A payload with its metadata: what backends store and return.
+ *
+ * A memory store keeps one of these per entry, so it is one small object: the payload, the creation
+ * time and, when there is one, the creation duration (`d`), 48 bytes on 64-bit Node. The metadata
+ * object is built when `metadata` is read (a new object each time); metadata with any other field
+ * (tags, another version, a fractional time) is kept as given instead.
+ */
 export class CachedValue<T = unknown> {
+  /** The cached value itself. */
+  readonly payload: T;
+  /** ct − TIME_ORIGIN (set only from a whole-millisecond ct), or undefined when #extra is the metadata. */
+  readonly #ct: number | undefined;
+  /** undefined: metadata is { ct, v }; a number: { ct, v, d }; an object: the metadata as given. */
+  readonly #extra: number | CacheMetadata | undefined;
+
   /**
    * @param payload the cached value itself
    * @param metadata creation time and envelope version
    * @param now clock used by {@link CachedValue.age}; defaults to `Date.now`
    */
-  constructor(
-    readonly payload: T,
-    readonly metadata: CacheMetadata,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(payload: T, metadata: CacheMetadata, now?: () => number) {
+    this.payload = payload;
+    if (isCompact(metadata)) {
+      this.#ct = metadata.ct - TIME_ORIGIN;
+      this.#extra = metadata.d;
+    } else {
+      this.#ct = undefined;
+      this.#extra = metadata;
+    }
+    if (now !== undefined) clocks.set(this, now);
+  }
+
+  /** Creation time, envelope version and the other stored fields (a new object for compact values). */
+  get metadata(): CacheMetadata {
+    const extra = this.#extra;
+    if (typeof extra === 'object') return extra;
+    const ct = TIME_ORIGIN + (this.#ct as number);
+    return extra === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: extra };
+  }
 
   /** Creation time in milliseconds since the epoch. */
   get cachedTime(): number {
-    return this.metadata.ct;
+    const extra = this.#extra;
+    return typeof extra === 'object' ? extra.ct : TIME_ORIGIN + (this.#ct as number);
   }
 
   /** Age in seconds (fractions included), measured now. */
   get age(): number {
-    return (this.now() - this.metadata.ct) / 1000;
+    return ((clocks.get(this) ?? Date.now)() - this.cachedTime) / 1000;
+  }
+
+  /** @internal See {@link CURRENT_CT}. */
+  get [CURRENT_CT](): number {
+    const extra = this.#extra;
+    if (typeof extra !== 'object') return TIME_ORIGIN + (this.#ct as number);
+    return extra.v === VALUE_VERSION ? extra.ct : Number.NaN;
   }
 }
+
+/**
+ * Creation times are kept as offsets from this origin (when this module loaded): within about 12
+ * days of it an offset is a V8 small integer, held in the object itself, where an epoch-ms number
+ * would be a separate 16-byte heap number per entry. Further away it is a heap number again.
+ */
+const TIME_ORIGIN = Math.floor(Date.now());
+
+/** Clocks given to the constructor (rare: `getValueMetadata` results), kept off the object. */
+const clocks = new WeakMap<CachedValue, () => number>();
+
+/** Whether `metadata` is { ct, v, d? } with a whole-ms ct, the current version and a numeric d. */
+function isCompact(metadata: CacheMetadata): boolean {
+  if (metadata.v !== VALUE_VERSION || !Number.isInteger(metadata.ct)) return false;
+  const d = metadata.d;
+  if (d !== undefined && typeof d !== 'number') return false;
+  for (const field in metadata) {
+    if (field !== 'ct' && field !== 'v' && field !== 'd') return false;
+  }
+  return true;
+}
+
+// One value built with the long form first, so V8 types the two private fields as "any value" from
+// the start: a later heap number (a ct far from the origin, a fractional d) is then stored as such,
+// instead of retyping the fields, and re-boxing them, in every existing value.
+new CachedValue(undefined, { ct: 0.5, v: VALUE_VERSION });
 
 /**
  * A lock for one key, as a backend provides it. `acquire(false)` must not wait; `acquire(true)` may
@@ -227,11 +295,18 @@ export function describe(value: unknown): string {
 }
 
 /**
- * Internal: a backend whose reads complete synchronously (the memory backend) exposes this method
- * so a fresh hit can skip one promise. Not part of the public contract.
+ * Internal: a backend whose reads complete synchronously (the memory backend) exposes under this key
+ * a reader the region's hit path calls directly, skipping the backend's promise: the LRUCache itself
+ * when it can be (one call fewer per hit). Its `get` returns `undefined` for a miss, not NO_VALUE: a
+ * test for undefined carries no type feedback, so code optimised while every read missed does not
+ * deoptimise on the first hit. Not part of the public contract.
  */
 export const SYNC_GET: unique symbol = Symbol('dogpile.syncGet') as typeof SYNC_GET;
+/** Internal: see {@link SYNC_GET}. */
+export interface SyncReader {
+  get(key: string): CachedValue | undefined;
+}
 /** Internal: the shape of a backend that has {@link SYNC_GET}. */
 export interface SyncReadable {
-  [SYNC_GET](key: string): CachedValue | NoValue;
+  readonly [SYNC_GET]: SyncReader | undefined;
 }

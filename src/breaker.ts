@@ -93,7 +93,7 @@ export class GuardedBackend implements CacheBackend {
     // An in-process backend with synchronous reads (memory) cannot hang or go down: its reads
     // bypass the guard, so the fresh-hit path stays one synchronous LRU read.
     const sync = (inner as Partial<SyncReadable>)[SYNC_GET];
-    if (typeof sync === 'function') (this as Partial<SyncReadable>)[SYNC_GET] = sync.bind(inner);
+    if (typeof sync?.get === 'function') (this as { [SYNC_GET]?: unknown })[SYNC_GET] = sync;
   }
 
   /** The breaker's current state. */

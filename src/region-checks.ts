@@ -1,6 +1,6 @@
 // Small helpers of region.ts: argument checks, expiry arithmetic and the default onError.
 
-import { BackendError, type CacheBackend, DogpileError, describe, ValidationError } from './api.js';
+import { BackendError, type CacheBackend, type Clock, DogpileError, describe, ValidationError } from './api.js';
 import type { KeyMangler } from './keys.js';
 
 /** `expirationTime` of "never", in ms. */
@@ -18,8 +18,9 @@ export function warnOnce(error: BackendError): void {
 }
 
 /** Whether a value created at `ct` is still within `expMs` at `now` (NEVER: always; 0: never fresh). */
-export function withinExpiry(ct: number, expMs: number, now: number): boolean {
-  return expMs === NEVER || (expMs !== 0 && now - ct <= expMs);
+export function withinExpiry(ct: number, expMs: number, clock: Clock): boolean {
+  // The clock is read only when the answer depends on it.
+  return expMs === NEVER || (expMs !== 0 && clock.now() - ct <= expMs);
 }
 
 /** Errors that are not a backend failure (a ValidationError, a LockTimeoutError…) pass through. */

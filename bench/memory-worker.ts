@@ -1,0 +1,67 @@
+// One measurement of the memory benchmark, in a fresh process (spawned by bench/memory.ts): fills
+// a store with ENTRIES records of ~200 bytes and prints the heap + external bytes after a full GC,
+// before and after, as one JSON line.
+// Usage: memory-worker.ts <raw|ours-set|ours-goc|backend|ours-clone> <entries>
+
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { payload } from './payload.js';
+
+// The same as running with --expose-gc, without needing the flag on the command line.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** What the benchmark can fill. */
+export const MEMORY_SUBJECTS = ['raw', 'ours-set', 'ours-goc', 'backend', 'ours-clone'] as const;
+export type MemorySubject = (typeof MEMORY_SUBJECTS)[number];
+
+/** What a worker prints. */
+export interface MemoryResult {
+  subject: MemorySubject;
+  entries: number;
+  /** heapUsed + external after a full GC, with the store made but empty (bytes). */
+  emptyBytes: number;
+  /** The same with every entry stored (bytes). */
+  fullBytes: number;
+}
+
+type Put = (key: string, value: object) => Promise<unknown>;
+
+async function store(subject: MemorySubject, entries: number): Promise<{ put: Put; keep: unknown }> {
+  if (subject === 'raw') {
+    const { LRUCache } = await import('lru-cache');
+    const cache = new LRUCache<string, object>({ max: entries });
+    return { put: async (k, v) => cache.set(k, v), keep: cache };
+  }
+  const { makeRegion, MemoryBackend, CachedValue, VALUE_VERSION } = await import('../src/index.js');
+  if (subject === 'backend') {
+    const backend = new MemoryBackend({ max: entries });
+    return { put: (k, v) => backend.set(k, new CachedValue(v, { ct: Date.now(), v: VALUE_VERSION })), keep: backend };
+  }
+  const args = subject === 'ours-clone' ? { max: entries, clone: true } : { max: entries };
+  const region = makeRegion().configure('memory', { expirationTime: 3600, arguments: args });
+  if (subject === 'ours-goc') return { put: (k, v) => region.getOrCreate(k, () => v), keep: region };
+  return { put: (k, v) => region.set(k, v), keep: region };
+}
+
+function usedBytes(): number {
+  gc();
+  gc();
+  const { heapUsed, external } = process.memoryUsage();
+  return heapUsed + external;
+}
+
+async function main(): Promise<void> {
+  const [subject, count = '100000'] = process.argv.slice(2) as [MemorySubject, string?];
+  if (!MEMORY_SUBJECTS.includes(subject)) throw new Error(`unknown subject ${JSON.stringify(subject)}`);
+  const entries = Number(count);
+  const { put, keep } = await store(subject, entries);
+  const emptyBytes = usedBytes();
+  for (let i = 0; i < entries; i++) await put(`user:${i}`, payload(i));
+  const fullBytes = usedBytes();
+  if (!keep) throw new Error('store lost');
+  const result: MemoryResult = { subject, entries, emptyBytes, fullBytes };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+await main();
