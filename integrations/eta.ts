@@ -176,7 +176,11 @@ let nextId = 0;
  * ```eta
  * <% cache "sidebar", it.user.id, { region: "pages", expire: 60 } %>…<% endcache %>
  * <%~ await cachedInclude("card", { product }, { key: product.id, expire: 60 }) %>
+ * <%~ await cachedEach("card", it.products, { key: "id", as: "product" }) %>
  * ```
+ *
+ * `cachedEach` is the collection form (README "Cached collections"): one multi-read for every
+ * item, only the missing items rendered, the items' HTML in order.
  *
  * The arguments of `cache` form the key; a trailing object literal holds the options.
  * `cachedInclude` renders the partial with only the given data. Render with `renderAsync`; a

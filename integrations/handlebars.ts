@@ -208,7 +208,11 @@ function specText(spec: unknown): string {
  * ```hbs
  * {{#cache "sidebar" user.id region="pages" expire=60}}…{{/cache}}
  * {{cachedPartial "card" key=product.id expire=60 product=product}}
+ * {{cachedEach "card" products key="id" as="product"}}
  * ```
+ *
+ * `cachedEach` is the collection form (README "Cached collections"): one multi-read for every
+ * item, only the missing items rendered, the items' HTML in order.
  *
  * Positional parameters of `cache` form the key; `cachedPartial` renders the partial with only its
  * other hash pairs as context. Templates from the returned `compile` return `Promise<string>`.

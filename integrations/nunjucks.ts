@@ -172,7 +172,11 @@ function patchNunjucks(): void {
  * ```njk
  * {% cache "sidebar", user.id, region="pages", expire=300 %}…{% endcache %}
  * {% cachedinclude "card.njk", key=product.id, expire=60, product=product %}
+ * {% cachedeach "card.njk", products, key="id", as="product" %}
  * ```
+ *
+ * `cachedeach` is the collection form (README "Cached collections"): one multi-read for every
+ * item, only the missing items rendered, the items' HTML in order.
  *
  * Positional arguments of `cache` form the key; `cachedinclude` renders the partial with only its
  * other keyword arguments as variables. Render asynchronously (with a callback, or
