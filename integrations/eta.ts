@@ -5,6 +5,7 @@
 
 import { join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
+import { COLLECTION_OPTIONS, collectionBlock, itemKeys, renderCollection } from './collections.js';
 import { DependencyDigests, type DigestMemo, type TemplateDeps, type TemplateResolver } from './digests.js';
 import {
   applyPartialOptOut,
@@ -15,6 +16,7 @@ import {
   keyMemo,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
+  renderEnabled,
   type TemplateCache,
   type TemplateCacheOptions,
   toTemplateCache,
@@ -123,6 +125,26 @@ export interface EtaRuntime {
     data: unknown,
     opts: unknown,
   ): Promise<string>;
+  /** `cachedEach` in an async template: one multi-read, only the missing items rendered. */
+  each(
+    eta: EtaLike,
+    options: EtaRenderOptions | undefined,
+    it: unknown,
+    line: number | string,
+    name: string,
+    items: unknown,
+    opts: unknown,
+  ): Promise<string>;
+  /** `cachedEach` in a synchronous template (each item from the in-process tier). */
+  eachSync(
+    eta: EtaLike,
+    options: EtaRenderOptions | undefined,
+    it: unknown,
+    line: number | string,
+    name: string,
+    items: unknown,
+    opts: unknown,
+  ): string;
   /** `cachedInclude` in a synchronous template (served from the in-process tier). */
   includeSync(
     eta: EtaLike,
@@ -154,7 +176,11 @@ let nextId = 0;
  * ```eta
  * <% cache "sidebar", it.user.id, { region: "pages", expire: 60 } %>…<% endcache %>
  * <%~ await cachedInclude("card", { product }, { key: product.id, expire: 60 }) %>
+ * <%~ await cachedEach("card", it.products, { key: "id", as: "product" }) %>
  * ```
+ *
+ * `cachedEach` is the collection form (README "Cached collections"): one multi-read for every
+ * item, only the missing items rendered, the items' HTML in order.
  *
  * The arguments of `cache` form the key; a trailing object literal holds the options.
  * `cachedInclude` renders the partial with only the given data. Render with `renderAsync`; a
@@ -186,6 +212,7 @@ export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
       // A source parsed again is a reload (Eta `cache: false`): retire the memoised digests.
       digests.loaded(`#${digest}`, digest);
       templates.set(digest, templateDeps(ast, digest));
+      ast = withEachLines(ast, source);
       const out: EtaAstNode[] = [];
       let depth = 0;
       let ordinal = 0;
@@ -238,7 +265,10 @@ export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
         `const __dp_eta = this;\nconst __dp = this.config.plugins.find((p) => p && p.__dogpileId === ${JSON.stringify(id)}).runtime;\n` +
         (isAsync
           ? `const cachedInclude = (__n, __d, __o) => __dp.include(this, options, ${varName}, __n, __d, __o);\n`
-          : `const cachedInclude = (__n, __d, __o) => __dp.includeSync(this, options, ${varName}, __n, __d, __o);\n`);
+          : `const cachedInclude = (__n, __d, __o) => __dp.includeSync(this, options, ${varName}, __n, __d, __o);\n`) +
+        // Cached collections: calls written in tags carry their line (see withEachLines).
+        `const __dp_each = (__l, __n, __c, __o) => __dp.${isAsync ? 'each' : 'eachSync'}(this, options, ${varName}, __l, __n, __c, __o);\n` +
+        `const cachedEach = (__n, __c, __o) => __dp_each('?', __n, __c, __o);\n`;
       const body = header + fn;
       if (!isAsync) return withBlockForms(body, () => false);
       const all = withBlockForms(body, () => true);
@@ -445,6 +475,75 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     const key = cache.fragmentKey({ engine: engine(eta), template: id, digest, block: 'partial', args: [keyArg] });
     return { key, fragment, vars };
   };
+  // --- Cached collections: cachedEach (integrations/collections.ts) -----------------------------
+
+  interface EachCall {
+    keys: string[];
+    fragment: FragmentOptions;
+    vars(i: number): Record<string, unknown>;
+  }
+  const eachCall = (
+    eta: EtaLike,
+    options: EtaRenderOptions | undefined,
+    it: unknown,
+    line: number | string,
+    name: unknown,
+    items: unknown,
+    opts: unknown,
+  ): EachCall => {
+    const from = templateName(eta, options);
+    const where = `cachedEach(${typeof name === 'string' ? JSON.stringify(name) : ''}) in ${from === undefined ? 'a string template' : JSON.stringify(from)} at line ${line}`;
+    if (typeof name !== 'string') throw new ValidationError(`${where}: the first argument must be a template name`);
+    if (opts === null || typeof opts !== 'object') {
+      throw new ValidationError(
+        `${where}: the third argument must be the options object, with at least key (e.g. { key: "id" })`,
+      );
+    }
+    const o = opts as { key?: unknown; as?: unknown; data?: unknown };
+    const fragment = parseFragmentOptions(o as Record<string, unknown>, EACH_OPTIONS, where);
+    if (o.as !== undefined && (typeof o.as !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(o.as))) {
+      throw new ValidationError(`${where}: as must be a variable name, got ${JSON.stringify(o.as)}`);
+    }
+    if (o.data !== undefined && (o.data === null || typeof o.data !== 'object')) {
+      throw new ValidationError(`${where}: data must be an object of variables shared by every item`);
+    }
+    const as = o.as as string | undefined;
+    const data = o.data as Record<string, unknown> | undefined;
+    const list = items as unknown[];
+    const ownKeys = itemKeys(items, o.key, where);
+    if (as === undefined) {
+      list.forEach((item, i) => {
+        if (item === null || typeof item !== 'object') {
+          throw new ValidationError(`${where}: item ${i} is not an object, so it cannot be the partial's data; give as: "name"`);
+        }
+      });
+    }
+    const enabled = renderEnabled(it);
+    if (!enabled) fragment.enabled = false;
+    // The partial's identity and dependency digest, memoised like cachedInclude's.
+    const memoKey = `${from ?? ''}\u0000${name}`;
+    let partial = partials.get(memoKey);
+    if (partial === undefined || partial.memo.generation !== digests.generationNow()) {
+      const found = resolver(eta)(name, from);
+      const own = found.deps ?? noDeps(digestSource(name));
+      partial = { id: found.id, own, memo: partial?.memo ?? { generation: -1, digest: own.digest } };
+      partials.set(memoKey, partial);
+    }
+    const digest = cache.digest ? digests.current(partial.memo, partial.id, partial.own, resolverOf(eta)) : partial.own.digest;
+    const stem = cache.keyStem(engine(eta), partial.id, digest, collectionBlock(as, data));
+    const keys = ownKeys.map((k) => cache.keyWithArgs(stem, [k]));
+    const optOut = enabled ? undefined : { enabled: false };
+    const vars = (i: number): Record<string, unknown> => {
+      const item = list[i];
+      if (as !== undefined) return optOut ? { ...data, [as]: item, dogpile: optOut } : { ...data, [as]: item };
+      if (data === undefined && optOut === undefined) return item as Record<string, unknown>;
+      return { ...(item as Record<string, unknown>), ...data, ...(optOut && { dogpile: optOut }) };
+    };
+    return { keys, fragment, vars };
+  };
+
+  // --- end of cached collections ---------------------------------------------------------------
+
   return {
     block(eta, options, it, meta, args, opts, body) {
       const rec = recordFor(eta, options, meta);
@@ -466,6 +565,27 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     includeSync(eta, options, it, name, data, opts) {
       const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts);
       return cache.getOrCreateSync(key, () => eta.render(name, vars, options), fragment);
+    },
+    /** `await cachedEach(name, items, { key, as?, data?, region?, expire? })` in an async template. */
+    each(eta, options, it, line, name, items, opts) {
+      let call: EachCall;
+      try {
+        call = eachCall(eta, options, it, line, name, items, opts);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      return renderCollection(cache, call.keys, (i) => eta.renderAsync(name, call.vars(i), options), call.fragment).then(
+        (parts) => parts.join(''),
+      );
+    },
+    /** `cachedEach(…)` in a synchronous template: each item through the in-process tier. */
+    eachSync(eta, options, it, line, name, items, opts) {
+      const call = eachCall(eta, options, it, line, name, items, opts);
+      let out = '';
+      for (let i = 0; i < call.keys.length; i++) {
+        out += cache.getOrCreateSync(call.keys[i] as string, () => eta.render(name, call.vars(i), options), call.fragment);
+      }
+      return out;
     },
   };
 }
@@ -517,7 +637,7 @@ function splitArgs(text: string): { args: string; opts: string; assignment?: str
   return assignment === undefined ? split : { ...split, assignment };
 }
 
-const TEMPLATE_CALLS = new Set(['include', 'includeAsync', 'cachedInclude', 'layout']);
+const TEMPLATE_CALLS = new Set(['include', 'includeAsync', 'cachedInclude', 'cachedEach', 'layout']);
 
 /**
  * What a parsed Eta template renders: calls of include / includeAsync / cachedInclude / layout in
@@ -615,4 +735,36 @@ function parseError(message: string): DogpileError {
   const err = new DogpileError(`dogpile/eta: ${message}`);
   err.name = 'EtaParseError';
   return err;
+}
+
+// --- Cached collections: line numbers for cachedEach calls --------------------------------------
+
+/** Options `cachedEach` accepts: the collection options plus `data` (variables shared by every item). */
+const EACH_OPTIONS: ReadonlySet<string> = new Set([...COLLECTION_OPTIONS, 'data']);
+const EACH_CALL_RE = /(?<![.\w$])cachedEach\s*\(/g;
+
+/**
+ * Rewrites `cachedEach(` in the tags' code into `__dp_each(<line>, `, so a bad collection's error
+ * names its line (Eta records lines only in debug mode). Lines come from the n-th call inside a
+ * tag of the source, in order.
+ */
+function withEachLines(ast: EtaAstNode[], source: string): EtaAstNode[] {
+  if (!source.includes('cachedEach')) return ast;
+  const lines: number[] = [];
+  for (const m of source.matchAll(EACH_CALL_RE)) {
+    const before = source.slice(0, m.index);
+    if (before.lastIndexOf('<%') > before.lastIndexOf('%>')) lines.push(before.split('\n').length);
+  }
+  let n = 0;
+  return ast.map((node) => {
+    if (typeof node === 'string' || !EACH_CALL_RE.test(node.val)) return node;
+    EACH_CALL_RE.lastIndex = 0;
+    return {
+      ...node,
+      val: node.val.replace(EACH_CALL_RE, (call) => {
+        const line = lines[n++];
+        return line === undefined ? call : `__dp_each(${line}, `;
+      }),
+    };
+  });
 }

@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, extname, join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
+import { COLLECTION_OPTIONS, collectionBlock, itemKeys, renderCollection } from './collections.js';
 import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import type { HandlebarsCompileOptions, HandlebarsEnv, HandlebarsRuntimeOptions } from './handlebars-env.js';
 import {
@@ -22,6 +23,7 @@ import {
   keyMemo,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
+  renderEnabled,
   type TemplateCache,
   TemplateCache as TemplateCacheClass,
   type TemplateCacheOptions,
@@ -48,6 +50,8 @@ export interface HandlebarsSettings {
     cache?: string;
     /** The cached-partial helper's name. Default `cachedPartial`. */
     partial?: string;
+    /** The cached-collection helper's name (see README, "Cached collections"). Default `cachedEach`. */
+    each?: string;
   };
 }
 
@@ -86,6 +90,8 @@ interface Deferred {
   stored: string;
   fragment: FragmentOptions | undefined;
   thunk: () => string;
+  /** A cached collection: its items' keys and each item's render (resolved by renderCollection). */
+  many?: { keys: readonly string[]; item: (index: number) => string };
 }
 
 /** Tokens of one render; `current` is the collector of the synchronous pass in progress. */
@@ -103,6 +109,12 @@ class Collector {
   add(key: string, stored: string, fragment: FragmentOptions | undefined, thunk: () => string): string {
     const index = this.counter.n++;
     this.entries.push({ index, key, stored, fragment, thunk });
+    return `${this.marker}${index}\u0000`;
+  }
+  /** Records a deferred cached collection and returns its token. */
+  addMany(keys: readonly string[], fragment: FragmentOptions | undefined, item: (index: number) => string): string {
+    const index = this.counter.n++;
+    this.entries.push({ index, key: keys[0] ?? '', stored: '', fragment, thunk: () => '', many: { keys, item } });
     return `${this.marker}${index}\u0000`;
   }
 }
@@ -196,7 +208,11 @@ function specText(spec: unknown): string {
  * ```hbs
  * {{#cache "sidebar" user.id region="pages" expire=60}}…{{/cache}}
  * {{cachedPartial "card" key=product.id expire=60 product=product}}
+ * {{cachedEach "card" products key="id" as="product"}}
  * ```
+ *
+ * `cachedEach` is the collection form (README "Cached collections"): one multi-read for every
+ * item, only the missing items rendered, the items' HTML in order.
  *
  * Positional parameters of `cache` form the key; `cachedPartial` renders the partial with only its
  * other hash pairs as context. Templates from the returned `compile` return `Promise<string>`.
@@ -214,9 +230,11 @@ export function installHandlebars(
   const given = settings?.helperNames ?? (options instanceof TemplateCacheClass ? undefined : options.helperNames);
   const cacheName = given?.cache ?? 'cache';
   const partialName = given?.partial ?? 'cachedPartial';
+  const eachName = given?.each ?? 'cachedEach';
   for (const [k, v] of [
     ['cache', cacheName],
     ['partial', partialName],
+    ['each', eachName],
   ] as const) {
     if (typeof v !== 'string' || !/^[A-Za-z_$][\w$-]*$/.test(v)) {
       throw new ValidationError(`installHandlebars: helperNames.${k} must be a helper name, got ${JSON.stringify(v)}`);
@@ -236,7 +254,7 @@ export function installHandlebars(
   const inject = (source: string, name: string | undefined): unknown => {
     const ast = parse(source);
     const digest = digestSource(source);
-    templates.set(digest, partialReferences(ast, digest, partialName));
+    templates.set(digest, partialReferences(ast, digest, partialName, eachName));
     const inlineNames = inlinePartialNames(ast);
     let ordinal = 0;
     const visit = (node: unknown): void => {
@@ -257,11 +275,22 @@ export function installHandlebars(
         n.hash ??= { type: 'Hash', pairs: [], loc: n.loc } as unknown as { pairs: unknown[] };
         // A body using an inline partial defined outside it renders in place (the synchronous
         // form): a deferred body would run after Handlebars has removed that inline partial.
-        const usesOuterInline = [...partialReferences(n.program, '', partialName).renders].some(
+        const usesOuterInline = [...partialReferences(n.program, '', partialName, eachName).renders].some(
           (p) => inlineNames.has(p) && !inlinePartialNames(n.program).has(p),
         );
         const meta: BlockMeta = { t: name ?? '', d: digest, b: `b${ordinal}`, s: usesOuterInline, o: n.hash.pairs.length > 0 };
         const value = JSON.stringify(meta);
+        n.hash.pairs.push({
+          type: 'HashPair',
+          key: META_KEY,
+          value: { type: 'StringLiteral', value, original: value, loc: n.loc },
+          loc: n.loc,
+        });
+      }
+      if (n.type === 'MustacheStatement' && n.path?.original === eachName) {
+        // Cached collections: the template's name, for the messages of a bad collection.
+        n.hash ??= { type: 'Hash', pairs: [], loc: n.loc } as unknown as { pairs: unknown[] };
+        const value = name ?? '';
         n.hash.pairs.push({
           type: 'HashPair',
           key: META_KEY,
@@ -423,6 +452,88 @@ export function installHandlebars(
     return new hbs.SafeString(collector.add(key, cache.storedKey(key), fragment, thunk));
   });
 
+  // --- Cached collections: {{cachedEach}} (integrations/collections.ts) ------------------------
+
+  hbs.registerHelper(eachName, function cachedEachHelper(this: unknown, ...params: unknown[]) {
+    const options = params.pop() as HelperOptions;
+    const name = params[0];
+    const template = options.hash?.[META_KEY];
+    const where = `{{${eachName}${typeof name === 'string' ? ` ${JSON.stringify(name)}` : ''}}} in ${typeof template === 'string' && template !== '' ? JSON.stringify(template) : 'a template'} at line ${options.loc?.start.line ?? '?'}`;
+    if (typeof name !== 'string' || params.length !== 2) {
+      throw new ValidationError(`${where}: expected a partial name and a collection, then key="field"`);
+    }
+    const shared: Record<string, unknown> = {};
+    const optionHash: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(options.hash ?? {})) {
+      if (k !== META_KEY) (COLLECTION_OPTIONS.has(k) ? optionHash : shared)[k] = v;
+    }
+    const fragment = parseFragmentOptions(optionHash, COLLECTION_OPTIONS, where);
+    const as = optionHash.as;
+    if (as !== undefined && (typeof as !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(as))) {
+      throw new ValidationError(`${where}: as must be a variable name, got ${JSON.stringify(as)}`);
+    }
+    const items = params[1];
+    const ownKeys = itemKeys(items, optionHash.key, where);
+    const list = items as unknown[];
+    const exphbs = options.data?.exphbs as { partials?: Record<string, unknown> } | undefined;
+    let partial = exphbs?.partials?.[name] ?? (hbs.partials as Record<string, unknown>)[name];
+    if (partial === undefined) throw new DogpileError(`${where}: the partial ${JSON.stringify(name)} could not be found`);
+    if (typeof partial === 'string') {
+      registerPartial(name, partial);
+      partial = (hbs.partials as Record<string, unknown>)[name];
+    }
+    const render = partial as (ctx: unknown, opts?: unknown) => string;
+    const optOut = renderEnabled(options.data?.root) ? undefined : { enabled: false };
+    if (optOut !== undefined) fragment.enabled = false;
+    const own = exphbs?.partials?.[name] !== undefined ? undefined : partialDeps.get(name);
+    const digest =
+      own === undefined ? digestOnce(render, () => functionIdentity(render, name)) : treeDigest(`partial:${name}`, own.digest);
+    const stem = cache.keyStem('handlebars', `partial:${name}`, digest, collectionBlock(as as string | undefined, shared));
+    const keys = ownKeys.map((k) => cache.keyWithArgs(stem, [k]));
+    // Like {{> name}} inside {{#each}}: the item is the context (merged with the shared hash), or
+    // is given under `as`.
+    const hasShared = Object.keys(shared).length > 0;
+    const item = (i: number): string => {
+      const value = list[i];
+      let ctx: unknown;
+      if (typeof as === 'string') ctx = { ...shared, [as]: value, ...(optOut && { dogpile: optOut }) };
+      else if (!hasShared && optOut === undefined) ctx = value;
+      else ctx = { ...(value as object), ...shared, ...(optOut && { dogpile: optOut }) };
+      return render(ctx, { data: { root: ctx } });
+    };
+    const collector = current;
+    if (collector === undefined) {
+      let out = '';
+      for (let i = 0; i < keys.length; i++) out += cache.getOrCreateSync(keys[i] as string, () => item(i), fragment);
+      return new hbs.SafeString(out);
+    }
+    if (optOut !== undefined) {
+      let out = '';
+      for (let i = 0; i < keys.length; i++) out += item(i);
+      return new hbs.SafeString(out);
+    }
+    return new hbs.SafeString(collector.addMany(keys, fragment, item));
+  });
+
+  /** One collection of a render: one multi-read, the missing items rendered (their own blocks resolved). */
+  const resolveMany = (
+    many: NonNullable<Deferred['many']>,
+    fragment: FragmentOptions | undefined,
+    collector: Collector,
+  ): Promise<string> =>
+    renderCollection(
+      cache,
+      many.keys,
+      (i) => {
+        const inner = new Collector(collector.nonce, collector.counter);
+        const body = collect(inner, () => many.item(i));
+        return resolve(body, inner);
+      },
+      fragment,
+    ).then((parts) => parts.join(''));
+
+  // --- end of cached collections ---------------------------------------------------------------
+
   const resolve = async (html: string, collector: Collector): Promise<string> => {
     if (collector.entries.length === 0) return html;
     const entries = collector.entries;
@@ -433,6 +544,20 @@ export function installHandlebars(
       let failed = false;
       for (let i = 0; i < entries.length; i++) {
         const entry = entries[i] as Deferred;
+        const done = (err: unknown, html?: string): void => {
+          if (failed) return;
+          if (err) {
+            failed = true;
+            rejectAll(err);
+            return;
+          }
+          out[i] = html ?? '';
+          if (--left === 0) resolveAll(out);
+        };
+        if (entry.many !== undefined) {
+          resolveMany(entry.many, entry.fragment, collector).then((h) => done(null, h), done);
+          continue;
+        }
         cache.getOrCreateStoredThen(
           entry.key,
           entry.stored,
@@ -442,16 +567,7 @@ export function installHandlebars(
             return resolve(body, inner);
           },
           entry.fragment,
-          (err, html) => {
-            if (failed) return;
-            if (err) {
-              failed = true;
-              rejectAll(err);
-              return;
-            }
-            out[i] = html ?? '';
-            if (--left === 0) resolveAll(out);
-          },
+          done,
         );
       }
     });
@@ -615,7 +731,7 @@ function eachNode(node: unknown, visit: (node: AstNode) => void): void {
  * partial blocks `{{#> name}}`, and `{{cachedPartial "name"}}`. Inline partials it defines and
  * `@partial-block` are its own; a name that is an expression makes it `dynamic`.
  */
-function partialReferences(ast: unknown, digest: string, partialHelper: string): TemplateDeps {
+function partialReferences(ast: unknown, digest: string, partialHelper: string, eachHelper?: string): TemplateDeps {
   const local = inlinePartialNames(ast);
   const renders = new Set<string>();
   let dynamic = false;
@@ -627,7 +743,7 @@ function partialReferences(ast: unknown, digest: string, partialHelper: string):
       } else if (name?.type === 'StringLiteral' && typeof name.value === 'string') {
         if (!local.has(name.value)) renders.add(name.value);
       } else dynamic = true;
-    } else if (n.type === 'MustacheStatement' && n.path?.original === partialHelper) {
+    } else if (n.type === 'MustacheStatement' && (n.path?.original === partialHelper || n.path?.original === eachHelper)) {
       const first = n.params?.[0];
       if (first?.type === 'StringLiteral' && typeof first.value === 'string') renders.add(first.value);
       else dynamic = true;

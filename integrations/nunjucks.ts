@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { posix } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
+import { COLLECTION_OPTIONS, collectionBlock, itemKeys, renderCollection } from './collections.js';
 import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import {
   applyPartialOptOut,
@@ -17,6 +18,7 @@ import {
   keyMemo,
   PARTIAL_OPTIONS,
   parseFragmentOptions,
+  renderEnabled,
   type TemplateCache,
   type TemplateCacheOptions,
   toTemplateCache,
@@ -170,7 +172,11 @@ function patchNunjucks(): void {
  * ```njk
  * {% cache "sidebar", user.id, region="pages", expire=300 %}…{% endcache %}
  * {% cachedinclude "card.njk", key=product.id, expire=60, product=product %}
+ * {% cachedeach "card.njk", products, key="id", as="product" %}
  * ```
+ *
+ * `cachedeach` is the collection form (README "Cached collections"): one multi-read for every
+ * item, only the missing items rendered, the items' HTML in order.
  *
  * Positional arguments of `cache` form the key; `cachedinclude` renders the partial with only its
  * other keyword arguments as variables. Render asynchronously (with a callback, or
@@ -264,6 +270,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       const result = analyzeTemplate(root, digest, {
         blockExt: blockExtension,
         includeExt: includeExtension,
+        eachExt: eachExtension,
         includeWaits(name) {
           // Loading (and so analysing) the included template now; a cycle counts as not waiting.
           const id = `${from ?? ''}\u0000${name}`;
@@ -445,6 +452,122 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     },
   };
 
+  // --- Cached collections: {% cachedeach %} (integrations/collections.ts) ----------------------
+
+  interface EachCall {
+    name: string;
+    items: unknown[];
+    keys: unknown[];
+    as: string;
+    shared: Record<string, unknown>;
+    fragment: FragmentOptions;
+    where: string;
+  }
+  const eachCall = (context: ContextLike, meta: string, rest: unknown[]): EachCall => {
+    const [template, line] = JSON.parse(meta) as [string, number];
+    const { positional, kwargs } = splitKwargs(rest);
+    const first = positional[0];
+    const where = `{% cachedeach ${typeof first === 'string' ? JSON.stringify(first) : ''} %} in ${template ? JSON.stringify(template) : 'a string template'} at line ${line}`;
+    if (typeof first !== 'string' || positional.length !== 2) {
+      throw new ValidationError(
+        `${where}: expected a template name and a collection, then keyword arguments (key="id", as="item")`,
+      );
+    }
+    const shared: Record<string, unknown> = {};
+    const optionKwargs: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(kwargs)) (COLLECTION_OPTIONS.has(k) ? optionKwargs : shared)[k] = v;
+    const fragment = parseFragmentOptions(optionKwargs, COLLECTION_OPTIONS, where);
+    const as = optionKwargs.as ?? 'item';
+    if (typeof as !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(as)) {
+      throw new ValidationError(`${where}: as must be a variable name, got ${JSON.stringify(as)}`);
+    }
+    const keys = itemKeys(positional[1], optionKwargs.key, where);
+    if (!renderEnabled(context.ctx)) {
+      fragment.enabled = false;
+      shared.dogpile = { enabled: false };
+    }
+    return { name: first, items: positional[1] as unknown[], keys, as, shared, fragment, where };
+  };
+  /** Every item's fragment key: the partial's name and dependency digest, `each…`, the item's key. */
+  const eachKeys = (call: EachCall, tmpl: NunjucksTemplate): string[] => {
+    const source = typeof tmpl.tmplStr === 'string' ? tmpl.tmplStr : call.name;
+    const own = digestOnce(tmpl, () => source);
+    const digest = cache.digest
+      ? digests.compute(call.name, deps.get(own) ?? { digest: own, renders: [], dynamic: false }, resolve)
+      : own;
+    const { dogpile: _, ...sharedVars } = call.shared;
+    const stem = cache.keyStem('nunjucks', call.name, digest, collectionBlock(call.as, sharedVars));
+    return call.keys.map((k) => cache.keyWithArgs(stem, [k]));
+  };
+  const itemVars = (call: EachCall, i: number): Record<string, unknown> => ({ ...call.shared, [call.as]: call.items[i] });
+  const renderEachSync = (call: EachCall, tmpl: NunjucksTemplate): string => {
+    const keys = eachKeys(call, tmpl);
+    let out = '';
+    for (let i = 0; i < keys.length; i++) {
+      out += cache.getOrCreateSync(keys[i] as string, () => renderSyncPartial(tmpl, itemVars(call, i)), call.fragment);
+    }
+    return out;
+  };
+
+  const eachExtension = {
+    tags: ['cachedeach'],
+    autoescape: false,
+    parse(parser: ParserLike, nodes: NodesLike) {
+      const tok = parser.nextToken();
+      const args = parser.parseSignature(null, true);
+      checkArgs(parser, 'cachedeach', args, tok);
+      parser.advanceAfterBlockEnd(tok.value);
+      const template = names.get(digestSource(parser.tokens.str))?.name ?? '';
+      args.children.unshift(new nodes.Literal(tok.lineno, tok.colno, JSON.stringify([template, tok.lineno + 1])));
+      return new nodes.CallExtensionAsync(this, 'run', args, []);
+    },
+    run(context: ContextLike, meta: string, ...rest: unknown[]): void {
+      const callback = rest.pop() as Callback;
+      let call: EachCall;
+      try {
+        call = eachCall(context, meta, rest);
+      } catch (err) {
+        callback(err);
+        return;
+      }
+      env.getTemplate(call.name, false, (err, tmpl) => {
+        if (err || !tmpl) {
+          callback(err ?? new DogpileError(`${call.where}: template ${JSON.stringify(call.name)} not found`));
+          return;
+        }
+        if (syncDepth > 0) {
+          runSync(callback, () => renderEachSync(call, tmpl));
+          return;
+        }
+        let keys: string[];
+        try {
+          keys = eachKeys(call, tmpl);
+        } catch (e) {
+          callback(e);
+          return;
+        }
+        const renderItem = (i: number): Promise<string> =>
+          new Promise((res, rej) => tmpl.render(itemVars(call, i), (e, html) => (e ? rej(e) : res(html ?? ''))));
+        renderCollection(cache, keys, renderItem, call.fragment).then(
+          (parts) => continueWith(callback, parts.join('')),
+          (e: unknown) => callback(e),
+        );
+      });
+    },
+    /** The synchronous form, for tags inside macros, call, set capture and filter blocks. */
+    runInline(context: ContextLike, meta: string, ...rest: unknown[]): unknown {
+      const call = eachCall(context, meta, rest);
+      const tmpl = env.getTemplate(call.name, false);
+      if (tmpl === null || typeof tmpl !== 'object') {
+        throw new DogpileError(`${call.where}: template ${JSON.stringify(call.name)} not found`);
+      }
+      return markSafe(renderEachSync(call, tmpl));
+    },
+  };
+  env.addExtension('DogpileCachedEach', eachExtension);
+
+  // --- end of cached collections ---------------------------------------------------------------
+
   env.addExtension('DogpileCache', blockExtension);
   env.addExtension('DogpileCachedInclude', includeExtension);
   return cache;
@@ -468,6 +591,8 @@ interface TemplateAnalysis {
 interface AnalysisContext {
   blockExt: object;
   includeExt: object;
+  /** The `cachedeach` tag (a cached partial too, for dependencies and the inline form). */
+  eachExt: object;
   includeWaits(name: string): boolean;
 }
 
@@ -480,7 +605,7 @@ interface AnalysisContext {
  * wait, is a template error naming the line.
  */
 function analyzeTemplate(root: NodeLike, digest: string, context: AnalysisContext): TemplateAnalysis {
-  const { blockExt, includeExt } = context;
+  const { blockExt, includeExt, eachExt } = context;
   const renders: string[] = [];
   let parent: string | undefined;
   let dynamic = false;
@@ -537,7 +662,8 @@ function analyzeTemplate(root: NodeLike, digest: string, context: AnalysisContex
       }
       case 'CallExtensionAsync': {
         const mine = node.extName === (blockExt as { __name?: string }).__name;
-        const partial = node.extName === (includeExt as { __name?: string }).__name;
+        const each = node.extName === (eachExt as { __name?: string }).__name;
+        const partial = each || node.extName === (includeExt as { __name?: string }).__name;
         if (!mine && !partial) return undefined;
         if (node.prop === 'waitHere') return undefined;
         if (partial) {
@@ -550,7 +676,12 @@ function analyzeTemplate(root: NodeLike, digest: string, context: AnalysisContex
           return undefined;
         }
         const Sync = nodeTypes.CallExtension as unknown as NodesLike['CallExtension'];
-        const replacement = new Sync(mine ? blockExt : includeExt, 'runInline', node.args, node.contentArgs as unknown[]);
+        const replacement = new Sync(
+          mine ? blockExt : each ? eachExt : includeExt,
+          'runInline',
+          node.args,
+          node.contentArgs as unknown[],
+        );
         replacement.lineno = node.lineno;
         replacement.colno = node.colno;
         return replacement;

@@ -494,6 +494,21 @@ export class TemplateCache extends EventEmitter {
     }
   }
 
+  // --- Cached collections (integrations/collections.ts) ----------------------------------------
+
+  /**
+   * The backend-error policy for code outside this class (the collection renderer): whether
+   * `err` is a backend failure that `onError: 'render'` absorbs. When it is, it has been reported
+   * (an `'error'` event, or a one-time warning) and the caller renders without the cache.
+   */
+  absorbFailure(err: unknown, key: string): boolean {
+    if (!isCacheFailure(err) || this.onError === 'throw') return false;
+    this.report(err, key);
+    return true;
+  }
+
+  // --- end of cached collections ---------------------------------------------------------------
+
   /** Tells listeners about an absorbed backend failure, or warns once when nobody listens. */
   private report(error: DogpileError, key: string): void {
     if (this.listenerCount('error') > 0) {

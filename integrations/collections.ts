@@ -1,0 +1,144 @@
+// Cached collections (Rails' `render partial:, collection:, cached: true`) for every engine: the
+// collection form of a cached partial. All item keys are computed first (the partial's key rules:
+// template name, dependency digest, the item's own key), ONE region.getOrCreateMulti reads them all
+// (one backend round trip when the page is warm), only the missing or stale items are rendered, with
+// single flight per item key across concurrent renders, and they are written with one setMulti.
+// The engine adapters parse their syntax and hand over the items, the key field and a function
+// that renders one item; the output is the items' HTML in order, as a loop of includes would give.
+
+import { encodeArg, ValidationError } from '../src/index.js';
+import type { FragmentOptions, TemplateCache } from './templates.js';
+
+/** Options a collection tag accepts (other names are variables shared by every item). */
+export const COLLECTION_OPTIONS: ReadonlySet<string> = new Set(['key', 'as', 'region', 'expire']);
+
+/** How each item's own key is found: a field name (dotted path allowed) or, where the engine allows it, a function. */
+export type ItemKeySpec = string | ((item: unknown, index: number) => unknown);
+
+/**
+ * Validates a collection and returns each item's own key, in order. `where` names the tag, the
+ * template and the line for the messages. Throws a {@link ValidationError} for a collection that is
+ * not an array, a missing or unusable `key` option, an item without the key field, or two items
+ * with the same key (their fragments would overwrite each other).
+ */
+export function itemKeys(items: unknown, key: unknown, where: string): unknown[] {
+  if (!Array.isArray(items)) {
+    throw new ValidationError(`${where}: the collection must be an array, got ${describeValue(items)}`);
+  }
+  if (!((typeof key === 'string' && key !== '') || typeof key === 'function')) {
+    throw new ValidationError(
+      `${where}: the key option must name the field that identifies an item (e.g. key="id"), got ${describeValue(key)}`,
+    );
+  }
+  const path = typeof key === 'string' ? key.split('.') : undefined;
+  const out = new Array<unknown>(items.length);
+  const seen = new Map<unknown, number>();
+  for (let i = 0; i < items.length; i++) {
+    const item: unknown = items[i];
+    const value = path === undefined ? (key as (item: unknown, index: number) => unknown)(item, i) : pluck(item, path);
+    const what = typeof key === 'string' ? `key field ${JSON.stringify(key)}` : 'key function';
+    if (value === undefined || value === null) {
+      throw new ValidationError(`${where}: item ${i} has no ${what} (got ${describeValue(value)}); every item needs a key`);
+    }
+    const type = typeof value;
+    if (type !== 'string' && type !== 'number' && type !== 'bigint' && type !== 'boolean') {
+      throw new ValidationError(`${where}: item ${i}: the ${what} must give a string or number, got ${describeValue(value)}`);
+    }
+    const before = seen.get(value);
+    if (before !== undefined) {
+      throw new ValidationError(
+        `${where}: items ${before} and ${i} have the same key ${JSON.stringify(String(value))}; item keys must be unique in a collection`,
+      );
+    }
+    seen.set(value, i);
+    out[i] = value;
+  }
+  return out;
+}
+
+/**
+ * The block id of a collection's items: `each`, plus the variable name the item is given under and
+ * the variables shared by every item (both change the output, so both are in the key). Item
+ * fragments never share entries with the single cached partial of the same template.
+ */
+export function collectionBlock(as: string | undefined, shared: Readonly<Record<string, unknown>> | undefined): string {
+  const hasShared = shared !== undefined && Object.keys(shared).length > 0;
+  return `each${encodeArg([as ?? null, hasShared ? shared : null])}`;
+}
+
+/**
+ * Renders a collection through one multi-read: `keys` are the items' fragment keys (see
+ * {@link TemplateCache.keyWithArgs}), `render(i)` renders item `i` (called only for items that are
+ * missing or stale, and, under concurrency, by one caller per key). Resolves to the items' HTML in
+ * order. A backend failure follows the TemplateCache's `onError` policy (`'render'`: the items
+ * render without the cache; an item already rendered is not rendered again).
+ */
+export function renderCollection(
+  cache: TemplateCache,
+  keys: readonly string[],
+  render: (index: number) => string | Promise<string>,
+  options: FragmentOptions | undefined,
+): Promise<string[]> {
+  if (keys.length === 0) return Promise.resolve([]);
+  if (!cache.enabled || options?.enabled === false) return renderEach(keys.length, render, undefined);
+  let region: ReturnType<TemplateCache['region']>;
+  try {
+    region = cache.region(options?.region);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const stored = keys.map((k) => cache.storedKey(k));
+  const created = new Map<number, string>();
+  let indexOf: Map<string, number> | undefined;
+  const create = (...missing: string[]): Promise<string[]> => {
+    indexOf ??= new Map(stored.map((s, i) => [s, i]));
+    const index = indexOf;
+    return Promise.all(
+      missing.map(async (s) => {
+        const i = index.get(s) as number;
+        const html = String(await render(i));
+        created.set(i, html);
+        return html;
+      }),
+    );
+  };
+  return region
+    .getOrCreateMulti<string>(stored, create, options?.expire === undefined ? undefined : { expirationTime: options.expire })
+    .then(undefined, (err: unknown) => {
+      if (!cache.absorbFailure(err, keys[0] as string)) throw err;
+      return renderEach(keys.length, render, created);
+    });
+}
+
+/** Renders every item without the cache (reusing those in `done`), concurrently, in order. */
+async function renderEach(
+  count: number,
+  render: (index: number) => string | Promise<string>,
+  done: ReadonlyMap<number, string> | undefined,
+): Promise<string[]> {
+  const out: Array<string | Promise<string>> = new Array(count);
+  // A synchronous throw of render() rejects (this is an async function), as a failed render should.
+  for (let i = 0; i < count; i++) {
+    const known = done?.get(i);
+    out[i] = known ?? Promise.resolve(render(i)).then(String);
+  }
+  return Promise.all(out);
+}
+
+function pluck(item: unknown, path: readonly string[]): unknown {
+  let v: unknown = item;
+  for (const part of path) {
+    if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return undefined;
+    v = (v as Record<string, unknown>)[part];
+  }
+  return v;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+  return `${typeof value} ${String(value)}`;
+}
