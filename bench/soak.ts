@@ -8,7 +8,8 @@
 
 import { loadavg } from 'node:os';
 import { instrumentRegion } from '../integrations/otel.js';
-import { type CacheRegion, makeRegion, type RegionEventName } from '../src/index.js';
+import { EVENT_NAMES } from '../src/events.js';
+import { type CacheRegion, makeRegion } from '../src/index.js';
 import { startRedis } from '../test/helpers/servers.js';
 import { saveReport, table } from './report.js';
 
@@ -18,20 +19,7 @@ const KEYS = 5000;
 const CONCURRENCY = 16;
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with --expose-gc (npm run bench:soak)');
-const EVENTS: RegionEventName[] = [
-  'hit',
-  'miss',
-  'stale',
-  'createStart',
-  'create',
-  'lockWait',
-  'lockTimeout',
-  'lockLost',
-  'failSafe',
-  'backendError',
-  'breaker',
-  'invalidate',
-];
+const EVENTS = EVENT_NAMES;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;

@@ -122,7 +122,8 @@ export interface RegionStats {
   readonly creationP99Ms: number;
 }
 
-const EVENT_NAMES: readonly RegionEventName[] = [
+/** Every region event name (internal; the soak bench counts listeners by it). */
+export const EVENT_NAMES: readonly RegionEventName[] = [
   'hit',
   'miss',
   'stale',
