@@ -10,13 +10,13 @@ import {
   CachedValue,
   type CacheRegion,
   type DogpileError,
-  encodeArg,
   LockTimeoutError,
   MemoryBackend,
   NO_VALUE,
   VALUE_VERSION,
   ValidationError,
 } from '../src/index.js';
+import { encodeFragmentArg } from './record-keys.js';
 
 /** Options shared by every template integration (`TemplateCacheOptions` in the API). */
 export interface TemplateCacheOptions {
@@ -60,7 +60,11 @@ export interface FragmentOptions {
   region?: string;
   /** Seconds until the fragment is stale; overrides the region's expiration. `-1`/`null`: never. Default: the region's. */
   expire?: number | null;
-  /** `false` renders without the cache (and without touching the backend). Default true. */
+  /**
+   * `false` renders without the cache (and without touching the backend). Default true. The tags'
+   * `if=` / `unless=` options set it: `if=cond` caches only when `cond` is truthy, `unless=cond`
+   * only when it is falsy (Rails' `cache_if` / `cache_unless`).
+   */
   enabled?: boolean;
 }
 
@@ -83,6 +87,10 @@ export function parseFragmentOptions(
     if (k === 'region') {
       if (typeof v !== 'string') throw new ValidationError(`${where}: region must be a region name, got ${typeof v}`);
       out.region = v;
+    } else if (k === 'if') {
+      if (!v) out.enabled = false;
+    } else if (k === 'unless') {
+      if (v) out.enabled = false;
     } else if (k === 'expire') {
       if (!(v === null || (typeof v === 'number' && (v >= 0 || v === -1)))) {
         throw new ValidationError(`${where}: expire must be a number of seconds, got ${String(v)}`);
@@ -103,7 +111,10 @@ export interface FragmentKeyParts {
   digest: string;
   /** Identifies the block inside the template (an ordinal, or `partial` for cached partials). */
   block: string;
-  /** The block's own arguments; encoded injectively with the core's `encodeArg`. */
+  /**
+   * The block's own arguments, encoded injectively; a record argument (`cacheKey`, or `id` plus
+   * `updatedAt` / `version`) contributes its key and version (see {@link encodeFragmentArg}).
+   */
   args: readonly unknown[];
 }
 
@@ -151,9 +162,9 @@ export function digestOnce(owner: object, source: () => string): string {
 }
 
 /** Options a cached block accepts (its key is its position and arguments). */
-export const BLOCK_OPTIONS: ReadonlySet<string> = new Set(['region', 'expire']);
+export const BLOCK_OPTIONS: ReadonlySet<string> = new Set(['region', 'expire', 'if', 'unless']);
 /** Options a cached partial/include accepts (`key` replaces its variables as the key). */
-export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'expire']);
+export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'expire', 'if', 'unless']);
 
 /**
  * Applies the per-render opt-out of `context` to a cached partial: when the render is uncached,
@@ -161,7 +172,7 @@ export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'e
  * Returns whether caching is enabled.
  */
 export function applyPartialOptOut(context: unknown, fragment: FragmentOptions, vars: Record<string, unknown>): boolean {
-  if (renderEnabled(context)) return true;
+  if (renderEnabled(context)) return fragment.enabled !== false;
   fragment.enabled = false;
   vars.dogpile = { enabled: false };
   return false;
@@ -289,8 +300,8 @@ export class TemplateCache extends EventEmitter {
    * The template id is the name (plus `@digest` when digests are on) or, for nameless templates,
    * `#digest` (always, so two string templates never share fragments).
    */
-  fragmentKey(parts: FragmentKeyParts): string {
-    return this.keyWithArgs(this.keyStem(parts.engine, parts.template, parts.digest, parts.block), parts.args);
+  fragmentKey(parts: FragmentKeyParts, where?: string): string {
+    return this.keyWithArgs(this.keyStem(parts.engine, parts.template, parts.digest, parts.block), parts.args, undefined, where);
   }
 
   /**
@@ -307,12 +318,13 @@ export class TemplateCache extends EventEmitter {
   /**
    * A {@link TemplateCache.keyStem} followed by the injectively encoded arguments. With a `memo`
    * (one per block), a render whose arguments are the same primitives as the block's previous
-   * render reuses that key instead of encoding them again.
+   * render reuses that key instead of encoding them again. `where` (e.g. `{% cache %} at line 3`)
+   * names the tag in the {@link ValidationError} of a record whose `cacheKey` throws or is not a string.
    */
-  keyWithArgs(stem: string, args: readonly unknown[], memo?: KeyMemo): string {
+  keyWithArgs(stem: string, args: readonly unknown[], memo?: KeyMemo, where?: string): string {
     if (memo !== undefined && memo.stem === stem && samePrimitives(memo.args, args)) return memo.key;
     let key = stem;
-    for (let i = 0; i < args.length; i++) key += (i === 0 ? '' : ',') + encodeArg(args[i]);
+    for (let i = 0; i < args.length; i++) key += (i === 0 ? '' : ',') + encodeFragmentArg(args[i], stem, where);
     if (memo !== undefined) {
       memo.stem = stem;
       memo.args = args;
