@@ -16,7 +16,11 @@ import {
   VALUE_VERSION,
   ValidationError,
 } from '../src/index.js';
+import { type FragmentRef, FragmentRegistry } from './fragment-registry.js';
 import { encodeFragmentArg } from './record-keys.js';
+
+export type { FragmentRef } from './fragment-registry.js';
+export { encodeFragmentArg } from './record-keys.js';
 
 /** Options shared by every template integration (`TemplateCacheOptions` in the API). */
 export interface TemplateCacheOptions {
@@ -128,11 +132,13 @@ export interface KeyMemo {
   key: string;
   /** {@link TemplateCache.storedKey} of `key`. */
   stored: string;
+  /** The block name (string first argument) last recorded for the fragment-key API. */
+  name: string;
 }
 
 /** A fresh {@link KeyMemo}. */
 export function keyMemo(): KeyMemo {
-  return { stem: '', args: [], key: '', stored: '' };
+  return { stem: '', args: [], key: '', stored: '', name: '' };
 }
 
 /** What the `'error'` event receives besides the error. */
@@ -232,6 +238,7 @@ export class TemplateCache extends EventEmitter {
   private readonly sync: MemoryBackend;
   private readonly dependencies: Readonly<Record<string, readonly string[]>>;
   private readonly warnings = new Set<string>();
+  private readonly registry = new FragmentRegistry();
 
   constructor(options: TemplateCacheOptions) {
     super();
@@ -300,8 +307,44 @@ export class TemplateCache extends EventEmitter {
    * The template id is the name (plus `@digest` when digests are on) or, for nameless templates,
    * `#digest` (always, so two string templates never share fragments).
    */
-  fragmentKey(parts: FragmentKeyParts, where?: string): string {
-    return this.keyWithArgs(this.keyStem(parts.engine, parts.template, parts.digest, parts.block), parts.args, undefined, where);
+  fragmentKey(parts: FragmentKeyParts | FragmentRef, where?: string): string {
+    if (typeof (parts as FragmentKeyParts).digest === 'string') {
+      const p = parts as FragmentKeyParts;
+      return this.keyWithArgs(this.keyStem(p.engine, p.template, p.digest, p.block), p.args, undefined, where);
+    }
+    const keys = this.fragmentKeys(parts as FragmentRef);
+    if (keys.length !== 1) {
+      throw new ValidationError(
+        `fragmentKey: ${keys.length} blocks of ${JSON.stringify(parts.template)} are named ${JSON.stringify(parts.block)}; name one by its ordinal id, or use invalidateFragment (which drops them all)`,
+      );
+    }
+    return keys[0] as string;
+  }
+
+  /**
+   * The keys of the fragments `ref` designates (Django's `make_template_fragment_key`), with the
+   * template digest the last render in this process used: one key, or several when blocks of the
+   * template share the name. Without a recorded render it is a {@link ValidationError}, unless the
+   * cache was built with `digest: false` and the block is named by ordinal (`"b1"`) or `"partial"`.
+   */
+  fragmentKeys(ref: FragmentRef): string[] {
+    let found: { stems: string[]; args: readonly unknown[] };
+    try {
+      found = this.registry.find(ref);
+    } catch (err) {
+      if (this.digest || !/^(b\d+|partial)$/.test(String(ref?.block))) throw err;
+      found = { stems: [this.keyStem(ref.engine, ref.template, '', ref.block)], args: ref.args ?? [] };
+    }
+    return found.stems.map((stem) => this.keyWithArgs(stem, found.args, undefined, `fragmentKey(${JSON.stringify(ref.block)})`));
+  }
+
+  /**
+   * Deletes the fragment(s) `ref` designates (see {@link TemplateCache.fragmentKeys}) from `region`
+   * (default: the default region), e.g. from a model's save hook. Rejects if the backend fails.
+   */
+  async invalidateFragment(ref: FragmentRef & { region?: string }): Promise<void> {
+    const keys = this.fragmentKeys(ref);
+    for (const key of keys) await this.invalidate(key, { region: ref.region });
   }
 
   /**
@@ -312,7 +355,9 @@ export class TemplateCache extends EventEmitter {
     let key = `${engine}|`;
     if (template === undefined || template === '') key += `#${digest}`;
     else key += this.digest ? `${template}@${digest}` : template;
-    return `${key}|${block}|`;
+    const stem = `${key}|${block}|`;
+    this.registry.stem(engine, template, block, stem);
+    return stem;
   }
 
   /**
@@ -330,6 +375,11 @@ export class TemplateCache extends EventEmitter {
       memo.args = args;
       memo.key = key;
       memo.stored = this.storedKey(key);
+      const name = args[0];
+      if (typeof name === 'string' && memo.name !== name) {
+        memo.name = name;
+        this.registry.name(stem, name);
+      }
     }
     return key;
   }
@@ -490,7 +540,7 @@ export class TemplateCache extends EventEmitter {
   }
 
   /** Deletes the fragment under `key` (also from the synchronous tier). Rejects if the backend fails. */
-  async invalidate(key: string, options?: Pick<FragmentOptions, 'region'>): Promise<void> {
+  async invalidate(key: string, options?: { region?: string | undefined }): Promise<void> {
     const region = this.region(options?.region);
     this.sync.cache.delete(this.prefix + key);
     await region.delete(this.prefix + key);

@@ -169,3 +169,84 @@ function fragmentKeySuite(e: EngineUnderTest): void {
 function isValidation(err: Error): boolean {
   return err instanceof ValidationError || /ValidationError: /.test(err.message);
 }
+
+for (const e of enginesUnderTest) {
+  describe(`${e.name}: the fragment key API`, () => {
+    const dirs: string[] = [];
+    after(() => {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    });
+    const setup = (options?: { digest?: boolean }) => {
+      const dir = mkdtempSync(join(tmpdir(), `dogpile-fkey-${e.name}-`));
+      dirs.push(dir);
+      const files = {
+        card: `<li>${e.count('item.name')}</li>`,
+        page:
+          e.block(['"sidebar"', '@user.id'], `<nav>${e.count('user.name')}</nav>`) +
+          e.block(['"main"'], `<main>${e.count('title')}</main>`) +
+          e.block(['@user.id'], `<footer>${e.count('footer')}</footer>`) +
+          e.partial('card', 'item.id', 'item', 'item'),
+      };
+      for (const [name, source] of Object.entries(files)) writeFileSync(join(dir, `${name}.${e.ext}`), source);
+      const cache = new TemplateCache({ regions: makeRegion().configure('memory'), ...options });
+      const runs = new Map<unknown, number>();
+      const r = e.make(dir, cache, {
+        count: (v) => {
+          runs.set(v, (runs.get(v) ?? 0) + 1);
+          return v;
+        },
+        boom: () => assert.fail('not used'),
+      });
+      const ctx = { user: { id: 1, name: 'U' }, title: 'T', footer: 'F', item: { id: 9, name: 'I' } };
+      const counts = () => ['U', 'T', 'F', 'I'].map((k) => runs.get(k) ?? 0);
+      return { ...r, cache, ctx, counts };
+    };
+
+    it('invalidateFragment by block name drops exactly that fragment: the next render re-runs only that block', async () => {
+      const t = setup();
+      const first = await t.render('page', t.ctx);
+      await t.render('page', t.ctx);
+      assert.deepEqual(t.counts(), [1, 1, 1, 1]);
+      await t.cache.invalidateFragment({ engine: e.name, template: 'page', block: 'sidebar', args: [1] });
+      assert.equal(await t.render('page', t.ctx), first);
+      assert.deepEqual(t.counts(), [2, 1, 1, 1]);
+      // Another user's sidebar is another fragment: invalidating it leaves user 1's alone.
+      await t.cache.invalidateFragment({ engine: e.name, template: 'page', block: 'sidebar', args: [2] });
+      await t.render('page', t.ctx);
+      assert.deepEqual(t.counts(), [2, 1, 1, 1]);
+      // By ordinal (all arguments), and a cached partial by its key.
+      await t.cache.invalidateFragment({ engine: e.name, template: 'page', block: 'b3', args: [1] });
+      await t.cache.invalidateFragment({ engine: e.name, template: 'card', block: 'partial', args: [9] });
+      await t.render('page', t.ctx);
+      assert.deepEqual(t.counts(), [2, 1, 2, 2]);
+    });
+
+    it('fragmentKey is the key the render stored under (the same digest)', async () => {
+      const t = setup();
+      await t.render('page', t.ctx);
+      const key = t.cache.fragmentKey({ engine: e.name, template: 'page', block: 'main' });
+      assert.match((await t.cache.get(key)) ?? '', /<main>T<\/main>/);
+    });
+
+    it('an unknown template or block is a ValidationError; with digest: false an ordinal works before any render', async () => {
+      const t = setup();
+      assert.throws(
+        () => t.cache.fragmentKey({ engine: e.name, template: 'page', block: 'sidebar', args: [1] }),
+        (err: Error) => err instanceof ValidationError && /has been rendered in this process/.test(err.message),
+      );
+      await t.render('page', t.ctx);
+      assert.throws(
+        () => t.cache.fragmentKey({ engine: e.name, template: 'page', block: 'nope' }),
+        (err: Error) => err instanceof ValidationError && /known blocks: .*sidebar/.test(err.message),
+      );
+      const u = setup({ digest: false });
+      await u.render('page', u.ctx);
+      const other = setup({ digest: false });
+      const template = e.name === 'handlebars' ? 'page' : `page.${e.ext}`;
+      assert.equal(
+        other.cache.fragmentKey({ engine: e.name, template, block: 'b2', args: ['main'] }),
+        u.cache.fragmentKey({ engine: e.name, template: 'page', block: 'main' }),
+      );
+    });
+  });
+}
