@@ -16,9 +16,15 @@ import {
   VALUE_VERSION,
   ValidationError,
 } from '../src/index.js';
+import { annotateFragment, annotationPolicy, type FragmentSummary, recordFragment, stripAnnotations } from './dev-annotations.js';
 import { type FragmentRef, FragmentRegistry } from './fragment-registry.js';
 import { encodeFragmentArg } from './record-keys.js';
 
+export {
+  createFragmentSummary,
+  type FragmentEntry,
+  type FragmentSummary,
+} from './dev-annotations.js';
 export type { FragmentRef } from './fragment-registry.js';
 export { encodeFragmentArg } from './record-keys.js';
 
@@ -56,6 +62,14 @@ export interface TemplateCacheOptions {
    * there. Without an entry, a template that renders a dynamic name gets a one-time warning. Default `{}`.
    */
   dependencies?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Development: wrap every fragment's output in `<!-- dogpile: hit|miss key=... -->` …
+   * `<!-- /dogpile -->` (annotations are never stored). `true` is refused (a ValidationError) when
+   * `NODE_ENV` is `'production'`; `'force'` allows it there. Without it, one render can ask with
+   * `dogpile: { annotate: true }` in its context, which is ignored (with a warning) in production.
+   * Default `false`.
+   */
+  annotate?: boolean | 'force';
 }
 
 /** Per-fragment options: Mako's `cache_region` / `cache_timeout`, plus a per-render opt-out. */
@@ -70,6 +84,20 @@ export interface FragmentOptions {
    * only when it is falsy (Rails' `cache_if` / `cache_unless`).
    */
   enabled?: boolean;
+  /** Set from the render's `dogpile: { annotate: true }` (see {@link TemplateCacheOptions.annotate}). */
+  annotate?: boolean;
+  /** Set from the render's `dogpile: { summary }`: the fragment is counted there. */
+  summary?: FragmentSummary;
+}
+
+/** The `dogpile` object a render context may carry (Express: also `res.locals.dogpile`). */
+export interface RenderCacheOptions {
+  /** `false` renders every fragment of this render without the cache. Default true. */
+  enabled?: boolean;
+  /** Annotate this render's fragments (development only; see {@link TemplateCacheOptions.annotate}). */
+  annotate?: boolean;
+  /** Count this render's fragments here (see `createFragmentSummary`). */
+  summary?: FragmentSummary;
 }
 
 /**
@@ -178,6 +206,11 @@ export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'e
  * Returns whether caching is enabled.
  */
 export function applyPartialOptOut(context: unknown, fragment: FragmentOptions, vars: Record<string, unknown>): boolean {
+  const dev = renderDevOptions(context);
+  if (dev !== undefined) {
+    if (dev.annotate === true) fragment.annotate = true;
+    if (dev.summary !== undefined) fragment.summary = dev.summary;
+  }
   if (renderEnabled(context)) return fragment.enabled !== false;
   fragment.enabled = false;
   vars.dogpile = { enabled: false };
@@ -201,7 +234,26 @@ export function blockOptions(
     out ??= {};
     out.enabled = false;
   }
+  const dev = renderDevOptions(context);
+  if (dev !== undefined) {
+    out ??= {};
+    if (dev.annotate === true) out.annotate = true;
+    if (dev.summary !== undefined) out.summary = dev.summary;
+  }
   return out;
+}
+
+/** The render's `annotate` / `summary` requests (top level first, then Express' `_locals`), or `undefined`. */
+function renderDevOptions(context: unknown): RenderCacheOptions | undefined {
+  if (context === null || typeof context !== 'object') return undefined;
+  const own = (context as { dogpile?: unknown }).dogpile;
+  const locals = (context as { _locals?: { dogpile?: unknown } })._locals?.dogpile;
+  const a = own !== null && typeof own === 'object' ? (own as RenderCacheOptions) : undefined;
+  const b = locals !== null && typeof locals === 'object' && locals !== own ? (locals as RenderCacheOptions) : undefined;
+  const annotate = a?.annotate ?? b?.annotate;
+  const summary = a?.summary ?? b?.summary;
+  if (annotate !== true && summary === undefined) return undefined;
+  return { annotate: annotate === true, ...(summary === undefined ? {} : { summary }) };
 }
 
 /** Reads the per-render opt-out from a render context: `{ dogpile: { enabled: false } }`. */
@@ -239,6 +291,11 @@ export class TemplateCache extends EventEmitter {
   private readonly dependencies: Readonly<Record<string, readonly string[]>>;
   private readonly warnings = new Set<string>();
   private readonly registry = new FragmentRegistry();
+  /** Whether every fragment is annotated / whether a render may ask for it. */
+  private readonly annotateAll: boolean;
+  private readonly annotatePerRender: boolean;
+  /** The last miss render time (ms) per stored key, for the summary's `savedMs` (bounded). */
+  private readonly missTimes = new Map<string, number>();
 
   constructor(options: TemplateCacheOptions) {
     super();
@@ -288,6 +345,9 @@ export class TemplateCache extends EventEmitter {
       }
     }
     this.dependencies = deps;
+    const policy = annotationPolicy(options.annotate, process.env.NODE_ENV);
+    this.annotateAll = policy.all;
+    this.annotatePerRender = policy.perRender;
   }
 
   /** The names declared in the `dependencies` option for `template`, or `undefined`. */
@@ -420,6 +480,18 @@ export class TemplateCache extends EventEmitter {
     render: () => string | Promise<string>,
     options?: FragmentOptions,
   ): Promise<string> {
+    if (this.annotateAll || options?.annotate === true || options?.summary !== undefined) {
+      return this.observed(key, stored, render, options);
+    }
+    return this.fetch(key, stored, render, options);
+  }
+
+  private fetch(
+    key: string,
+    stored: string,
+    render: () => string | Promise<string>,
+    options: FragmentOptions | undefined,
+  ): Promise<string> {
     if (!this.enabled || options?.enabled === false) return renderInline(render);
     let region: CacheRegion;
     try {
@@ -452,6 +524,10 @@ export class TemplateCache extends EventEmitter {
     options: FragmentOptions | undefined,
     done: (err: unknown, html?: string) => void,
   ): void {
+    if (this.annotateAll || options?.annotate === true || options?.summary !== undefined) {
+      this.observed(key, stored, render, options).then((html) => done(null, html), done);
+      return;
+    }
     if (!this.enabled || options?.enabled === false) {
       renderInline(render).then((html) => done(null, html), done);
       return;
@@ -503,6 +579,15 @@ export class TemplateCache extends EventEmitter {
    * it is rendered again.
    */
   getOrCreateSync(key: string, render: () => string, options?: FragmentOptions): string {
+    if (this.annotateAll || options?.annotate === true || options?.summary !== undefined) {
+      if (!this.enabled || options?.enabled === false) return String(render());
+      const seen = this.observe(key, this.prefix + key, render, options);
+      return seen.finish(this.fetchSync(key, seen.render, options));
+    }
+    return this.fetchSync(key, render, options);
+  }
+
+  private fetchSync(key: string, render: () => string, options: FragmentOptions | undefined): string {
     if (!this.enabled || options?.enabled === false) return String(render());
     const region = this.region(options?.region);
     const full = this.prefix + key;
@@ -522,6 +607,66 @@ export class TemplateCache extends EventEmitter {
       if (isCacheFailure(err)) this.report(err, key);
     });
     return html;
+  }
+
+  /** {@link TemplateCache.fetch} that annotates the fragment and / or counts it in the render's summary. */
+  private observed(
+    key: string,
+    stored: string,
+    render: () => string | Promise<string>,
+    options: FragmentOptions | undefined,
+  ): Promise<string> {
+    if (!this.enabled || options?.enabled === false) return renderInline(render);
+    const seen = this.observe(key, stored, render, options);
+    return this.fetch(key, stored, seen.render, options).then(seen.finish);
+  }
+
+  /**
+   * Wraps a fragment's render to time it and strip inner annotations from what is stored, and
+   * gives the function that turns the fetched fragment into this render's output.
+   */
+  private observe<R extends string | Promise<string>>(
+    key: string,
+    stored: string,
+    render: () => R,
+    options: FragmentOptions | undefined,
+  ): { render: () => R; finish: (html: string) => string } {
+    let annotate = this.annotateAll;
+    if (!annotate && options?.annotate === true) {
+      if (this.annotatePerRender) annotate = true;
+      else {
+        this.warnOnce(
+          'annotate',
+          "dogpile templates: dogpile: { annotate: true } is ignored when NODE_ENV is 'production' (construct the TemplateCache with annotate: 'force' to allow it)",
+        );
+      }
+    }
+    let raw: string | undefined;
+    let ms = 0;
+    const wrapped = (): R => {
+      const t0 = performance.now();
+      const done = (html: string): string => {
+        ms = performance.now() - t0;
+        raw = String(html);
+        return annotate ? stripAnnotations(raw) : raw;
+      };
+      const out = render();
+      return (typeof out === 'string' ? done(out) : (out as Promise<string>).then(done)) as R;
+    };
+    const finish = (html: string): string => {
+      const miss = raw !== undefined;
+      if (miss) {
+        if (this.missTimes.size >= 10_000) this.missTimes.clear();
+        this.missTimes.set(stored, ms);
+      }
+      const summary = options?.summary;
+      if (summary !== undefined) {
+        recordFragment(summary, { key, outcome: miss ? 'miss' : 'hit', ms: miss ? ms : (this.missTimes.get(stored) ?? 0) });
+      }
+      const out = miss ? (raw as string) : html;
+      return annotate ? annotateFragment(out, miss ? 'miss' : 'hit', key) : out;
+    };
+    return { render: wrapped, finish };
   }
 
   /** The cached fragment under `key`, or `undefined`. */
