@@ -441,7 +441,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
       rec.stemDigest = digest;
       rec.stemEngine = eng;
     }
-    return cache.keyWithArgs(rec.stem, args, rec.key);
+    return cache.keyWithArgs(rec.stem, args, rec.key, rec.where);
   };
   const partials = new Map<string, { id: string; own: TemplateDeps; memo: DigestMemo }>();
   const includeKey = (
@@ -472,7 +472,10 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     const id = partial.id;
     const digest = cache.digest ? digests.current(partial.memo, id, partial.own, resolverOf(eta)) : partial.own.digest;
     const keyArg = opts !== null && typeof opts === 'object' && 'key' in opts ? (opts as { key: unknown }).key : vars;
-    const key = cache.fragmentKey({ engine: engine(eta), template: id, digest, block: 'partial', args: [keyArg] });
+    const key = cache.fragmentKey(
+      { engine: engine(eta), template: id, digest, block: 'partial', args: [keyArg] },
+      `cachedInclude(${JSON.stringify(name)})`,
+    );
     return { key, fragment, vars };
   };
   // --- Cached collections: cachedEach (integrations/collections.ts) -----------------------------

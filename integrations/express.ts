@@ -10,7 +10,13 @@ import { installPageOption } from './express-page.js';
 import { type DogpileHandlebars, type HandlebarsEnv, handlebarsEngine, installHandlebars } from './handlebars.js';
 import { installNunjucks, type NunjucksEnvironment, nunjucksEngine } from './nunjucks.js';
 import { PageCache } from './page.js';
-import { type TemplateCache, type TemplateCacheOptions, toTemplateCache } from './templates.js';
+import {
+  createFragmentSummary,
+  type RenderCacheOptions,
+  type TemplateCache,
+  type TemplateCacheOptions,
+  toTemplateCache,
+} from './templates.js';
 
 export { etaEngine } from './eta.js';
 export {
@@ -32,7 +38,14 @@ export {
   parsePageOptions,
   type StoredPage,
 } from './page.js';
-export { TemplateCache, type TemplateCacheOptions } from './templates.js';
+export {
+  createFragmentSummary,
+  type FragmentEntry,
+  type FragmentSummary,
+  type RenderCacheOptions,
+  TemplateCache,
+  type TemplateCacheOptions,
+} from './templates.js';
 
 /** The parts of an Express application used here. */
 export interface ExpressAppLike {
@@ -130,4 +143,42 @@ export function dogpileViews<E extends ViewEngineName>(
   const pageKeys = { keyPrefix: `${cacheOptions.keyPrefix ?? 'tpl'}-page`, version: cacheOptions.version ?? '' };
   installPageOption(app, new PageCache({ regions: cache, ...pageKeys }), views, cache.enabled);
   return env as ViewEnvironments[E];
+}
+
+/** Options of {@link dogpileSummary}. */
+export interface DogpileSummaryOptions {
+  /**
+   * Whether a request's fragments are annotated (`<!-- dogpile: hit|miss key=... -->`), e.g.
+   * `(req) => req.query.annotate === '1'`. Ignored with a warning under `NODE_ENV=production`
+   * unless the TemplateCache has `annotate: 'force'`. Default: never.
+   */
+  annotate?: (req: unknown) => boolean;
+}
+
+/**
+ * Express middleware: gives every request a fresh fragment summary at `res.locals.dogpile.summary`
+ * (`{ hits, misses, renderMs, savedMs, fragments }`), filled by the renders of that response, and
+ * optionally turns on annotations for it. Keeps other `res.locals.dogpile` fields (`enabled`).
+ *
+ * ```ts
+ * app.use(dogpileSummary({ annotate: (req) => req.query.annotate === '1' }));
+ * res.render('page', locals, (err, html) => { console.log(res.locals.dogpile.summary); res.send(html); });
+ * ```
+ */
+export function dogpileSummary(
+  options: DogpileSummaryOptions = {},
+): (req: unknown, res: { locals: Record<string, unknown> }, next: () => void) => void {
+  if (options === null || typeof options !== 'object') throw new ValidationError('dogpileSummary: options must be an object');
+  const { annotate } = options;
+  if (annotate !== undefined && typeof annotate !== 'function') {
+    throw new ValidationError(`dogpileSummary: annotate must be a function of the request, got ${typeof annotate}`);
+  }
+  return (req, res, next) => {
+    const current = res.locals.dogpile;
+    const base = current !== null && typeof current === 'object' ? (current as RenderCacheOptions) : {};
+    const dogpile: RenderCacheOptions = { ...base, summary: createFragmentSummary() };
+    if (annotate?.(req) === true) dogpile.annotate = true;
+    res.locals.dogpile = dogpile;
+    next();
+  };
 }

@@ -406,7 +406,7 @@ export function installHandlebars(
     const rec = recordFor(options);
     const fragment = blockOptions(rec.o ? options.hash : undefined, rec.where, options.data?.root, META);
     if (fragment?.enabled === false) return options.fn(this, { data: options.data });
-    const key = cache.keyWithArgs(stemOf(rec), params, rec.key);
+    const key = cache.keyWithArgs(stemOf(rec), params, rec.key, rec.where);
     const collector = current;
     if (collector === undefined || rec.s) {
       return cache.getOrCreateSync(key, () => options.fn(this, { data: options.data }), fragment);
@@ -437,13 +437,16 @@ export function installHandlebars(
     const digest =
       own === undefined ? digestOnce(render, () => functionIdentity(render, name)) : treeDigest(`partial:${name}`, own.digest);
     const keyArg = 'key' in optionHash ? optionHash.key : vars;
-    const key = cache.fragmentKey({
-      engine: 'handlebars',
-      template: `partial:${name}`,
-      digest,
-      block: 'partial',
-      args: [keyArg],
-    });
+    const key = cache.fragmentKey(
+      {
+        engine: 'handlebars',
+        template: `partial:${name}`,
+        digest,
+        block: 'partial',
+        args: [keyArg],
+      },
+      where,
+    );
     const thunk = () => render(vars, { data: { root: vars } });
     const collector = current;
     if (collector === undefined || !enabled) {

@@ -257,7 +257,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
             resolve,
           );
     if (rec.stem === '' || digest !== before) rec.stem = cache.keyStem('nunjucks', rec.name, digest, rec.block);
-    return cache.keyWithArgs(rec.stem, positional, rec.key);
+    return cache.keyWithArgs(rec.stem, positional, rec.key, rec.where);
   };
 
   // Whether rendering a template (by source digest) can call back asynchronously.
@@ -394,7 +394,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       ? digests.compute(call.name, deps.get(own) ?? { digest: own, renders: [], dynamic: false }, resolve)
       : own;
     const args = 'key' in call.optionKwargs ? [call.optionKwargs.key] : [call.vars];
-    return cache.fragmentKey({ engine: 'nunjucks', template: call.name, digest, block: 'partial', args });
+    return cache.fragmentKey({ engine: 'nunjucks', template: call.name, digest, block: 'partial', args }, call.where);
   };
 
   const includeExtension = {

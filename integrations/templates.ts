@@ -10,13 +10,23 @@ import {
   CachedValue,
   type CacheRegion,
   type DogpileError,
-  encodeArg,
   LockTimeoutError,
   MemoryBackend,
   NO_VALUE,
   VALUE_VERSION,
   ValidationError,
 } from '../src/index.js';
+import { annotateFragment, annotationPolicy, type FragmentSummary, recordFragment, stripAnnotations } from './dev-annotations.js';
+import { type FragmentRef, FragmentRegistry } from './fragment-registry.js';
+import { encodeFragmentArg } from './record-keys.js';
+
+export {
+  createFragmentSummary,
+  type FragmentEntry,
+  type FragmentSummary,
+} from './dev-annotations.js';
+export type { FragmentRef } from './fragment-registry.js';
+export { encodeFragmentArg } from './record-keys.js';
 
 /** Options shared by every template integration (`TemplateCacheOptions` in the API). */
 export interface TemplateCacheOptions {
@@ -52,6 +62,14 @@ export interface TemplateCacheOptions {
    * there. Without an entry, a template that renders a dynamic name gets a one-time warning. Default `{}`.
    */
   dependencies?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Development: wrap every fragment's output in `<!-- dogpile: hit|miss key=... -->` …
+   * `<!-- /dogpile -->` (annotations are never stored). `true` is refused (a ValidationError) when
+   * `NODE_ENV` is `'production'`; `'force'` allows it there. Without it, one render can ask with
+   * `dogpile: { annotate: true }` in its context, which is ignored (with a warning) in production.
+   * Default `false`.
+   */
+  annotate?: boolean | 'force';
 }
 
 /** Per-fragment options: Mako's `cache_region` / `cache_timeout`, plus a per-render opt-out. */
@@ -60,8 +78,26 @@ export interface FragmentOptions {
   region?: string;
   /** Seconds until the fragment is stale; overrides the region's expiration. `-1`/`null`: never. Default: the region's. */
   expire?: number | null;
-  /** `false` renders without the cache (and without touching the backend). Default true. */
+  /**
+   * `false` renders without the cache (and without touching the backend). Default true. The tags'
+   * `if=` / `unless=` options set it: `if=cond` caches only when `cond` is truthy, `unless=cond`
+   * only when it is falsy (Rails' `cache_if` / `cache_unless`).
+   */
   enabled?: boolean;
+  /** Set from the render's `dogpile: { annotate: true }` (see {@link TemplateCacheOptions.annotate}). */
+  annotate?: boolean;
+  /** Set from the render's `dogpile: { summary }`: the fragment is counted there. */
+  summary?: FragmentSummary;
+}
+
+/** The `dogpile` object a render context may carry (Express: also `res.locals.dogpile`). */
+export interface RenderCacheOptions {
+  /** `false` renders every fragment of this render without the cache. Default true. */
+  enabled?: boolean;
+  /** Annotate this render's fragments (development only; see {@link TemplateCacheOptions.annotate}). */
+  annotate?: boolean;
+  /** Count this render's fragments here (see `createFragmentSummary`). */
+  summary?: FragmentSummary;
 }
 
 /**
@@ -83,6 +119,10 @@ export function parseFragmentOptions(
     if (k === 'region') {
       if (typeof v !== 'string') throw new ValidationError(`${where}: region must be a region name, got ${typeof v}`);
       out.region = v;
+    } else if (k === 'if') {
+      if (!v) out.enabled = false;
+    } else if (k === 'unless') {
+      if (v) out.enabled = false;
     } else if (k === 'expire') {
       if (!(v === null || (typeof v === 'number' && (v >= 0 || v === -1)))) {
         throw new ValidationError(`${where}: expire must be a number of seconds, got ${String(v)}`);
@@ -103,7 +143,10 @@ export interface FragmentKeyParts {
   digest: string;
   /** Identifies the block inside the template (an ordinal, or `partial` for cached partials). */
   block: string;
-  /** The block's own arguments; encoded injectively with the core's `encodeArg`. */
+  /**
+   * The block's own arguments, encoded injectively; a record argument (`cacheKey`, or `id` plus
+   * `updatedAt` / `version`) contributes its key and version (see {@link encodeFragmentArg}).
+   */
   args: readonly unknown[];
 }
 
@@ -117,11 +160,13 @@ export interface KeyMemo {
   key: string;
   /** {@link TemplateCache.storedKey} of `key`. */
   stored: string;
+  /** The block name (string first argument) last recorded for the fragment-key API. */
+  name: string;
 }
 
 /** A fresh {@link KeyMemo}. */
 export function keyMemo(): KeyMemo {
-  return { stem: '', args: [], key: '', stored: '' };
+  return { stem: '', args: [], key: '', stored: '', name: '' };
 }
 
 /** What the `'error'` event receives besides the error. */
@@ -151,9 +196,9 @@ export function digestOnce(owner: object, source: () => string): string {
 }
 
 /** Options a cached block accepts (its key is its position and arguments). */
-export const BLOCK_OPTIONS: ReadonlySet<string> = new Set(['region', 'expire']);
+export const BLOCK_OPTIONS: ReadonlySet<string> = new Set(['region', 'expire', 'if', 'unless']);
 /** Options a cached partial/include accepts (`key` replaces its variables as the key). */
-export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'expire']);
+export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'expire', 'if', 'unless']);
 
 /**
  * Applies the per-render opt-out of `context` to a cached partial: when the render is uncached,
@@ -161,7 +206,12 @@ export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'e
  * Returns whether caching is enabled.
  */
 export function applyPartialOptOut(context: unknown, fragment: FragmentOptions, vars: Record<string, unknown>): boolean {
-  if (renderEnabled(context)) return true;
+  const dev = renderDevOptions(context);
+  if (dev !== undefined) {
+    if (dev.annotate === true) fragment.annotate = true;
+    if (dev.summary !== undefined) fragment.summary = dev.summary;
+  }
+  if (renderEnabled(context)) return fragment.enabled !== false;
   fragment.enabled = false;
   vars.dogpile = { enabled: false };
   return false;
@@ -184,7 +234,26 @@ export function blockOptions(
     out ??= {};
     out.enabled = false;
   }
+  const dev = renderDevOptions(context);
+  if (dev !== undefined) {
+    out ??= {};
+    if (dev.annotate === true) out.annotate = true;
+    if (dev.summary !== undefined) out.summary = dev.summary;
+  }
   return out;
+}
+
+/** The render's `annotate` / `summary` requests (top level first, then Express' `_locals`), or `undefined`. */
+function renderDevOptions(context: unknown): RenderCacheOptions | undefined {
+  if (context === null || typeof context !== 'object') return undefined;
+  const own = (context as { dogpile?: unknown }).dogpile;
+  const locals = (context as { _locals?: { dogpile?: unknown } })._locals?.dogpile;
+  const a = own !== null && typeof own === 'object' ? (own as RenderCacheOptions) : undefined;
+  const b = locals !== null && typeof locals === 'object' && locals !== own ? (locals as RenderCacheOptions) : undefined;
+  const annotate = a?.annotate ?? b?.annotate;
+  const summary = a?.summary ?? b?.summary;
+  if (annotate !== true && summary === undefined) return undefined;
+  return { annotate: annotate === true, ...(summary === undefined ? {} : { summary }) };
 }
 
 /** Reads the per-render opt-out from a render context: `{ dogpile: { enabled: false } }`. */
@@ -221,6 +290,12 @@ export class TemplateCache extends EventEmitter {
   private readonly sync: MemoryBackend;
   private readonly dependencies: Readonly<Record<string, readonly string[]>>;
   private readonly warnings = new Set<string>();
+  private readonly registry = new FragmentRegistry();
+  /** Whether every fragment is annotated / whether a render may ask for it. */
+  private readonly annotateAll: boolean;
+  private readonly annotatePerRender: boolean;
+  /** The last miss render time (ms) per stored key, for the summary's `savedMs` (bounded). */
+  private readonly missTimes = new Map<string, number>();
 
   constructor(options: TemplateCacheOptions) {
     super();
@@ -270,6 +345,9 @@ export class TemplateCache extends EventEmitter {
       }
     }
     this.dependencies = deps;
+    const policy = annotationPolicy(options.annotate, process.env.NODE_ENV);
+    this.annotateAll = policy.all;
+    this.annotatePerRender = policy.perRender;
   }
 
   /** The names declared in the `dependencies` option for `template`, or `undefined`. */
@@ -289,8 +367,44 @@ export class TemplateCache extends EventEmitter {
    * The template id is the name (plus `@digest` when digests are on) or, for nameless templates,
    * `#digest` (always, so two string templates never share fragments).
    */
-  fragmentKey(parts: FragmentKeyParts): string {
-    return this.keyWithArgs(this.keyStem(parts.engine, parts.template, parts.digest, parts.block), parts.args);
+  fragmentKey(parts: FragmentKeyParts | FragmentRef, where?: string): string {
+    if (typeof (parts as FragmentKeyParts).digest === 'string') {
+      const p = parts as FragmentKeyParts;
+      return this.keyWithArgs(this.keyStem(p.engine, p.template, p.digest, p.block), p.args, undefined, where);
+    }
+    const keys = this.fragmentKeys(parts as FragmentRef);
+    if (keys.length !== 1) {
+      throw new ValidationError(
+        `fragmentKey: ${keys.length} blocks of ${JSON.stringify(parts.template)} are named ${JSON.stringify(parts.block)}; name one by its ordinal id, or use invalidateFragment (which drops them all)`,
+      );
+    }
+    return keys[0] as string;
+  }
+
+  /**
+   * The keys of the fragments `ref` designates (Django's `make_template_fragment_key`), with the
+   * template digest the last render in this process used: one key, or several when blocks of the
+   * template share the name. Without a recorded render it is a {@link ValidationError}, unless the
+   * cache was built with `digest: false` and the block is named by ordinal (`"b1"`) or `"partial"`.
+   */
+  fragmentKeys(ref: FragmentRef): string[] {
+    let found: { stems: string[]; args: readonly unknown[] };
+    try {
+      found = this.registry.find(ref);
+    } catch (err) {
+      if (this.digest || !/^(b\d+|partial)$/.test(String(ref?.block))) throw err;
+      found = { stems: [this.keyStem(ref.engine, ref.template, '', ref.block)], args: ref.args ?? [] };
+    }
+    return found.stems.map((stem) => this.keyWithArgs(stem, found.args, undefined, `fragmentKey(${JSON.stringify(ref.block)})`));
+  }
+
+  /**
+   * Deletes the fragment(s) `ref` designates (see {@link TemplateCache.fragmentKeys}) from `region`
+   * (default: the default region), e.g. from a model's save hook. Rejects if the backend fails.
+   */
+  async invalidateFragment(ref: FragmentRef & { region?: string }): Promise<void> {
+    const keys = this.fragmentKeys(ref);
+    for (const key of keys) await this.invalidate(key, { region: ref.region });
   }
 
   /**
@@ -301,23 +415,31 @@ export class TemplateCache extends EventEmitter {
     let key = `${engine}|`;
     if (template === undefined || template === '') key += `#${digest}`;
     else key += this.digest ? `${template}@${digest}` : template;
-    return `${key}|${block}|`;
+    const stem = `${key}|${block}|`;
+    this.registry.stem(engine, template, block, stem);
+    return stem;
   }
 
   /**
    * A {@link TemplateCache.keyStem} followed by the injectively encoded arguments. With a `memo`
    * (one per block), a render whose arguments are the same primitives as the block's previous
-   * render reuses that key instead of encoding them again.
+   * render reuses that key instead of encoding them again. `where` (e.g. `{% cache %} at line 3`)
+   * names the tag in the {@link ValidationError} of a record whose `cacheKey` throws or is not a string.
    */
-  keyWithArgs(stem: string, args: readonly unknown[], memo?: KeyMemo): string {
+  keyWithArgs(stem: string, args: readonly unknown[], memo?: KeyMemo, where?: string): string {
     if (memo !== undefined && memo.stem === stem && samePrimitives(memo.args, args)) return memo.key;
     let key = stem;
-    for (let i = 0; i < args.length; i++) key += (i === 0 ? '' : ',') + encodeArg(args[i]);
+    for (let i = 0; i < args.length; i++) key += (i === 0 ? '' : ',') + encodeFragmentArg(args[i], stem, where);
     if (memo !== undefined) {
       memo.stem = stem;
       memo.args = args;
       memo.key = key;
       memo.stored = this.storedKey(key);
+      const name = args[0];
+      if (typeof name === 'string' && memo.name !== name) {
+        memo.name = name;
+        this.registry.name(stem, name);
+      }
     }
     return key;
   }
@@ -358,6 +480,18 @@ export class TemplateCache extends EventEmitter {
     render: () => string | Promise<string>,
     options?: FragmentOptions,
   ): Promise<string> {
+    if (this.annotateAll || options?.annotate === true || options?.summary !== undefined) {
+      return this.observed(key, stored, render, options);
+    }
+    return this.fetch(key, stored, render, options);
+  }
+
+  private fetch(
+    key: string,
+    stored: string,
+    render: () => string | Promise<string>,
+    options: FragmentOptions | undefined,
+  ): Promise<string> {
     if (!this.enabled || options?.enabled === false) return renderInline(render);
     let region: CacheRegion;
     try {
@@ -390,6 +524,10 @@ export class TemplateCache extends EventEmitter {
     options: FragmentOptions | undefined,
     done: (err: unknown, html?: string) => void,
   ): void {
+    if (this.annotateAll || options?.annotate === true || options?.summary !== undefined) {
+      this.observed(key, stored, render, options).then((html) => done(null, html), done);
+      return;
+    }
     if (!this.enabled || options?.enabled === false) {
       renderInline(render).then((html) => done(null, html), done);
       return;
@@ -441,6 +579,15 @@ export class TemplateCache extends EventEmitter {
    * it is rendered again.
    */
   getOrCreateSync(key: string, render: () => string, options?: FragmentOptions): string {
+    if (this.annotateAll || options?.annotate === true || options?.summary !== undefined) {
+      if (!this.enabled || options?.enabled === false) return String(render());
+      const seen = this.observe(key, this.prefix + key, render, options);
+      return seen.finish(this.fetchSync(key, seen.render, options));
+    }
+    return this.fetchSync(key, render, options);
+  }
+
+  private fetchSync(key: string, render: () => string, options: FragmentOptions | undefined): string {
     if (!this.enabled || options?.enabled === false) return String(render());
     const region = this.region(options?.region);
     const full = this.prefix + key;
@@ -462,6 +609,66 @@ export class TemplateCache extends EventEmitter {
     return html;
   }
 
+  /** {@link TemplateCache.fetch} that annotates the fragment and / or counts it in the render's summary. */
+  private observed(
+    key: string,
+    stored: string,
+    render: () => string | Promise<string>,
+    options: FragmentOptions | undefined,
+  ): Promise<string> {
+    if (!this.enabled || options?.enabled === false) return renderInline(render);
+    const seen = this.observe(key, stored, render, options);
+    return this.fetch(key, stored, seen.render, options).then(seen.finish);
+  }
+
+  /**
+   * Wraps a fragment's render to time it and strip inner annotations from what is stored, and
+   * gives the function that turns the fetched fragment into this render's output.
+   */
+  private observe<R extends string | Promise<string>>(
+    key: string,
+    stored: string,
+    render: () => R,
+    options: FragmentOptions | undefined,
+  ): { render: () => R; finish: (html: string) => string } {
+    let annotate = this.annotateAll;
+    if (!annotate && options?.annotate === true) {
+      if (this.annotatePerRender) annotate = true;
+      else {
+        this.warnOnce(
+          'annotate',
+          "dogpile templates: dogpile: { annotate: true } is ignored when NODE_ENV is 'production' (construct the TemplateCache with annotate: 'force' to allow it)",
+        );
+      }
+    }
+    let raw: string | undefined;
+    let ms = 0;
+    const wrapped = (): R => {
+      const t0 = performance.now();
+      const done = (html: string): string => {
+        ms = performance.now() - t0;
+        raw = String(html);
+        return annotate ? stripAnnotations(raw) : raw;
+      };
+      const out = render();
+      return (typeof out === 'string' ? done(out) : (out as Promise<string>).then(done)) as R;
+    };
+    const finish = (html: string): string => {
+      const miss = raw !== undefined;
+      if (miss) {
+        if (this.missTimes.size >= 10_000) this.missTimes.clear();
+        this.missTimes.set(stored, ms);
+      }
+      const summary = options?.summary;
+      if (summary !== undefined) {
+        recordFragment(summary, { key, outcome: miss ? 'miss' : 'hit', ms: miss ? ms : (this.missTimes.get(stored) ?? 0) });
+      }
+      const out = miss ? (raw as string) : html;
+      return annotate ? annotateFragment(out, miss ? 'miss' : 'hit', key) : out;
+    };
+    return { render: wrapped, finish };
+  }
+
   /** The cached fragment under `key`, or `undefined`. */
   async get(key: string, options?: Pick<FragmentOptions, 'region' | 'expire'>): Promise<string | undefined> {
     const region = this.region(options?.region);
@@ -478,7 +685,7 @@ export class TemplateCache extends EventEmitter {
   }
 
   /** Deletes the fragment under `key` (also from the synchronous tier). Rejects if the backend fails. */
-  async invalidate(key: string, options?: Pick<FragmentOptions, 'region'>): Promise<void> {
+  async invalidate(key: string, options?: { region?: string | undefined }): Promise<void> {
     const region = this.region(options?.region);
     this.sync.cache.delete(this.prefix + key);
     await region.delete(this.prefix + key);

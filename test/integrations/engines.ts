@@ -8,10 +8,13 @@ import nunjucks from 'nunjucks';
 import { dogpileEta } from '../../integrations/eta.js';
 import { installHandlebars } from '../../integrations/handlebars.js';
 import { installNunjucks, renderNunjucks } from '../../integrations/nunjucks.js';
-import { argExpr, type EngineUnderTest } from './suite.js';
+import { argExpr, type BlockOpts, type EngineUnderTest } from './suite.js';
 
-const nunjucksOpts = (o?: { region?: string; expire?: number }) =>
-  (o?.region ? `, region="${o.region}"` : '') + (o?.expire !== undefined ? `, expire=${o.expire}` : '');
+const nunjucksOpts = (o?: BlockOpts) =>
+  (o?.region ? `, region="${o.region}"` : '') +
+  (o?.expire !== undefined ? `, expire=${o.expire}` : '') +
+  (o?.if ? `, if=${o.if}` : '') +
+  (o?.unless ? `, unless=${o.unless}` : '');
 
 /** nunjucks spelled for the shared suite. */
 export const nunjucksUnderTest: EngineUnderTest = {
@@ -22,7 +25,7 @@ export const nunjucksUnderTest: EngineUnderTest = {
   maybe: (p) => `{{ ${p} }}`,
   count: (p) => `{{ count(${p}) }}`,
   boom: () => '{{ boom() }}',
-  partial: (name, key, v, path) => `{% cachedinclude "${name}.njk", key=${key}, ${v}=${path} %}`,
+  partial: (name, key, v, path, o) => `{% cachedinclude "${name}.njk", key=${key}, ${v}=${path}${nunjucksOpts(o)} %}`,
   include: (name) => `{% include "${name}.njk" %}`,
   includeIf: (flag, name) => `{% if ${flag} %}{% include "${name}.njk" %}{% endif %}`,
   make(dir, cache, hooks) {
@@ -37,9 +40,17 @@ export const nunjucksUnderTest: EngineUnderTest = {
   },
 };
 
-const etaOpts = (o?: { region?: string; expire?: number }) => {
-  if (!o) return '';
-  const parts = [o.region ? `region: "${o.region}"` : '', o.expire !== undefined ? `expire: ${o.expire}` : ''].filter(Boolean);
+const etaParts = (o?: BlockOpts) =>
+  o
+    ? [
+        o.region ? `region: "${o.region}"` : '',
+        o.expire !== undefined ? `expire: ${o.expire}` : '',
+        o.if ? `if: it.${o.if}` : '',
+        o.unless ? `unless: it.${o.unless}` : '',
+      ].filter(Boolean)
+    : [];
+const etaOpts = (o?: BlockOpts) => {
+  const parts = etaParts(o);
   return parts.length ? `, { ${parts.join(', ')} }` : '';
 };
 
@@ -52,7 +63,8 @@ export const etaUnderTest: EngineUnderTest = {
   maybe: (p) => `<%= it.${p} ?? '' %>`,
   count: (p) => `<%= this.config.hooks.count(it.${p}) %>`,
   boom: () => '<%= this.config.hooks.boom() %>',
-  partial: (name, key, v, path) => `<%~ await cachedInclude("./${name}", { ${v}: it.${path} }, { key: it.${key} }) %>`,
+  partial: (name, key, v, path, o) =>
+    `<%~ await cachedInclude("./${name}", { ${v}: it.${path} }, { ${[`key: it.${key}`, ...etaParts(o)].join(', ')} }) %>`,
   include: (name) => `<%~ await includeAsync("./${name}") %>`,
   includeIf: (flag, name) => `<% if (it.${flag}) { %><%~ await includeAsync("./${name}") %><% } %>`,
   make(dir, cache, hooks) {
@@ -67,8 +79,11 @@ export const etaUnderTest: EngineUnderTest = {
   },
 };
 
-const handlebarsOpts = (o?: { region?: string; expire?: number }) =>
-  (o?.region ? ` region="${o.region}"` : '') + (o?.expire !== undefined ? ` expire=${o.expire}` : '');
+const handlebarsOpts = (o?: BlockOpts) =>
+  (o?.region ? ` region="${o.region}"` : '') +
+  (o?.expire !== undefined ? ` expire=${o.expire}` : '') +
+  (o?.if ? ` if=${o.if}` : '') +
+  (o?.unless ? ` unless=${o.unless}` : '');
 
 /** handlebars spelled for the shared suite. */
 export const handlebarsUnderTest: EngineUnderTest = {
@@ -79,7 +94,7 @@ export const handlebarsUnderTest: EngineUnderTest = {
   maybe: (p) => `{{${p}}}`,
   count: (p) => `{{count ${p}}}`,
   boom: () => '{{boom}}',
-  partial: (name, key, v, path) => `{{cachedPartial "${name}" key=${key} ${v}=${path}}}`,
+  partial: (name, key, v, path, o) => `{{cachedPartial "${name}" key=${key} ${v}=${path}${handlebarsOpts(o)}}}`,
   include: (name) => `{{> ${name}}}`,
   includeIf: (flag, name) => `{{#if ${flag}}}{{> ${name}}}{{/if}}`,
   make(dir, cache, hooks) {

@@ -24,11 +24,19 @@ export interface Rendering {
 }
 
 /** How one engine spells things, and how to set it up. */
+/** Options of a block or partial as the tests write them (`if` / `unless`: variable paths). */
+export interface BlockOpts {
+  region?: string;
+  expire?: number;
+  if?: string;
+  unless?: string;
+}
+
 export interface EngineUnderTest {
   name: string;
   ext: string;
   /** `args`: literals as JSON, variable paths prefixed with `@` (e.g. `@user.id`). */
-  block(args: string[], body: string, opts?: { region?: string; expire?: number }): string;
+  block(args: string[], body: string, opts?: BlockOpts): string;
   /** Outputs a variable path, escaped. */
   expr(path: string): string;
   /** Outputs a variable path that may be undefined (empty output then). */
@@ -38,7 +46,7 @@ export interface EngineUnderTest {
   /** Calls `boom()`. */
   boom(): string;
   /** A cached partial `name` with `key=@keyPath` and one variable `varName=@varPath`. */
-  partial(name: string, keyPath: string, varName: string, varPath: string): string;
+  partial(name: string, keyPath: string, varName: string, varPath: string, opts?: BlockOpts): string;
   /** A plain (uncached) include of the template `name`, seeing the caller's variables. */
   include(name: string): string;
   /** The same include, only when the variable `flag` is truthy. */
