@@ -243,6 +243,18 @@ export function blockOptions(
   return out;
 }
 
+/**
+ * Copies the render's `annotate` / `summary` requests (`dogpile: { annotate, summary }` in
+ * `context`) onto a collection's fragment options, so each item is annotated and counted like a
+ * cached partial. (The per-render opt-out is the adapter's: it also reaches the items' variables.)
+ */
+export function applyRenderDevOptions(context: unknown, fragment: FragmentOptions): void {
+  const dev = renderDevOptions(context);
+  if (dev === undefined) return;
+  if (dev.annotate === true) fragment.annotate = true;
+  if (dev.summary !== undefined) fragment.summary = dev.summary;
+}
+
 /** The render's `annotate` / `summary` requests (top level first, then Express' `_locals`), or `undefined`. */
 function renderDevOptions(context: unknown): RenderCacheOptions | undefined {
   if (context === null || typeof context !== 'object') return undefined;
@@ -622,10 +634,18 @@ export class TemplateCache extends EventEmitter {
   }
 
   /**
-   * Wraps a fragment's render to time it and strip inner annotations from what is stored, and
-   * gives the function that turns the fetched fragment into this render's output.
+   * @internal For the collection renderer: whether fragments rendered with `options` are annotated
+   * or counted (then each item goes through {@link TemplateCache.observe}).
    */
-  private observe<R extends string | Promise<string>>(
+  observes(options: FragmentOptions | undefined): boolean {
+    return this.annotateAll || options?.annotate === true || options?.summary !== undefined;
+  }
+
+  /**
+   * @internal Wraps a fragment's render to time it and strip inner annotations from what is
+   * stored, and gives the function that turns the fetched fragment into this render's output.
+   */
+  observe<R extends string | Promise<string>>(
     key: string,
     stored: string,
     render: () => R,
