@@ -7,6 +7,7 @@
 // that renders one item; the output is the items' HTML in order, as a loop of includes would give.
 
 import { encodeArg, ValidationError } from '../src/index.js';
+import { stripAnnotations } from './dev-annotations.js';
 import { describeFragment } from './record-keys.js';
 import type { FragmentOptions, TemplateCache } from './templates.js';
 
@@ -150,31 +151,45 @@ export function renderCollection(
     return Promise.reject(err);
   }
   const stored = keys.map((k) => cache.storedKey(k));
-  // Dev annotations / the render's summary: each item is timed, counted and annotated like a partial.
-  const seen = cache.observes(options)
-    ? keys.map((k, i) => cache.observe(k, stored[i] as string, () => render(i), options))
-    : undefined;
-  const renderItem = seen === undefined ? render : (i: number) => (seen[i] as (typeof seen)[number]).render();
+  // Dev annotations / the render's summary: what this render rendered itself (raw output and time).
+  const observed = cache.observes(options) ? new Map<number, { raw: string; ms: number }>() : undefined;
   const created = new Map<number, string>();
   let indexOf: Map<string, number> | undefined;
-  const create = (...missing: string[]): Promise<string[]> => {
+  const create = async (...missing: string[]): Promise<string[]> => {
     indexOf ??= new Map(stored.map((s, i) => [s, i]));
     const index = indexOf;
-    return Promise.all(
+    const t0 = performance.now();
+    const out = await Promise.all(
       missing.map(async (s) => {
         const i = index.get(s) as number;
-        const html = String(await renderItem(i));
+        const raw = String(await render(i));
+        const html = observed === undefined ? raw : stripAnnotations(raw);
+        observed?.set(i, { raw, ms: 0 });
         created.set(i, html);
         return html;
       }),
     );
+    if (observed !== undefined) {
+      // The items rendered concurrently, so none has a time of its own: each gets its share of the batch.
+      const share = (performance.now() - t0) / missing.length;
+      for (const s of missing) (observed.get(index.get(s) as number) as { ms: number }).ms = share;
+    }
+    return out;
   };
   const read = region.getOrCreateMulti<string>(
     stored,
     create,
     options?.expire === undefined ? undefined : { expirationTime: options.expire },
   );
-  const out = seen === undefined ? read : read.then((html) => html.map((h, i) => (seen[i] as (typeof seen)[number]).finish(h)));
+  const out =
+    observed === undefined
+      ? read
+      : read.then((html) =>
+          html.map((h, i) => {
+            const mine = observed.get(i);
+            return cache.settleFragment(keys[i] as string, stored[i] as string, options, mine?.raw, mine?.ms ?? 0, h);
+          }),
+        );
   return out.then(undefined, (err: unknown) => {
     if (!cache.absorbFailure(err, keys[0] as string)) throw err;
     return renderEach(keys.length, render, created);

@@ -651,16 +651,7 @@ export class TemplateCache extends EventEmitter {
     render: () => R,
     options: FragmentOptions | undefined,
   ): { render: () => R; finish: (html: string) => string } {
-    let annotate = this.annotateAll;
-    if (!annotate && options?.annotate === true) {
-      if (this.annotatePerRender) annotate = true;
-      else {
-        this.warnOnce(
-          'annotate',
-          "dogpile templates: dogpile: { annotate: true } is ignored when NODE_ENV is 'production' (construct the TemplateCache with annotate: 'force' to allow it)",
-        );
-      }
-    }
+    const annotate = this.annotates(options);
     let raw: string | undefined;
     let ms = 0;
     const wrapped = (): R => {
@@ -673,20 +664,46 @@ export class TemplateCache extends EventEmitter {
       const out = render();
       return (typeof out === 'string' ? done(out) : (out as Promise<string>).then(done)) as R;
     };
-    const finish = (html: string): string => {
-      const miss = raw !== undefined;
-      if (miss) {
-        if (this.missTimes.size >= 10_000) this.missTimes.clear();
-        this.missTimes.set(stored, ms);
-      }
-      const summary = options?.summary;
-      if (summary !== undefined) {
-        recordFragment(summary, { key, outcome: miss ? 'miss' : 'hit', ms: miss ? ms : (this.missTimes.get(stored) ?? 0) });
-      }
-      const out = miss ? (raw as string) : html;
-      return annotate ? annotateFragment(out, miss ? 'miss' : 'hit', key) : out;
-    };
+    const finish = (html: string): string => this.settleFragment(key, stored, options, raw, ms, html, annotate);
     return { render: wrapped, finish };
+  }
+
+  /** Whether fragments rendered with `options` are annotated (warns once when production ignores the request). */
+  private annotates(options: FragmentOptions | undefined): boolean {
+    if (this.annotateAll || options?.annotate !== true) return this.annotateAll;
+    if (this.annotatePerRender) return true;
+    this.warnOnce(
+      'annotate',
+      "dogpile templates: dogpile: { annotate: true } is ignored when NODE_ENV is 'production' (construct the TemplateCache with annotate: 'force' to allow it)",
+    );
+    return false;
+  }
+
+  /**
+   * @internal Counts one fragment in the render's summary and annotates it. `raw` is the body's
+   * output when this render ran it (a miss that took `ms`), `undefined` on a hit (then `html` is
+   * the fragment that was read). Used by {@link TemplateCache.observe} and the collection renderer.
+   */
+  settleFragment(
+    key: string,
+    stored: string,
+    options: FragmentOptions | undefined,
+    raw: string | undefined,
+    ms: number,
+    html: string,
+    annotate: boolean = this.annotates(options),
+  ): string {
+    const miss = raw !== undefined;
+    if (miss) {
+      if (this.missTimes.size >= 10_000) this.missTimes.clear();
+      this.missTimes.set(stored, ms);
+    }
+    const summary = options?.summary;
+    if (summary !== undefined) {
+      recordFragment(summary, { key, outcome: miss ? 'miss' : 'hit', ms: miss ? ms : (this.missTimes.get(stored) ?? 0) });
+    }
+    const out = miss ? raw : html;
+    return annotate ? annotateFragment(out, miss ? 'miss' : 'hit', key) : out;
   }
 
   /** The cached fragment under `key`, or `undefined`. */
