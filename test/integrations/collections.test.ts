@@ -18,7 +18,17 @@ import type { EngineUnderTest } from './suite.js';
 /** Templates per engine: the card partial, the collection page, the uncached loop, the per-item cached loop. */
 const SPELLINGS: Record<
   string,
-  { card: string; page: string; loop: string; perItem: string; records: string; onlyIf: string; unlessAdmin: string }
+  {
+    card: string;
+    page: string;
+    loop: string;
+    perItem: string;
+    records: string;
+    onlyIf: string;
+    unlessAdmin: string;
+    plainCard: string;
+    bare: string;
+  }
 > = {
   nunjucks: {
     card: '<li data-id="{{ product.id }}">{{ count(product.id) }}:{{ product.name }} {{ cur }}</li>\n',
@@ -29,6 +39,8 @@ const SPELLINGS: Record<
     records: '<ul>\n{% cachedeach "card.njk", products, as="product", cur=cur %}</ul>',
     onlyIf: '<ul>\n{% cachedeach "card.njk", products, key="id", as="product", cur=cur, if=cacheable %}</ul>',
     unlessAdmin: '<ul>\n{% cachedeach "card.njk", products, key="id", as="product", cur=cur, unless=admin %}</ul>',
+    plainCard: '<li>{{ count(item.id) }}:{{ item.name }}</li>',
+    bare: '{% cachedeach "plainCard.njk", products %}',
   },
   eta: {
     card: '<li data-id="<%= it.product.id %>"><%= this.config.hooks.count(it.product.id) %>:<%= it.product.name %> <%= it.cur %></li>\n',
@@ -41,6 +53,8 @@ const SPELLINGS: Record<
       '<ul>\n<%~ await cachedEach("./card", it.products, { key: "id", as: "product", data: { cur: it.cur }, if: it.cacheable }) %></ul>',
     unlessAdmin:
       '<ul>\n<%~ await cachedEach("./card", it.products, { key: "id", as: "product", data: { cur: it.cur }, unless: it.admin }) %></ul>',
+    plainCard: '<li><%= this.config.hooks.count(it.id) %>:<%= it.name %></li>',
+    bare: '<%~ await cachedEach("./plainCard", it.products) %>',
   },
   handlebars: {
     card: '<li data-id="{{product.id}}">{{count product.id}}:{{product.name}} {{cur}}</li>\n',
@@ -50,6 +64,8 @@ const SPELLINGS: Record<
     records: '<ul>\n{{cachedEach "card" products as="product" cur=cur}}</ul>',
     onlyIf: '<ul>\n{{cachedEach "card" products key="id" as="product" cur=cur if=cacheable}}</ul>',
     unlessAdmin: '<ul>\n{{cachedEach "card" products key="id" as="product" cur=cur unless=admin}}</ul>',
+    plainCard: '<li>{{count id}}:{{name}}</li>',
+    bare: '{{cachedEach "plainCard" products}}',
   },
 };
 
@@ -302,6 +318,17 @@ function collectionSuite(engine: EngineUnderTest): void {
       ];
       await rejectsClearly(t, { products: twice, cur: 'x' }, /items 0 and 1 have the same record key/, 'records');
       assert.equal(t.runs(), 0, 'nothing rendered for a bad collection');
+    });
+
+    it('the shortest form: records, no options at all', async () => {
+      const t = setup();
+      const items = records(3);
+      assert.equal(await t.render('bare', { products: items }), await t.render('bare', { products: items }));
+      assert.equal(t.runs(), 3);
+      (items[1] as { version?: number }).version = 7;
+      const html = await t.render('bare', { products: items });
+      assert.equal(t.runs(), 4);
+      assert.match(html, /<li>2:&lt;b&gt;&quot;Tom&quot; &amp; (&#39;|&#x27;)Jerry(&#39;|&#x27;)&lt;\/b&gt;#2<\/li>/);
     });
 
     it('if= / unless= on the collection: not cached when the condition says so, byte-identical, backend untouched', async () => {
