@@ -127,14 +127,15 @@ export function createApp(options: ExampleOptions): { app: express.Express; db: 
   // A fresh fragment summary for every request, at res.locals.dogpile.summary.
   app.use(dogpileSummary({ annotate: (req) => devMode && wantsAnnotations(req as express.Request) }));
 
-  // Who is "signed in": ?user=bob switches, and a cookie remembers it.
+  // Who is "signed in": ?user=bob switches, and a cookie remembers it (so does ?annotate=).
   app.use((req, res, next) => {
     const asked = typeof req.query.user === 'string' ? req.query.user : undefined;
     const id = asked ?? readCookie(req, 'user') ?? 'alice';
     const user = db.users[id] ?? (db.users.alice as User);
     if (asked !== undefined) res.cookie('user', user.id, { sameSite: 'lax', httpOnly: true });
-    if (typeof req.query.annotate === 'string')
+    if (devMode && typeof req.query.annotate === 'string') {
       res.cookie('annotate', req.query.annotate === '1' ? '1' : '0', { sameSite: 'lax' });
+    }
     const summary = (res.locals.dogpile as { summary: FragmentSummary }).summary;
     Object.assign(res.locals, {
       engine,

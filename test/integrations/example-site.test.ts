@@ -140,6 +140,7 @@ describe('example site under NODE_ENV=production', () => {
       const page = await http.get('/?annotate=1', 'annotate=1');
       assert.equal(page.status, 200);
       assert.doesNotMatch(page.text, /<!-- dogpile:|annotate\.js|Annotations:/);
+      assert.equal(page.headers.get('set-cookie'), null);
     } finally {
       http.server.close();
     }
