@@ -34,6 +34,15 @@ export {
   type RedisBackendArguments,
   RedisDistributedMutex,
 } from './backends/redis.js';
+export {
+  type BusListener,
+  type Envelope,
+  type InvalidationBus,
+  type InvalidationMessage,
+  RedisBus,
+  type RedisBusOptions,
+  UrlRedisBus,
+} from './bus.js';
 export { coarseClock, ManualClock, systemClock } from './clock.js';
 export { coerceValue } from './config.js';
 export type {
@@ -75,6 +84,8 @@ export {
   makeRegion,
   type ProxySpec,
   type RegionOptions,
+  type SetOptions,
 } from './region.js';
 export { lookupBackend, registerBackend, registeredBackends } from './registry.js';
 export { decodeValue, defaultSerializer, encodeValue, jsonSerializer, v8Serializer } from './serialization.js';
+export { type L1Options, makeTier, TieredBackend } from './tiered.js';

@@ -32,6 +32,8 @@ import {
   makeCacheMultiOnArguments,
   makeCacheOnArguments,
 } from './decorators.js';
+// Two tiers, tags and early refresh (each policy in its own module; the region only calls them).
+import { checkEarlyRefresh, shouldRefreshEarly } from './early-refresh.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
   functionKeyGenerator as defaultKeyGenerator,
@@ -43,6 +45,8 @@ import {
 import { type AsyncHandOff, DogpileLock, type Lookup, MISSING } from './lock.js';
 import { lookupBackend } from './registry.js';
 import { defaultSerializer } from './serialization.js';
+import { checkTags, DEFAULT_TAG_REFRESH_SECONDS, TAGS_HARD, TAGS_OK, TAGS_SOFT, TAGS_UNKNOWN, TagIndex } from './tags.js';
+import { checkL1Options, checkL1Placement, type L1Options, makeTier, type TieredBackend } from './tiered.js';
 
 /** What a creator receives: the key, and a signal aborted if the distributed lock is lost. */
 export interface CreatorContext {
@@ -100,6 +104,25 @@ export interface RegionOptions {
   onError?: (error: BackendError, info: BackendErrorInfo) => void;
   /** Time source for expiry (ms since the epoch). Default: a coarse wall clock. */
   clock?: Clock;
+  /**
+   * An in-process memory tier (L1) in front of the backend (L2), kept coherent across processes by
+   * an invalidation bus; see {@link L1Options}. `configure({ l1 })` overrides it. Default none.
+   */
+  l1?: L1Options;
+  /**
+   * Probabilistic early refresh (XFetch) with this beta (> 0; 1 is the paper's optimum, larger
+   * refreshes earlier): a fresh value near its expiry is regenerated in the background by one
+   * caller, with a chance that rises as expiry nears, weighted by how long its creation took.
+   * Callers keep getting the current value. Per call: `getOrCreate(..., { earlyRefresh })`.
+   * Default 0 (off).
+   */
+  earlyRefresh?: number;
+  /**
+   * Seconds a process trusts the tag invalidation times it read from the backend before reading
+   * them again (a tagged hit costs at most one extra read per interval; invalidations announced
+   * on an L1 bus arrive at once). Default 1.
+   */
+  tagRefreshInterval?: number;
 }
 
 /** A proxy class (instantiated with no arguments) or instance, for `configure({ wrap })`. */
@@ -117,6 +140,14 @@ export interface ConfigureOptions {
   replaceExistingBackend?: boolean;
   /** Custom invalidation (for example one shared through the backend). */
   regionInvalidator?: RegionInvalidationStrategy;
+  /** An in-process memory tier in front of this backend (overrides the region's `l1`). */
+  l1?: L1Options;
+}
+
+/** Options of {@link CacheRegion.set} and {@link CacheRegion.setMulti}. */
+export interface SetOptions {
+  /** Tags stored with the value; {@link CacheRegion.invalidateTags} invalidates by them. */
+  tags?: readonly string[];
 }
 
 /** Per-read options. */
@@ -133,6 +164,10 @@ export interface GetOrCreateOptions<T> {
   expirationTime?: number | null;
   /** When it returns false the value is returned to the waiting callers but not stored. */
   shouldCacheFn?: (value: T) => boolean;
+  /** Tags stored with a value this call creates (see {@link CacheRegion.invalidateTags}). */
+  tags?: readonly string[];
+  /** XFetch beta for this call (overrides the region's `earlyRefresh`; 0 turns it off). */
+  earlyRefresh?: number;
 }
 
 const NEVER = -1;
@@ -166,6 +201,13 @@ export class CacheRegion {
   private readonly failOpen: boolean;
   private readonly handOffEnabled: boolean;
   private readonly onError: (error: BackendError, info: BackendErrorInfo) => void;
+  /** L1 + bus in front of the backend, when `l1` is configured (it is then `outer`). */
+  private tier: TieredBackend | undefined;
+  private readonly regionL1: L1Options | undefined;
+  private pendingL1: L1Options | undefined;
+  /** XFetch beta; 0 = off (the fresh-hit path then tests this one field). */
+  private readonly earlyBeta: number;
+  private readonly tagIndex: TagIndex;
 
   constructor(options: RegionOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -201,6 +243,15 @@ export class CacheRegion {
     this.failOpen = options.failOpen ?? true;
     this.onError = options.onError ?? warnOnce;
     this.invalidator = new DefaultInvalidationStrategy(this.clock);
+    if (options.l1 !== undefined) checkL1Options(options.l1);
+    this.regionL1 = options.l1;
+    checkEarlyRefresh(options.earlyRefresh);
+    this.earlyBeta = options.earlyRefresh ?? 0;
+    const tagRefresh = options.tagRefreshInterval ?? DEFAULT_TAG_REFRESH_SECONDS;
+    if (typeof tagRefresh !== 'number' || !(tagRefresh >= 0) || !Number.isFinite(tagRefresh)) {
+      throw new ValidationError(`tagRefreshInterval must be a number of seconds >= 0, got ${describe(tagRefresh)}`);
+    }
+    this.tagIndex = new TagIndex(this.clock, tagRefresh * 1000, (tag) => this.mangle(`dogpile:tag:${tag}`));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -228,6 +279,11 @@ export class CacheRegion {
     const proxies = (options.wrap ?? []).map(toProxy);
     const invalidator = options.regionInvalidator ?? new DefaultInvalidationStrategy(this.clock);
     checkInvalidator(invalidator);
+    const l1 = options.l1 ?? this.regionL1;
+    if (l1 !== undefined) {
+      checkL1Options(l1, options.l1 === undefined ? 'l1' : 'configure: l1');
+      checkL1Placement(l1, backend, expirationMs === NEVER ? null : expirationMs / 1000);
+    }
 
     let made: CacheBackend | Promise<CacheBackend>;
     if (typeof backend === 'string') {
@@ -247,7 +303,8 @@ export class CacheRegion {
 
     this.expirationMs = expirationMs;
     this.invalidator = invalidator;
-    this.outer = this.inner = this.syncGet = undefined;
+    this.pendingL1 = l1;
+    this.outer = this.inner = this.syncGet = this.tier = undefined;
     this.loadError = undefined;
     if (isPromise(made)) {
       const loading = made.then(
@@ -343,6 +400,7 @@ export class CacheRegion {
     await this.invalidator.sync?.();
     const expMs = this.expirationFor(options?.expirationTime);
     const found = await this.read('getMulti', undefined, () => backend.getMulti(keys.map((k) => this.mangle(k))));
+    if (found !== NO_VALUE) await this.settleTagsMulti(found);
     return keys.map((_, i) => {
       const v = this.usable(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs, options);
       return v === NO_VALUE ? NO_VALUE : (v.payload as T);
@@ -361,7 +419,9 @@ export class CacheRegion {
     const backend = await this.requireBackend();
     await this.invalidator.sync?.();
     const expMs = this.expirationFor(options?.expirationTime);
-    return this.usable(await this.read('get', key, () => backend.get(this.mangle(key))), expMs, options);
+    const found = await this.read('get', key, () => backend.get(this.mangle(key)));
+    await this.settleTags(found);
+    return this.usable(found, expMs, options);
   }
 
   private usable(v: CachedValue | NoValue, expMs: number, options: GetOptions | undefined): CachedValue | NoValue {
@@ -394,8 +454,89 @@ export class CacheRegion {
         found = this.readFailed(err, 'get', key);
       }
     }
-    if (found !== NO_VALUE && this.isFresh(found, expMs)) return found.payload as T;
+    if (found !== NO_VALUE && this.isFresh(found, expMs)) {
+      if (this.earlyBeta === 0 && options?.earlyRefresh === undefined) return found.payload as T;
+      return this.freshHit(backend, key, mangled, found, expMs, creator, options);
+    }
+    // Not a fresh hit. An L1 miss still reads L2; tagged values may need their tag times first.
+    if (this.tier !== undefined || (found !== NO_VALUE && found.metadata.tags !== undefined)) {
+      return this.afterFirstRead(backend, key, mangled, found, expMs, creator, options, this.tier !== undefined);
+    }
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
+  }
+
+  /** The rest of getOrCreate after a first read that was not a fresh hit (or an L1-only peek). */
+  private async afterFirstRead<T>(
+    backend: CacheBackend,
+    key: string,
+    mangled: string,
+    first: CachedValue | NoValue,
+    expMs: number,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options: GetOrCreateOptions<T> | undefined,
+    onlyPeeked: boolean,
+  ): Promise<T> {
+    let found = first;
+    if (onlyPeeked && found === NO_VALUE) found = await this.read('get', key, () => backend.get(mangled));
+    await this.settleTags(found);
+    if (found !== NO_VALUE && this.isFresh(found, expMs))
+      return this.freshHit(backend, key, mangled, found, expMs, creator, options);
+    return this.regenerate(backend, key, mangled, found, expMs, creator, options);
+  }
+
+  /** A fresh hit, with early refresh on: maybe start one background regeneration, return the value. */
+  private freshHit<T>(
+    backend: CacheBackend,
+    key: string,
+    mangled: string,
+    found: CachedValue,
+    expMs: number,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options: GetOrCreateOptions<T> | undefined,
+  ): T {
+    const beta = options?.earlyRefresh ?? this.earlyBeta;
+    if (options?.earlyRefresh !== undefined) checkEarlyRefresh(options.earlyRefresh);
+    if (
+      beta > 0 &&
+      typeof creator === 'function' &&
+      !this.lock.isFlying(mangled) &&
+      shouldRefreshEarly(found.metadata.ct, found.metadata.d, expMs, this.clock.now(), beta)
+    ) {
+      this.refreshEarly(backend, key, mangled, found, expMs, creator, options);
+    }
+    return found.payload as T;
+  }
+
+  /**
+   * Regenerates a fresh value in the background through the dogpile lock, as if it were stale: a
+   * creation already in flight here, or a distributed lock held elsewhere, means someone else is
+   * at it (a try-lock: nobody waits). Having the lock, the key is read again; a value with another
+   * creation time means it was refreshed meanwhile and nothing is done.
+   */
+  private refreshEarly<T>(
+    backend: CacheBackend,
+    key: string,
+    mangled: string,
+    found: CachedValue,
+    expMs: number,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options: GetOrCreateOptions<T> | undefined,
+  ): void {
+    const current: Lookup<T> = { state: 'stale', value: found.payload as T };
+    const create = this.creation(backend, key, mangled, creator, options);
+    this.lock
+      .getOrCreate<T>(current, {
+        key: mangled,
+        mutex: () => this.mutexFor(backend, mangled),
+        read: async () => {
+          const now = await this.read('get', key, () => backend.get(mangled));
+          return now !== NO_VALUE && now.metadata.ct !== found.metadata.ct ? this.lookup<T>(now, expMs) : current;
+        },
+        create,
+        handOff: (release) => this.runInBackground(key, () => create(undefined), release),
+        waitTimeoutMs: this.waitTimeoutMs,
+      })
+      .catch((err: unknown) => this.report(err, 'create', key));
   }
 
   private async getOrCreateSlow<T>(
@@ -411,8 +552,7 @@ export class CacheRegion {
     const mangled = this.mangle(key);
     const expMs = this.expirationFor(options?.expirationTime);
     const found = await this.read('get', key, () => backend.get(mangled));
-    if (found !== NO_VALUE && this.isFresh(found, expMs)) return found.payload as T;
-    return this.regenerate(backend, key, mangled, found, expMs, creator, options);
+    return this.afterFirstRead(backend, key, mangled, found, expMs, creator, options, false);
   }
 
   private regenerate<T>(
@@ -427,15 +567,14 @@ export class CacheRegion {
     if (typeof creator !== 'function') {
       return Promise.reject(new ValidationError(`getOrCreate: creator must be a function, got ${describe(creator)}`));
     }
-    const shouldCache = options?.shouldCacheFn;
-    const create = async (signal: AbortSignal | undefined): Promise<T> => {
-      const started = this.clock.now();
-      const value = await creator({ key, signal });
-      if (shouldCache && !shouldCache(value)) return value;
-      const stored = this.newValue(value, started);
-      await this.write('set', key, () => backend.set(mangled, stored));
-      return value;
-    };
+    if (options?.tags !== undefined) {
+      try {
+        checkTags(options.tags, 'getOrCreate: tags');
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const create = this.creation(backend, key, mangled, creator, options);
     let handOff: AsyncHandOff | undefined;
     if (this.handOffEnabled) {
       handOff = (release) => this.runInBackground(key, () => create(undefined), release);
@@ -443,11 +582,35 @@ export class CacheRegion {
     return this.lock.getOrCreate<T>(this.lookup<T>(found, expMs), {
       key: mangled,
       mutex: () => this.mutexFor(backend, mangled),
-      read: async () => this.lookup<T>(await this.read('get', key, () => backend.get(mangled)), expMs),
+      read: async () => {
+        const now = await this.read('get', key, () => backend.get(mangled));
+        await this.settleTags(now);
+        return this.lookup<T>(now, expMs);
+      },
       create,
       handOff,
       waitTimeoutMs: this.waitTimeoutMs,
     });
+  }
+
+  /** Runs the creator and stores its value (unless shouldCacheFn says no), with its duration and tags. */
+  private creation<T>(
+    backend: CacheBackend,
+    key: string,
+    mangled: string,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options: GetOrCreateOptions<T> | undefined,
+  ): (signal: AbortSignal | undefined) => Promise<T> {
+    const shouldCache = options?.shouldCacheFn;
+    const tags = options?.tags;
+    return async (signal) => {
+      const started = this.clock.now();
+      const value = await creator({ key, signal });
+      if (shouldCache && !shouldCache(value)) return value;
+      const stored = this.newValue(value, started, tags);
+      await this.write('set', key, () => backend.set(mangled, stored));
+      return value;
+    };
   }
 
   /**
@@ -473,6 +636,7 @@ export class CacheRegion {
     const mangled = [...originalOf.keys()].sort();
     const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
       const found = await this.read('getMulti', undefined, () => backend.getMulti([...ks]));
+      if (found !== NO_VALUE) await this.settleTagsMulti(found);
       return ks.map((_, i) => this.lookup<T>(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs));
     };
     const shouldCache = options?.shouldCacheFn;
@@ -506,23 +670,25 @@ export class CacheRegion {
     return mangledKeys.map((m) => byKey.get(m) as T);
   }
 
-  /** Stores `value` under `key` with fresh metadata. */
-  async set(key: string, value: unknown): Promise<void> {
+  /** Stores `value` under `key` with fresh metadata (and `options.tags`, if given). */
+  async set(key: string, value: unknown, options?: SetOptions): Promise<void> {
     checkKey(key);
+    const tags = tagsOf(options, 'set');
     const backend = await this.requireBackend();
-    const stored = this.newValue(value);
+    const stored = this.newValue(value, undefined, tags);
     await this.write('set', key, () => backend.set(this.mangle(key), stored));
   }
 
-  /** Stores several values (a record or a Map), all with the same creation time. */
-  async setMulti(entries: Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>): Promise<void> {
+  /** Stores several values (a record or a Map), all with the same creation time (and tags). */
+  async setMulti(entries: Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>, options?: SetOptions): Promise<void> {
     const pairs = entries instanceof Map ? [...entries] : Object.entries(entries ?? {});
     checkKeys(pairs.map(([k]) => k));
+    const tags = tagsOf(options, 'setMulti');
     if (pairs.length === 0) return;
     const backend = await this.requireBackend();
     const started = this.clock.now();
     const map = new Map<string, CachedValue>();
-    for (const [k, v] of pairs) map.set(this.mangle(k), this.newValue(v, started));
+    for (const [k, v] of pairs) map.set(this.mangle(k), this.newValue(v, started, tags));
     await this.write('setMulti', undefined, () => backend.setMulti(map));
   }
 
@@ -549,9 +715,34 @@ export class CacheRegion {
   async invalidate(options: { hard?: boolean } = {}): Promise<void> {
     this.requireConfigured();
     const hard = options.hard ?? true;
+    const at = this.clock.now();
     await this.strict(async () => this.invalidator.invalidate(hard), 'invalidate');
     // Values created from now on must read as newer than the invalidation, even within its millisecond.
     this.stampFloor = this.clock.now() + 1;
+    // With an L1, the other processes apply it too and drop their L1 copies.
+    const tier = this.tier;
+    if (tier !== undefined) await this.strict(() => tier.announce({ kind: 'invalidate', at, hard }), 'invalidate (bus)');
+  }
+
+  /**
+   * Invalidates every value written with one of `tags` before now, in every process sharing the
+   * backend. Hard (default): they read as missing. Soft: as expired (one caller regenerates, the
+   * others get the old value). Each tag's time is stored in the backend under `dogpile:tag:<tag>`.
+   */
+  async invalidateTags(tags: readonly string[], options: { hard?: boolean } = {}): Promise<void> {
+    checkTags(tags, 'invalidateTags: tags');
+    const hard = options?.hard ?? true;
+    if (typeof hard !== 'boolean') throw new ValidationError(`invalidateTags: hard must be true or false, got ${describe(hard)}`);
+    await this.requireBackend();
+    if (tags.length === 0) return;
+    const at = this.clock.now();
+    await this.strict(() => this.tagIndex.invalidate(tags, hard, at), 'invalidateTags');
+    this.stampFloor = Math.max(this.stampFloor, at + 1);
+    const tier = this.tier;
+    if (tier !== undefined) {
+      await this.strict(() => tier.announce({ kind: 'tags', tags: [...tags], at, hard }), 'invalidateTags (bus)');
+    }
+    // Hook point: an `invalidate` event ({ region, tags, hard }) is emitted here once events exist.
   }
 
   /** Whether a creator currently holds the lock of `key` (honours the key mangler). */
@@ -595,8 +786,54 @@ export class CacheRegion {
     this.inner = backend;
     this.outer = outer;
     this.invalidator.bind?.(outer, this.clock);
+    this.tagIndex.bind(outer);
     const sync = outer === backend ? (backend as Partial<SyncReadable>)[SYNC_GET] : undefined;
     this.syncGet = typeof sync === 'function' ? sync.bind(backend) : undefined;
+    if (this.pendingL1 !== undefined) this.installTier(this.pendingL1, outer, backend);
+  }
+
+  /** Puts L1 in front of `outer`; a fresh hit then reads L1 exactly as a memory region reads its store. */
+  private installTier(l1: L1Options, outer: CacheBackend, actual: CacheBackend): void {
+    const tier = makeTier(outer, actual, l1, this.expirationTime, this.name);
+    tier.remote = {
+      invalidate: (at, hard) => {
+        const s = this.invalidator as Partial<{ apply(at: number, hard: boolean): void; invalidatedAt: number }>;
+        if (typeof s.apply === 'function' && !((s.invalidatedAt ?? Number.NEGATIVE_INFINITY) > at)) s.apply(at, hard);
+      },
+      tags: (tags, at, hard) => this.tagIndex.received(tags, hard, at),
+    };
+    this.tier = tier;
+    this.outer = tier;
+    this.syncGet = tier.l1[SYNC_GET].bind(tier.l1);
+  }
+
+  /** Loads the tag times a read value needs (at most one backend read); a failure is reported, not fatal. */
+  private settleTags(v: CachedValue | NoValue): Promise<void> | undefined {
+    if (v === NO_VALUE) return undefined;
+    const tags = v.metadata.tags;
+    if (tags === undefined || this.tagIndex.state(tags, v.metadata.ct) !== TAGS_UNKNOWN) return undefined;
+    return this.loadTags(tags);
+  }
+
+  private settleTagsMulti(values: readonly (CachedValue | NoValue)[]): Promise<void> | undefined {
+    let needed: Set<string> | undefined;
+    for (const v of values) {
+      const tags = v === NO_VALUE ? undefined : v.metadata.tags;
+      if (tags !== undefined && this.tagIndex.state(tags, (v as CachedValue).metadata.ct) === TAGS_UNKNOWN) {
+        needed ??= new Set();
+        for (const t of tags) needed.add(t);
+      }
+    }
+    return needed === undefined ? undefined : this.loadTags([...needed]);
+  }
+
+  private async loadTags(tags: readonly string[]): Promise<void> {
+    try {
+      await this.tagIndex.load(tags);
+    } catch (err) {
+      this.readFailed(err, 'get', undefined);
+      this.tagIndex.assumeKnown(tags); // fail open: as last known, until the next refresh
+    }
   }
 
   private async requireBackend(): Promise<CacheBackend> {
@@ -640,6 +877,8 @@ export class CacheRegion {
   private isFresh(v: CachedValue, expMs: number): boolean {
     const ct = v.metadata.ct;
     if (v.metadata.v !== VALUE_VERSION || this.invalidator.isInvalidated(ct)) return false;
+    const tags = v.metadata.tags;
+    if (tags !== undefined && this.tagIndex.state(tags, ct) !== TAGS_OK) return false;
     return withinExpiry(ct, expMs, this.clock.now());
   }
 
@@ -647,18 +886,18 @@ export class CacheRegion {
     if (v === NO_VALUE || v.metadata.v !== VALUE_VERSION) return MISSING;
     const ct = v.metadata.ct;
     if (this.invalidator.isHardInvalidated(ct)) return MISSING;
+    const tagState = v.metadata.tags === undefined ? TAGS_OK : this.tagIndex.state(v.metadata.tags, ct);
+    if (tagState === TAGS_HARD) return MISSING;
     const value = v.payload as T;
-    if (this.invalidator.isSoftInvalidated(ct)) return { state: 'stale', value };
+    if (tagState === TAGS_SOFT || this.invalidator.isSoftInvalidated(ct)) return { state: 'stale', value };
     return { state: withinExpiry(ct, expMs, this.clock.now()) ? 'fresh' : 'stale', value };
   }
 
-  private newValue(payload: unknown, started?: number): CachedValue {
+  private newValue(payload: unknown, started?: number, tags?: readonly string[]): CachedValue {
     const now = this.clock.now();
     const ct = Math.max(now, this.stampFloor);
-    return new CachedValue(
-      payload,
-      started === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: now - started },
-    );
+    const metadata = started === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: now - started };
+    return new CachedValue(payload, tags === undefined || tags.length === 0 ? metadata : { ...metadata, tags: [...tags] });
   }
 
   private mutexFor(backend: CacheBackend, mangled: string): CacheMutex | null {
@@ -790,6 +1029,15 @@ function toExpirationMs(value: unknown, name: string): number {
     throw new ValidationError(`${name} must be a number of seconds >= 0, -1 or null (never expires), got ${describe(value)}`);
   }
   return value * 1000;
+}
+
+function tagsOf(options: SetOptions | undefined, where: string): readonly string[] | undefined {
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object') {
+    throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
+  }
+  if (options.tags !== undefined) checkTags(options.tags, `${where}: tags`);
+  return options.tags;
 }
 
 function checkKey(key: unknown): asserts key is string {
