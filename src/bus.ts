@@ -75,6 +75,10 @@ export class RedisBus implements InvalidationBus {
 
   start(listener: BusListener): void {
     if (this.subscriber || this.closed) return;
+    // The publisher closed for good (its backend was closed): the subscriber goes with it.
+    this.client.once('end', () => {
+      void this.close();
+    });
     const sub = (this.client as Redis).duplicate({ connectionName: 'dogpile-bus' } as never) as Redis | Cluster;
     this.subscriber = sub;
     let listening = false;
@@ -115,10 +119,10 @@ export class RedisBus implements InvalidationBus {
     this.closed = true;
     const sub = this.subscriber;
     this.subscriber = undefined;
-    await Promise.all([
-      sub?.quit().catch(() => sub.disconnect()),
-      this.ownsClient ? this.client.quit().catch(() => this.client.disconnect()) : undefined,
-    ]);
+    // disconnect(), not QUIT: a subscriber has nothing to flush, and QUIT to a server that is gone
+    // would leave ioredis reconnecting (and the process alive) for good.
+    sub?.disconnect();
+    if (this.ownsClient) this.client.disconnect();
   }
 }
 

@@ -80,7 +80,7 @@ export function checkL1Options(value: unknown, name = 'l1'): asserts value is L1
   }
   const bus = o.bus;
   if (bus === undefined || bus === false) return;
-  if (bus && typeof bus === 'object' && 'url' in bus) {
+  if (bus && typeof bus === 'object' && !isBusObject(bus) && 'url' in bus) {
     const url = (bus as { url: unknown }).url;
     if (typeof url !== 'string' || !/^rediss?:\/\//.test(url)) {
       throw new ValidationError(`${name}.bus.url must be a redis:// or rediss:// URL, got ${describe(url)}`);
@@ -123,8 +123,8 @@ export function makeTier(
   else if (l1.bus === undefined) {
     if (!(actual instanceof RedisBackend)) throw new ValidationError('l1.bus is required for a backend that is not redis');
     bus = new RedisBus(actual.client, { channel });
-  } else if ('url' in l1.bus) bus = new UrlRedisBus(l1.bus.url, l1.bus.channel ?? channel);
-  else bus = l1.bus;
+  } else if (isBusObject(l1.bus)) bus = l1.bus;
+  else bus = new UrlRedisBus(l1.bus.url, l1.bus.channel ?? channel);
   const ttl = l1.expirationTime ?? (regionExpiration !== null && regionExpiration > 0 ? regionExpiration : undefined);
   const sizing: { max?: number; maxSize?: number; ttl?: number } = {};
   if (l1.max !== undefined) sizing.max = l1.max;
@@ -325,4 +325,9 @@ export class TieredBackend implements CacheBackend, BusListener {
     this.busListening = true;
     for (const resolve of this.listeners.splice(0)) resolve();
   }
+}
+
+/** An InvalidationBus instance (as opposed to the `{ url, channel? }` form). */
+function isBusObject(bus: unknown): bus is InvalidationBus {
+  return typeof (bus as Partial<InvalidationBus> | null)?.publish === 'function';
 }
