@@ -23,10 +23,18 @@ export interface CacheOnArgumentsOptions {
   toStr?: ToStr;
   /** Overrides the region's key generator for this function. */
   functionKeyGenerator?: FunctionKeyGenerator;
+  /**
+   * Tags stored with each cached result (see `region.invalidateTags`): strings, or a function of
+   * the call's arguments returning them (for example `(id) => [\`user:${id}\`]`).
+   */
+  tags?: readonly string[] | ((...args: never[]) => readonly string[]);
+  /** XFetch beta for this function's calls (see the region's `earlyRefresh`). */
+  earlyRefresh?: number;
 }
 
 /** Options of `region.cacheMultiOnArguments()`. */
-export interface CacheMultiOnArgumentsOptions extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator'> {
+export interface CacheMultiOnArgumentsOptions
+  extends Omit<CacheOnArgumentsOptions, 'functionKeyGenerator' | 'tags' | 'earlyRefresh'> {
   /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. */
   asDict?: boolean;
   /** Overrides the region's multi key generator for this function. */
@@ -103,6 +111,13 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
   const shouldCacheFn = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
   const generator = options.functionKeyGenerator ?? region.functionKeyGenerator;
   const expiration = expirationReader(options.expirationTime);
+  const tagOption = options.tags;
+  if (tagOption !== undefined && typeof tagOption !== 'function' && !Array.isArray(tagOption)) {
+    throw new ValidationError(`cacheOnArguments: tags must be an array of strings or a function, got ${describe(tagOption)}`);
+  }
+  const tagsFor = (self: unknown, args: unknown[]): readonly string[] | undefined =>
+    typeof tagOption === 'function' ? (tagOption as (...a: unknown[]) => readonly string[]).apply(self, args) : tagOption;
+  const earlyRefresh = options.earlyRefresh;
 
   const decorate = (fn: AnyFn, context?: ClassMethodDecoratorContext): unknown => {
     const target = targetFor(fn, context, namespace, 'cacheOnArguments');
@@ -129,6 +144,8 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
       return region.getOrCreate(key, () => fn.apply(this, args), {
         expirationTime: expiration(),
         shouldCacheFn,
+        tags: tagsFor(this, args),
+        earlyRefresh,
       });
     };
     return Object.assign(wrapper, {
@@ -136,7 +153,7 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
         return region.delete(keyOf(this, args));
       },
       set(this: unknown, value: unknown, ...args: unknown[]) {
-        return region.set(keyOf(this, args), value);
+        return region.set(keyOf(this, args), value, { tags: tagsFor(this, args) });
       },
       get(this: unknown, ...args: unknown[]) {
         return region.get(keyOf(this, args), { expirationTime: expiration() });
@@ -144,7 +161,7 @@ export function makeCacheOnArguments(region: CacheRegion, options: CacheOnArgume
       async refresh(this: unknown, ...args: unknown[]) {
         const key = keyOf(this, args);
         const value = await fn.apply(this, args);
-        if (!shouldCacheFn || shouldCacheFn(value)) await region.set(key, value);
+        if (!shouldCacheFn || shouldCacheFn(value)) await region.set(key, value, { tags: tagsFor(this, args) });
         return value;
       },
       key(this: unknown, ...args: unknown[]) {
