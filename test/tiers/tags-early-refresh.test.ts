@@ -116,7 +116,9 @@ describe('tags', () => {
   it('cacheOnArguments tags (a function of the arguments) and bad tags', async () => {
     const { region, clock } = tagged();
     let calls = 0;
-    const load = region.cacheOnArguments({ namespace: 'users', tags: (id: number) => [`user:${id}`] })(async (id: number) => `${id}:${++calls}`);
+    const load = region.cacheOnArguments({ namespace: 'users', tags: (id: number) => [`user:${id}`] })(
+      async (id: number) => `${id}:${++calls}`,
+    );
     assert.equal(await load(1), '1:1');
     assert.equal(await load(2), '2:2');
     clock.advance(0.01);
