@@ -62,6 +62,8 @@ export interface BreakerEvent extends RegionEventBase {
 export interface InvalidateEvent extends RegionEventBase {
   /** Hard (values read as missing) or soft (values read as stale). */
   readonly hard: boolean;
+  /** The tags invalidated (`invalidateTags`); absent for a region-wide `invalidate`. */
+  readonly tags?: readonly string[];
 }
 
 /** The events a region emits, with their payloads. */
