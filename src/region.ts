@@ -332,6 +332,7 @@ export class CacheRegion {
       (err) => this.readFailed(err, 'get', undefined),
     );
     this.events = new RegionEvents(this.name);
+    if (this.earlyBeta !== 0) this.events.hookHits();
     this.creations = new Creations(
       {
         name: this.name,
@@ -627,10 +628,8 @@ export class CacheRegion {
         ) {
           const events = this.events;
           events.hits++;
-          if (events.hearsHit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
-          if (this.earlyBeta !== 0 || options?.earlyRefresh !== undefined) {
-            this.maybeRefreshEarly(this.outer as CacheBackend, key, mangled, hit, expMs, creator, options);
-          }
+          // hearsHit is also set when the region refreshes early (events.hookHits).
+          if (events.hearsHit || options !== undefined) this.hitHooks(key, mangled, hit, expMs, creator, options);
           return Promise.resolve(hit.payload as T);
         }
       }
@@ -663,8 +662,7 @@ export class CacheRegion {
     } catch (err) {
       found = this.getFailed(err, key, mangled);
     }
-    if (found !== NO_VALUE && this.isFresh(found, expMs))
-      return this.freshHit(backend, key, mangled, found, expMs, creator, options);
+    if (found !== NO_VALUE && this.isFresh(found, expMs)) return this.freshHit(key, mangled, found, expMs, creator, options);
     return this.afterRead(backend, key, mangled, found, expMs, creator, options, false);
   }
 
@@ -712,14 +710,12 @@ export class CacheRegion {
       }
     }
     await this.tagIndex.settle(found);
-    if (found !== NO_VALUE && this.isFresh(found, expMs))
-      return this.freshHit(backend, key, mangled, found, expMs, creator, options);
+    if (found !== NO_VALUE && this.isFresh(found, expMs)) return this.freshHit(key, mangled, found, expMs, creator, options);
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
   }
 
   /** A fresh hit off the memory fast path: counted, kept for fail-safe, maybe refreshed early. */
   private freshHit<T>(
-    backend: CacheBackend,
     key: string,
     mangled: string,
     found: CachedValue,
@@ -727,15 +723,27 @@ export class CacheRegion {
     creator: (context: CreatorContext) => T | Promise<T>,
     options: GetOrCreateOptions<T> | undefined,
   ): T {
-    const events = this.events;
-    events.hits++;
-    if (events.hearsHit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+    this.events.hits++;
     // Fail-safe keeps a copy of what a remote backend returned, to serve if that backend goes down.
     this.creations.memory?.remember(mangled, found);
-    if (this.earlyBeta !== 0 || options?.earlyRefresh !== undefined) {
-      this.maybeRefreshEarly(backend, key, mangled, found, expMs, creator, options);
-    }
+    this.hitHooks(key, mangled, found, expMs, creator, options);
     return found.payload as T;
+  }
+
+  /** What a fresh hit does besides returning: the `hit` event, and early refresh. */
+  private hitHooks<T>(
+    key: string,
+    mangled: string,
+    found: CachedValue,
+    expMs: number,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options: GetOrCreateOptions<T> | undefined,
+  ): void {
+    const events = this.events;
+    if (events.heard.hit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+    if (this.earlyBeta !== 0 || options?.earlyRefresh !== undefined) {
+      this.maybeRefreshEarly(this.outer as CacheBackend, key, mangled, found, expMs, creator, options);
+    }
   }
 
   /**
