@@ -9,8 +9,8 @@ import { DogpileError, describe, toBackendError, ValidationError } from './api.j
 
 /**
  * The parts of an ioredis client (`Redis` or `Cluster`) that {@link RedisBus} uses; any ioredis 5
- * client fits. A structural type, so that the core's declarations never import 'ioredis' (an
- * optional peer; see backends/peer-types.ts).
+ * client fits. A structural type, so that the core's declarations never import the ioredis package
+ * (an optional peer; see backends/peer-types.ts).
  */
 export interface RedisBusClient {
   /** `PUBLISH channel message`. */
@@ -29,12 +29,38 @@ export interface RedisBusClient {
 
 /** What a bus message says changed. Keys are the region's stored (mangled) keys. */
 export type InvalidationMessage =
-  | { readonly kind: 'keys'; readonly keys: readonly string[] }
-  | { readonly kind: 'invalidate'; readonly at: number; readonly hard: boolean }
-  | { readonly kind: 'tags'; readonly tags: readonly string[]; readonly at: number; readonly hard: boolean };
+  | {
+      /** Keys were written or deleted. */
+      readonly kind: 'keys';
+      /** The stored (mangled) keys. */
+      readonly keys: readonly string[];
+    }
+  | {
+      /** The region was invalidated (`region.invalidate`). */
+      readonly kind: 'invalidate';
+      /** When, ms since the epoch. */
+      readonly at: number;
+      /** Hard or soft. */
+      readonly hard: boolean;
+    }
+  | {
+      /** Tags were invalidated (`region.invalidateTags`). */
+      readonly kind: 'tags';
+      /** The tags. */
+      readonly tags: readonly string[];
+      /** When, ms since the epoch. */
+      readonly at: number;
+      /** Hard or soft. */
+      readonly hard: boolean;
+    };
 
 /** A message as it travels: the change, who wrote it and that writer's sequence number. */
-export type Envelope = InvalidationMessage & { readonly writer: string; readonly version: number };
+export type Envelope = InvalidationMessage & {
+  /** The writing bus's id. */
+  readonly writer: string;
+  /** The writer's sequence number. */
+  readonly version: number;
+};
 
 /** What a bus tells its listener. */
 export interface BusListener {
@@ -55,8 +81,11 @@ export interface BusListener {
 export interface InvalidationBus {
   /** This process's writer id; messages carrying it are ignored. */
   readonly id: string;
+  /** Subscribes; tells `listener` of messages, gaps and resumptions. */
   start(listener: BusListener): void;
+  /** Sends `message` to every other process on the channel. */
   publish(message: InvalidationMessage): Promise<void>;
+  /** Unsubscribes and closes the bus's connections. */
   close(): Promise<void>;
 }
 
@@ -92,6 +121,7 @@ export class RedisBus implements InvalidationBus {
     this.id = options.id ?? randomUUID();
   }
 
+  /** See {@link InvalidationBus.start}. */
   start(listener: BusListener): void {
     if (this.subscriber || this.closed) return;
     // The publisher closed for good (its backend was closed): the subscriber goes with it.
@@ -125,6 +155,7 @@ export class RedisBus implements InvalidationBus {
     });
   }
 
+  /** See {@link InvalidationBus.publish}. */
   async publish(message: InvalidationMessage): Promise<void> {
     const text = JSON.stringify({ ...message, writer: this.id, version: ++this.version });
     try {
@@ -134,6 +165,7 @@ export class RedisBus implements InvalidationBus {
     }
   }
 
+  /** See {@link InvalidationBus.close}. */
   async close(): Promise<void> {
     this.closed = true;
     const sub = this.subscriber;
@@ -159,16 +191,19 @@ export class UrlRedisBus implements InvalidationBus {
     private readonly channel: string,
   ) {}
 
+  /** See {@link InvalidationBus.start}. */
   start(listener: BusListener): void {
     this.bus()
       .then((bus) => bus.start(listener))
       .catch(() => {}); // no ioredis: the bus never listens, so L1 stays bypassed
   }
 
+  /** See {@link InvalidationBus.publish}. */
   async publish(message: InvalidationMessage): Promise<void> {
     await (await this.bus()).publish(message);
   }
 
+  /** See {@link InvalidationBus.close}. */
   async close(): Promise<void> {
     this.closed = true;
     const inner = this.inner;

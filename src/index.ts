@@ -119,4 +119,4 @@ export {
 } from './region.js';
 export { lookupBackend, registerBackend, registeredBackends } from './registry.js';
 export { decodeValue, defaultSerializer, encodeValue, jsonSerializer, v8Serializer } from './serialization.js';
-export { type L1Options, makeTier, TieredBackend } from './tiered.js';
+export { type L1Options, makeTier, type RemoteInvalidations, TieredBackend } from './tiered.js';

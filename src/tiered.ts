@@ -48,14 +48,24 @@ export interface L1Options {
    * backends: `{ url: 'redis://...' }` (a Redis used for pub/sub only), an {@link InvalidationBus},
    * or `false` (no bus: other processes see a change only after their `l1.expirationTime`).
    */
-  bus?: false | { url: string; channel?: string } | InvalidationBus;
+  bus?:
+    | false
+    | {
+        /** A redis:// or rediss:// URL of the Redis used for pub/sub. */
+        url: string;
+        /** The channel (default: {@link L1Options.channel}'s default). */
+        channel?: string;
+      }
+    | InvalidationBus;
   /** The bus channel (Redis pub/sub). Default `dogpile:bus:<region name or "default">`. */
   channel?: string;
 }
 
 /** What the region learns from other processes' messages besides keys. */
 export interface RemoteInvalidations {
+  /** Another process invalidated the region at `at` (ms). */
   invalidate(at: number, hard: boolean): void;
+  /** Another process invalidated `tags` at `at` (ms). */
   tags(tags: readonly string[], at: number, hard: boolean): void;
 }
 
