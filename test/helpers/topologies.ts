@@ -1,5 +1,5 @@
 // Private Redis topologies for tests: a 3-master Redis Cluster and a master watched by one
-// Sentinel, on free loopback ports (the same setup as test/backends/redis-topologies.test.ts).
+// Sentinel, on free loopback ports (test/backends/redis-topologies.test.ts and test/tiers/).
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
