@@ -7,6 +7,7 @@
 //   { calls, values, creatorReturnedAt, lastReturnAt } (epoch ms with sub-ms precision).
 
 import { Redis } from 'ioredis';
+import { startSignal } from './worker-signal.js';
 
 /** The libraries compared. */
 export const SUBJECTS = ['raw', 'raw-ap', 'ours', 'cm', 'bento', 'bento-l1'] as const;
@@ -121,22 +122,6 @@ async function hit(subject: Subject, warmupMs: number, measureMs: number): Promi
   stopAt = start + measureMs;
   await Promise.all(Array.from({ length: 64 }, (_, i) => loop(i)));
   return { ops, ms: now() - start };
-}
-
-/** Says "ready" on stdout and resolves to the start time the runner sends back on stdin. */
-function startSignal(): Promise<number> {
-  return new Promise((resolve) => {
-    let buffered = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (chunk: string) => {
-      buffered += chunk;
-      if (buffered.includes('\n')) {
-        process.stdin.pause();
-        resolve(Number(buffered.trim()));
-      }
-    });
-    process.stdout.write('ready\n');
-  });
 }
 
 async function stampede(subject: Subject, key: string): Promise<StampedeResult> {

@@ -12,6 +12,7 @@
 //   waited: a read that took over 50 ms, i.e. waited for a creation).
 
 import { LRUCache } from 'lru-cache';
+import { startSignal } from './worker-signal.js';
 
 type GetOrCreate = (key: string, creator: () => Promise<unknown>) => Promise<unknown>;
 interface Subject {
@@ -114,21 +115,6 @@ async function hit(subject: Subject): Promise<{ opsPerSec: number }> {
   for (let i = 0; i < 7; i++) slices.push(await slice());
   slices.sort((a, b) => a - b);
   return { opsPerSec: slices[3] as number };
-}
-
-function startSignal(): Promise<number> {
-  return new Promise((resolve) => {
-    let buffered = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (chunk: string) => {
-      buffered += chunk;
-      if (buffered.includes('\n')) {
-        process.stdin.pause();
-        resolve(Number(buffered.trim()));
-      }
-    });
-    process.stdout.write('ready\n');
-  });
 }
 
 async function stampede(subject: Subject, key: string) {
