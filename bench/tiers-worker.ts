@@ -12,9 +12,8 @@
 //   waited: a read that took over 50 ms, i.e. waited for a creation).
 
 import { LRUCache } from 'lru-cache';
-import { startSignal } from './worker-signal.js';
+import { type GetOrCreate, stampede, startSignal } from './stampede-worker.js';
 
-type GetOrCreate = (key: string, creator: () => Promise<unknown>) => Promise<unknown>;
 interface Subject {
   getOrCreate: GetOrCreate;
   set?(key: string, value: unknown): Promise<void>;
@@ -115,28 +114,6 @@ async function hit(subject: Subject): Promise<{ opsPerSec: number }> {
   for (let i = 0; i < 7; i++) slices.push(await slice());
   slices.sort((a, b) => a - b);
   return { opsPerSec: slices[3] as number };
-}
-
-async function stampede(subject: Subject, key: string) {
-  await subject.getOrCreate(`warm:${key}:${process.pid}`, async () => 'warm');
-  const startAt = await startSignal();
-  let calls = 0;
-  let creatorReturnedAt: number | null = null;
-  const creator = async () => {
-    calls++;
-    await sleep(300);
-    creatorReturnedAt = now();
-    return `made-by-${process.pid}`;
-  };
-  await sleep(Math.max(0, startAt - Date.now()));
-  let lastReturnAt = 0;
-  await Promise.all(
-    Array.from({ length: 100 }, async () => {
-      await subject.getOrCreate(key, creator);
-      lastReturnAt = Math.max(lastReturnAt, now());
-    }),
-  );
-  return { calls, creatorReturnedAt, lastReturnAt };
 }
 
 async function propagate(writer: Subject, reader: Subject) {
