@@ -528,6 +528,8 @@ export class CacheRegion {
     if (sync === undefined || typeof key !== 'string' || this.invalidator.sync !== undefined) {
       return this.getAsync(key, options);
     }
+    // With an L1 bounded by creation time, a read judged by other terms must check that bound.
+    if (options !== undefined && this.tier?.creationBoundMs !== undefined) return this.getAsync(key, options);
     try {
       const hit = sync.get(this.mangler === undefined ? key : this.mangle(key));
       const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
@@ -613,7 +615,12 @@ export class CacheRegion {
     }
     try {
       const mangled = this.mangler === undefined ? key : this.mangle(key);
-      const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
+      let expMs = this.expirationMs;
+      if (options?.expirationTime !== undefined) {
+        // A longer expiration than the region's would outlive an L1 bounded by creation time.
+        if (this.tier?.creationBoundMs !== undefined) return this.getOrCreateAsync(key, creator, options);
+        expMs = this.expirationFor(options.expirationTime);
+      }
       // `undefined` for a miss (see SYNC_GET): tested without type feedback. isFresh is written out
       // here: when a process starts with misses, V8 spends its inlining budget on the miss path and
       // would leave isFresh a call (and its time a boxed number) on every hit. A tagged value reads
@@ -702,7 +709,8 @@ export class CacheRegion {
     peeked: boolean,
   ): Promise<T> {
     let found = first;
-    if (peeked && found === NO_VALUE) {
+    // A stale L1 copy past L1's bound is not the value to serve while regenerating: read L2.
+    if (peeked && (found === NO_VALUE || this.tier?.outlived(found))) {
       try {
         found = await backend.get(mangled);
       } catch (err) {
@@ -1105,7 +1113,7 @@ export class CacheRegion {
    * serves L1 hits); a fresh hit then reads L1 exactly as a memory region reads its store.
    */
   private installTier(l1: L1Options, outer: CacheBackend, actual: CacheBackend): void {
-    const tier = makeTier(outer, actual, l1, this.expirationTime, this.name);
+    const tier = makeTier(outer, actual, l1, this.expirationTime, this.name, this.clock);
     tier.remote = {
       invalidate: (at, hard) => {
         const s = this.invalidator as Partial<{ apply(at: number, hard: boolean): void; invalidatedAt: number }>;

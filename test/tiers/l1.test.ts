@@ -124,6 +124,42 @@ describe('L1 in front of redis', () => {
     assert.ok(tier.l1.cache.has(key), 'L1 fills again');
   });
 
+  it('by default an L1 copy lives no longer than the region expiration counted from creation', async () => {
+    let now = Date.now();
+    const counter = new CountingProxy();
+    const region = makeRegion({ name: `bound-${randomUUID()}`, clock: { now: () => now } }).configure('redis', {
+      expirationTime: 60,
+      arguments: { url: url() },
+      wrap: [counter],
+      l1: { max: 1000 },
+    });
+    regions.push(region);
+    await region.ready();
+    const tier = region.backend as TieredBackend;
+    await tier.whenListening();
+    assert.equal(tier.creationBoundMs, 60_000);
+    assert.equal(tier.l1.cache.ttl, 0, 'L1 has no lru-cache ttl of its own');
+    const key = `k:${randomUUID()}`;
+    assert.equal(await region.getOrCreate(key, () => 'v1'), 'v1');
+    const reads = counter.gets;
+    now += 59_000;
+    assert.equal(await region.getOrCreate(key, () => 'v2'), 'v1');
+    assert.equal(counter.gets, reads, 'a fresh hit within the bound is served by L1');
+    now += 2_000; // 61 s after creation: past the bound, though fresh for a 120 s call
+    assert.equal(await region.getOrCreate(key, () => 'v2', { expirationTime: 120 }), 'v1');
+    assert.equal(counter.gets, reads + 1, 'the copy past the bound was read again from L2');
+    assert.equal(await region.get(key, { expirationTime: 120 }), 'v1');
+    assert.equal(counter.gets, reads + 2);
+    assert.equal(await region.get(key, { ignoreExpiration: true }), 'v1');
+    assert.equal(counter.gets, reads + 3);
+  });
+
+  it('a shorter l1.expirationTime is counted from the copy into L1 (lru-cache ttl)', async () => {
+    const { tier } = await l1Region(`short-${randomUUID()}`, { expirationTime: 5 });
+    assert.equal(tier.creationBoundMs, undefined);
+    assert.equal(tier.l1.cache.ttl, 5000);
+  });
+
   it('L1 stays bounded: 1M distinct keys through l1.max = 10,000 keep 10,000 entries', async () => {
     const child = spawnSync(
       process.execPath,
