@@ -12,7 +12,7 @@ import { type GetOrCreate, type StampedeResult, stampede } from './stampede-work
 export type { StampedeResult };
 
 /** The libraries compared. */
-export const SUBJECTS = ['raw', 'raw-ap', 'ours', 'cm', 'bento', 'bento-l1'] as const;
+export const SUBJECTS = ['raw', 'raw-ap', 'raw-nr', 'ours', 'cm', 'bento', 'bento-l1'] as const;
 /** One of {@link SUBJECTS}. */
 export type SubjectName = (typeof SUBJECTS)[number];
 
@@ -47,6 +47,25 @@ async function makeSubject(name: SubjectName, port: number): Promise<Subject> {
         },
         close: async () => {
           redis.disconnect();
+        },
+      };
+    }
+    case 'raw-nr': {
+      // node-redis (npm `redis`): commands issued in one tick are written together (its default
+      // pipelining; it has no switch to turn that off).
+      const { createClient } = await import('redis');
+      const client = createClient({ url });
+      await client.connect();
+      return {
+        getOrCreate: async (key, creator) => {
+          const hit = await client.get(`raw:${key}`);
+          if (hit !== null) return JSON.parse(hit);
+          const value = await creator();
+          await client.set(`raw:${key}`, JSON.stringify(value), { EX: HOUR_S });
+          return value;
+        },
+        close: async () => {
+          client.destroy();
         },
       };
     }

@@ -21,12 +21,13 @@ const STAMPEDE_ROUNDS = Number(process.env.BENCH_STAMPEDE_ROUNDS ?? 5);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 300);
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 1000);
 const PROCESSES = 4;
-const ORDER: readonly SubjectName[] = ['raw', 'raw-ap', 'ours', 'cm', 'bento', 'bento-l1'];
+const ORDER: readonly SubjectName[] = ['raw', 'raw-ap', 'raw-nr', 'ours', 'cm', 'bento', 'bento-l1'];
 const STAMPEDE_ORDER: readonly SubjectName[] = ['ours', 'cm', 'bento', 'bento-l1'];
 
 const LABELS: Record<SubjectName, string> = {
   raw: 'raw ioredis GET (+SET on miss, JSON)',
   'raw-ap': 'same, ioredis `enableAutoPipelining: true`',
+  'raw-nr': 'raw node-redis GET (+SET on miss, JSON; pipelines within a tick)',
   ours: 'dogpile `region.getOrCreate` (redis, distributedLock)',
   cm: 'cache-manager `wrap` (@keyv/redis)',
   bento: 'BentoCache `getOrSet` (Redis L2 only)',
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
     const hits = new Map<SubjectName, number[]>(ORDER.map((s) => [s, []]));
     const ratios = new Map<SubjectName, number[]>(ORDER.map((s) => [s, []]));
     const ratiosAp = new Map<SubjectName, number[]>(ORDER.map((s) => [s, []]));
+    const ratiosNr = new Map<SubjectName, number[]>(ORDER.map((s) => [s, []]));
     for (let r = 0; r < ROUNDS; r++) {
       const round = new Map<SubjectName, number>();
       for (const subject of ORDER) {
@@ -89,7 +91,9 @@ async function main(): Promise<void> {
       }
       const raw = round.get('raw') as number;
       const rawAp = round.get('raw-ap') as number;
+      const rawNr = round.get('raw-nr') as number;
       for (const [s, ops] of round) {
+        ratiosNr.get(s)?.push(ops / rawNr);
         hits.get(s)?.push(ops);
         ratios.get(s)?.push(ops / raw);
         ratiosAp.get(s)?.push(ops / rawAp);
@@ -113,7 +117,7 @@ async function main(): Promise<void> {
         `absolute figures are noisy: compare ratios within a round). Run at ${started.toISOString()}.`,
     );
     lines.push(
-      `Versions: ioredis ${version('ioredis')}, cache-manager ${version('cache-manager')}, @keyv/redis ${version('@keyv/redis')}, ` +
+      `Versions: ioredis ${version('ioredis')}, redis (node-redis) ${version('redis')}, cache-manager ${version('cache-manager')}, @keyv/redis ${version('@keyv/redis')}, ` +
         `bentocache ${version('bentocache')}.`,
     );
     lines.push('');
@@ -132,7 +136,7 @@ async function main(): Promise<void> {
       lines.push('');
       lines.push(
         ...table(
-          ['Library', 'median ops/s', 'min–max ops/s', 'ratio vs raw ioredis', 'ratio vs raw auto-pipelined'],
+          ['Library', 'median ops/s', 'min–max ops/s', 'ratio vs raw ioredis', 'ratio vs raw auto-pipelined', 'ratio vs raw node-redis'],
           'lrrrr',
           ORDER.map((s) => {
             const ops = hits.get(s) as number[];
@@ -142,6 +146,7 @@ async function main(): Promise<void> {
               `${fmtOps(Math.min(...ops))}–${fmtOps(Math.max(...ops))}`,
               `${median(ratios.get(s) as number[]).toFixed(2)}x`,
               `${median(ratiosAp.get(s) as number[]).toFixed(2)}x`,
+              `${median(ratiosNr.get(s) as number[]).toFixed(2)}x`,
             ];
           }),
         ),
