@@ -382,6 +382,17 @@ function checkOptions(options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOp
   if (options === null || typeof options !== 'object') {
     throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
   }
+  if (where !== 'cacheOnArguments') {
+    // Said plainly rather than as an unknown name: users reach for them after cacheOnArguments.
+    for (const name of ['tags', 'earlyRefresh'] as const) {
+      if ((options as Record<string, unknown>)[name] !== undefined) {
+        throw new ValidationError(
+          `${where}: ${name} is not supported on multi-key wrappers (their values are created and stored together by ` +
+            `getOrCreateMulti / setMulti, which take no per-key ${name}); use cacheOnArguments, or region.set(key, value, { tags })`,
+        );
+      }
+    }
+  }
   checkKnownNames(where, 'option', options, where === 'cacheOnArguments' ? WRAPPER_OPTION_NAMES : MULTI_WRAPPER_OPTION_NAMES);
   if (options.namespace !== undefined && typeof options.namespace !== 'string') {
     throw new ValidationError(`${where}: namespace must be a string, got ${describe(options.namespace)}`);

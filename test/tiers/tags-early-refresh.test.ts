@@ -137,6 +137,14 @@ describe('tags', () => {
       region.getOrCreate('m', () => 1, { tags: [1] as never }),
       (e: unknown) => e instanceof ValidationError && /getOrCreate: tags/.test(e.message),
     );
+    for (const name of ['tags', 'earlyRefresh']) {
+      assert.throws(
+        () => region.cacheMultiOnArguments({ [name]: name === 'tags' ? ['t'] : 1 } as never),
+        (e: unknown) =>
+          e instanceof ValidationError &&
+          new RegExp(`cacheMultiOnArguments: ${name} is not supported on multi-key wrappers`).test(e.message),
+      );
+    }
     assert.throws(
       () => makeRegion({ tagRefreshInterval: -1 }),
       (e: unknown) => e instanceof ValidationError && /tagRefreshInterval/.test(e.message),
