@@ -136,7 +136,14 @@ async function main(): Promise<void> {
       lines.push('');
       lines.push(
         ...table(
-          ['Library', 'median ops/s', 'min–max ops/s', 'ratio vs raw ioredis', 'ratio vs raw auto-pipelined', 'ratio vs raw node-redis'],
+          [
+            'Library',
+            'median ops/s',
+            'min–max ops/s',
+            'ratio vs raw ioredis',
+            'ratio vs raw auto-pipelined',
+            'ratio vs raw node-redis',
+          ],
           'lrrrr',
           ORDER.map((s) => {
             const ops = hits.get(s) as number[];
