@@ -29,6 +29,52 @@ if (subject === 'lru') {
 } else if (subject === 'mem') {
   const region = makeRegion({ name: 'bench' }).configure('memory', { expirationTime: 3600, arguments: { max: 10_000 } });
   call = (key) => region.getOrCreate(key, creator);
+} else if (subject === 'io-ap' || subject === 'nr' || subject === 'l2' || subject === 'l2-nt') {
+  // L2-only hits: raw ioredis (auto-pipelined), raw node-redis, our redis region (its own client,
+  // 5 s commandTimeout) and the same over an ioredis client without commandTimeout.
+  const redis = await startRedis();
+  const url = `redis://127.0.0.1:${redis.port}`;
+  const { Redis } = await import('ioredis');
+  let close: () => Promise<unknown> = async () => {};
+  if (subject === 'nr') {
+    const { createClient } = await import('redis');
+    const client = createClient({ url });
+    await client.connect();
+    call = async (key) => {
+      const hit = await client.get(`raw:${key}`);
+      if (hit !== null) return JSON.parse(hit);
+      const value = await creator();
+      await client.set(`raw:${key}`, JSON.stringify(value), { EX: 3600 });
+      return value;
+    };
+    close = async () => client.destroy();
+  } else if (subject === 'io-ap') {
+    const client = new Redis(redis.port, '127.0.0.1', { enableAutoPipelining: true });
+    call = async (key) => {
+      const hit = await client.get(`raw:${key}`);
+      if (hit !== null) return JSON.parse(hit);
+      const value = await creator();
+      await client.set(`raw:${key}`, JSON.stringify(value), 'EX', 3600);
+      return value;
+    };
+    close = async () => client.disconnect();
+  } else {
+    const client = subject === 'l2-nt' ? new Redis(redis.port, '127.0.0.1', { enableAutoPipelining: true }) : undefined;
+    const region = makeRegion({ name: 'bench' }).configure('redis', {
+      expirationTime: 3600,
+      arguments: client ? { client, keyPrefix: 'ours:' } : { url, keyPrefix: 'ours:' },
+    });
+    await region.ready();
+    call = (key) => region.getOrCreate(key, creator);
+    close = async () => {
+      await region.close();
+      client?.disconnect();
+    };
+  }
+  stop = async () => {
+    await close();
+    await redis.stop();
+  };
 } else {
   const redis = await startRedis();
   const region = makeRegion({ name: 'bench' }).configure('redis', {
