@@ -41,7 +41,10 @@ export interface L1Options {
   /**
    * Seconds an entry stays in L1 before it is read from L2 again (a bound on staleness should a
    * bus message be lost without the bus noticing). At most the region's `expirationTime`.
-   * Default: the region's `expirationTime` (none when the region never expires).
+   * Shorter than the region's, it counts from the copy into L1; equal to it (or absent), from the
+   * value's creation time, which is never later, so the bound is at least as tight and a fresh
+   * hit pays nothing for it. Default: the region's `expirationTime` (none when the region never
+   * expires).
    */
   expirationTime?: number;
   /**
