@@ -190,7 +190,7 @@ export interface GetOrCreateOptions<T> {
   shouldCacheFn?: (value: T) => boolean;
   /** Overrides the region's `failSafe` for this call (`false`: off). */
   failSafe?: FailSafeOptions | false;
-  /** Overrides the region's `softTimeout` (seconds; `null`: none). Not used by getOrCreateMulti. */
+  /** Overrides the region's `softTimeout` (seconds; `null`: none). */
   softTimeout?: number | null;
   /** Overrides the region's `hardTimeout` (seconds; `null`: none). */
   hardTimeout?: number | null;
@@ -284,6 +284,7 @@ export class CacheRegion {
         clock: this.clock,
         stamp: (payload, started, fs) => this.newValue(payload, started, fs),
         write: (key, op) => this.write('set', key, op),
+        owner: this,
       },
       this.events,
       policy,
@@ -548,6 +549,7 @@ export class CacheRegion {
     try {
       const mangled = this.mangler === undefined ? key : this.mangle(key);
       const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
+      if (options !== undefined) this.creations.policyFor(options); // a call's bad option fails on hits too
       // `undefined` for a miss (see SYNC_GET): tested without type feedback. isFresh is written out
       // here: when a process starts with misses, V8 spends its inlining budget on the miss path and
       // would leave isFresh a call (and its time a boxed number) on every hit.
@@ -583,6 +585,7 @@ export class CacheRegion {
     }
     const mangled = this.mangler === undefined ? key : this.mangle(key);
     const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
+    if (options !== undefined) this.creations.policyFor(options);
     let found: CachedValue | NoValue;
     // Inlined `read` (no closure, one async frame fewer): this is the hit path of every backend.
     try {
@@ -613,6 +616,7 @@ export class CacheRegion {
     await this.invalidator.sync?.();
     const mangled = this.mangle(key);
     const expMs = this.expirationFor(options?.expirationTime);
+    if (options !== undefined) this.creations.policyFor(options);
     let found: CachedValue | NoValue;
     try {
       found = await backend.get(mangled);
@@ -713,7 +717,7 @@ export class CacheRegion {
     const originalOf = new Map(mangledKeys.map((m, i) => [m, keys[i] as string]));
     const mangled = [...originalOf.keys()].sort();
     const creations = this.creations;
-    const policy = creations.policyFor(options);
+    const policy = creations.policyFor(options, 'getOrCreateMulti');
     // With fail-safe: the stale values seen, to serve if the creator fails; throttled keys read as fresh.
     const staleOf = policy.failSafe ? new Map<string, CachedValue>() : undefined;
     const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
@@ -768,6 +772,8 @@ export class CacheRegion {
         return ks.map((k) => createdFor.get(k) as T);
       },
       waitTimeoutMs: this.waitTimeoutMs,
+      softTimeoutMs: policy.timeouts.softMs,
+      onSoftTimeout: (ks) => creations.softTimedOut(ks, originalOf),
     });
     const byKey = new Map<string, T>();
     mangled.forEach((k, i) => {
