@@ -32,12 +32,12 @@ describe('softTimeout on getOrCreateMulti', () => {
     const { region: r, clock } = region({ softTimeout: 0.03 });
     await r.setMulti({ a: 'old a', b: 'old b' });
     clock.advance(11);
-    const { made, creator } = slowCreator(200);
+    const { made, creator } = slowCreator(600);
     const stale: string[] = [];
     r.on('stale', ({ key }) => stale.push(key as string));
     const started = Date.now();
     assert.deepEqual(await r.getOrCreateMulti(['b', 'a'], creator), ['old b', 'old a']);
-    assert.ok(Date.now() - started < 150, `answered after ${Date.now() - started} ms`);
+    assert.ok(Date.now() - started < 400, `answered after ${Date.now() - started} ms`);
     assert.deepEqual(stale.sort(), ['a', 'b']);
     // The keys stay locked while the creation goes on: the stale values again, no second creation.
     assert.deepEqual(await r.getOrCreateMulti(['a', 'b'], creator), ['old a', 'old b']);
@@ -70,10 +70,10 @@ describe('softTimeout on getOrCreateMulti', () => {
     const { region: plain, clock } = region();
     await plain.setMulti({ a: 'old a', b: 'old b' });
     clock.advance(11);
-    const slow = slowCreator(150);
+    const slow = slowCreator(500);
     const t0 = Date.now();
     assert.deepEqual(await plain.getOrCreateMulti(['a', 'b'], slow.creator, { softTimeout: 0.02 }), ['old a', 'old b']);
-    assert.ok(Date.now() - t0 < 120);
+    assert.ok(Date.now() - t0 < 350);
 
     const { region: soft, clock: c2 } = region({ softTimeout: 0.02 });
     await soft.setMulti({ a: 'old a', b: 'old b' });
@@ -106,12 +106,12 @@ describe('softTimeout on getOrCreateMulti', () => {
     let calls = 0;
     const failing = async (..._keys: string[]): Promise<string[]> => {
       calls++;
-      await sleep(200);
+      await sleep(600);
       throw new Error('db down');
     };
     const t0 = Date.now();
     assert.deepEqual(await r.getOrCreateMulti(['a', 'b'], failing), ['old a', 'old b']);
-    assert.ok(Date.now() - t0 < 150, 'answered at the soft timeout, not at the failure');
+    assert.ok(Date.now() - t0 < 400, 'answered at the soft timeout, not at the failure');
     assert.ok(await until(async () => !(await r.keyIsLocked('a')), 1000));
     assert.deepEqual(await r.getOrCreateMulti(['a', 'b'], failing), ['old a', 'old b']);
     assert.equal(calls, 1, 'throttled after the failure, not retried per call');
@@ -125,7 +125,7 @@ describe('softTimeout on cacheMultiOnArguments', () => {
     let calls = 0;
     const load = r.cacheMultiOnArguments({ softTimeout: 0.02 })(async function rows(...ids: number[]) {
       calls++;
-      if (version > 1) await sleep(150);
+      if (version > 1) await sleep(500);
       return ids.map((id) => `row ${id} v${version}`);
     });
     assert.deepEqual(await load(1, 2), ['row 1 v1', 'row 2 v1']);
@@ -133,7 +133,7 @@ describe('softTimeout on cacheMultiOnArguments', () => {
     version = 2;
     const t0 = Date.now();
     assert.deepEqual(await load(1, 2), ['row 1 v1', 'row 2 v1']);
-    assert.ok(Date.now() - t0 < 120);
+    assert.ok(Date.now() - t0 < 350);
     assert.ok(await until(async () => (await load.get(1, 2))[0] === 'row 1 v2', 2000));
     assert.equal(calls, 2);
   });
@@ -157,12 +157,12 @@ describe('softTimeout on the multi paths, across processes', () => {
   const dir = mkdtempSync(join(tmpdir(), 'dogpile-multi-soft-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('the distributed locks stay held while the creation goes on: another region serves stale, creates nothing', async () => {
+  it('the distributed locks stay held while the creation goes on: another region serves stale, creates nothing', async (t) => {
     const clock = new ManualClock();
     const path = join(dir, 'cache');
     const one = makeRegion({ clock, softTimeout: 0.02 }).configure('file', { expirationTime: 10, arguments: { path } });
     const two = makeRegion({ clock, softTimeout: 0.02 }).configure('file', { expirationTime: 10, arguments: { path } });
-    after(() => Promise.all([one.close(), two.close()]));
+    t.after(() => Promise.all([one.close(), two.close()]));
     await one.setMulti({ a: 'old a', b: 'old b' });
     clock.advance(11);
     const first = slowCreator(300);
