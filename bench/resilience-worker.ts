@@ -2,7 +2,8 @@
 //   resilience-worker.ts hit <subject> <keys> <warmupMs> <measureMs>
 //     fresh-hit getOrCreate ops/s over <keys> warm keys, round-robin (~200-byte objects);
 //     subjects: raw (lru-cache wrapper), plain (region, no options), options (failSafe +
-//     softTimeout + hardTimeout), listener (plain + one `hit` listener), guarded (options + breaker)
+//     softTimeout + hardTimeout), listener (plain + one `hit` listener), guarded (options + breaker),
+//     all (guarded + backendTimeout: every resilience option)
 //   resilience-worker.ts storm <seconds> <retryAfter>
 //     1,000 callers per second on a stale key whose creator throws, fail-safe on
 //   resilience-worker.ts down <subject> <calls>
@@ -30,11 +31,12 @@ async function hitSubject(subject: string): Promise<Call> {
     };
   }
   const options =
-    subject === 'options' || subject === 'guarded'
+    subject === 'options' || subject === 'guarded' || subject === 'all'
       ? { failSafe: { maxStale: 600, retryAfter: 5 }, softTimeout: 0.5, hardTimeout: 5 }
       : {};
-  const breaker = subject === 'guarded' ? { breaker: { failures: 5, duration: 5 } } : {};
-  const region = makeRegion({ ...options, ...breaker }).configure('memory', {
+  const breaker = subject === 'guarded' || subject === 'all' ? { breaker: { failures: 5, duration: 5 } } : {};
+  const timeout = subject === 'all' ? { backendTimeout: 0.5 } : {};
+  const region = makeRegion({ ...options, ...breaker, ...timeout }).configure('memory', {
     expirationTime: 3600,
     arguments: { max: 100_000 },
   });
