@@ -138,6 +138,23 @@ function checkContract(name: string, make: () => Promise<Subject>): void {
   });
 }
 
+/** A subject whose server process is stalled with SIGSTOP and resumed with SIGCONT (stopped after the file's tests). */
+async function stoppable(server: ServerProcess, region: CacheRegion): Promise<Subject> {
+  servers.push(server);
+  await region.ready();
+  return {
+    region,
+    readsStall: true,
+    stall: async () => {
+      server.child.kill('SIGSTOP');
+      await sleep(100); // the signal is delivered asynchronously: let the server stop
+    },
+    resume: async () => {
+      server.child.kill('SIGCONT');
+    },
+  };
+}
+
 describe('backendTimeout: the same contract on every built-in backend', () => {
   checkContract('memory (under a stalling proxy)', async () => {
     const proxy = new StallingProxy();
@@ -195,43 +212,19 @@ describe('backendTimeout: the same contract on every built-in backend', () => {
 
   checkContract('redis (server stopped with SIGSTOP)', async () => {
     const server = await startRedis();
-    servers.push(server);
     const region = makeRegion({ backendTimeout: BOUND_S, onError: () => {} }).configure('redis', {
       expirationTime: 60,
       arguments: { url: `redis://127.0.0.1:${server.port}`, distributedLock: true },
     });
-    await region.ready();
-    return {
-      region,
-      readsStall: true,
-      stall: async () => {
-        server.child.kill('SIGSTOP');
-        await sleep(100); // the signal is delivered asynchronously: let the server stop
-      },
-      resume: async () => {
-        server.child.kill('SIGCONT');
-      },
-    };
+    return stoppable(server, region);
   });
 
   checkContract('memcached (server stopped with SIGSTOP)', async () => {
     const server = await startMemcached();
-    servers.push(server);
     const region = makeRegion({ backendTimeout: BOUND_S, onError: () => {} }).configure('memcached', {
       expirationTime: 60,
       arguments: { servers: [`127.0.0.1:${server.port}`], distributedLock: true },
     });
-    await region.ready();
-    return {
-      region,
-      readsStall: true,
-      stall: async () => {
-        server.child.kill('SIGSTOP');
-        await sleep(100); // the signal is delivered asynchronously: let the server stop
-      },
-      resume: async () => {
-        server.child.kill('SIGCONT');
-      },
-    };
+    return stoppable(server, region);
   });
 });
