@@ -673,7 +673,13 @@ export class CacheRegion {
     const result = this.lock.getOrCreate<T>(first, {
       key: mangled,
       mutex: () => this.mutexFor(backend, mangled, key),
-      read: async () => this.lookup<T>(await this.read('get', key, () => backend.get(mangled)), expMs),
+      read: async () => {
+        const v = await this.read('get', key, () => backend.get(mangled));
+        const current = this.lookup<T>(v, expMs);
+        // A value another caller created, read under the lock: fail-safe's copy, as on a hit.
+        if (current.state === 'fresh') creations.memory?.remember(mangled, v as CachedValue);
+        return current;
+      },
       create,
       handOff,
       waitTimeoutMs: this.waitTimeoutMs,
