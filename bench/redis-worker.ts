@@ -7,6 +7,9 @@
 //   { calls, values, creatorReturnedAt, lastReturnAt } (epoch ms with sub-ms precision).
 
 import { Redis } from 'ioredis';
+import { type GetOrCreate, type StampedeResult, stampede } from './stampede-worker.js';
+
+export type { StampedeResult };
 
 /** The libraries compared. */
 export const SUBJECTS = ['raw', 'raw-ap', 'ours', 'cm', 'bento', 'bento-l1'] as const;
@@ -18,22 +21,12 @@ export interface HitResult {
   readonly ops: number;
   readonly ms: number;
 }
-/** What a "stampede" worker prints. */
-export interface StampedeResult {
-  readonly calls: number;
-  readonly values: readonly string[];
-  readonly creatorReturnedAt: number | null;
-  readonly lastReturnAt: number;
-}
-
-type GetOrCreate = (key: string, creator: () => Promise<unknown>) => Promise<unknown>;
 interface Subject {
   readonly getOrCreate: GetOrCreate;
   close(): Promise<void>;
 }
 
 const now = (): number => performance.timeOrigin + performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const HOUR_S = 3600;
 const VALUE = { id: 42, name: 'a cached row', tags: ['x', 'y', 'z'], score: 3.5 };
 
@@ -121,46 +114,6 @@ async function hit(subject: Subject, warmupMs: number, measureMs: number): Promi
   stopAt = start + measureMs;
   await Promise.all(Array.from({ length: 64 }, (_, i) => loop(i)));
   return { ops, ms: now() - start };
-}
-
-/** Says "ready" on stdout and resolves to the start time the runner sends back on stdin. */
-function startSignal(): Promise<number> {
-  return new Promise((resolve) => {
-    let buffered = '';
-    process.stdin.setEncoding('utf8');
-    process.stdin.on('data', (chunk: string) => {
-      buffered += chunk;
-      if (buffered.includes('\n')) {
-        process.stdin.pause();
-        resolve(Number(buffered.trim()));
-      }
-    });
-    process.stdout.write('ready\n');
-  });
-}
-
-async function stampede(subject: Subject, key: string): Promise<StampedeResult> {
-  // Warm the creator's code path (lock, store, release) on a key of this process's own.
-  await subject.getOrCreate(`warm:${key}:${process.pid}`, async () => 'warm');
-  const startAt = await startSignal();
-  let calls = 0;
-  let creatorReturnedAt: number | null = null;
-  const creator = async () => {
-    calls++;
-    await sleep(300);
-    creatorReturnedAt = now();
-    return `made-by-${process.pid}`;
-  };
-  await sleep(Math.max(0, startAt - Date.now()));
-  let lastReturnAt = 0;
-  const values = await Promise.all(
-    Array.from({ length: 100 }, async () => {
-      const v = await subject.getOrCreate(key, creator);
-      lastReturnAt = Math.max(lastReturnAt, now());
-      return String(v);
-    }),
-  );
-  return { calls, values: [...new Set(values)], creatorReturnedAt, lastReturnAt };
 }
 
 const [name, mode, portArg, a, b] = process.argv.slice(2);

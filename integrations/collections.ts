@@ -7,23 +7,54 @@
 // that renders one item; the output is the items' HTML in order, as a loop of includes would give.
 
 import { encodeArg, ValidationError } from '../src/index.js';
+import { stripAnnotations } from './dev-annotations.js';
+import { describeFragment } from './record-keys.js';
 import type { FragmentOptions, TemplateCache } from './templates.js';
 
 /** Options a collection tag accepts (other names are variables shared by every item). */
-export const COLLECTION_OPTIONS: ReadonlySet<string> = new Set(['key', 'as', 'region', 'expire']);
+export const COLLECTION_OPTIONS: ReadonlySet<string> = new Set(['key', 'as', 'region', 'expire', 'if', 'unless']);
 
 /** How each item's own key is found: a field name (dotted path allowed) or, where the engine allows it, a function. */
 export type ItemKeySpec = string | ((item: unknown, index: number) => unknown);
 
 /**
- * Validates a collection and returns each item's own key, in order. `where` names the tag, the
- * template and the line for the messages. Throws a {@link ValidationError} for a collection that is
- * not an array, a missing or unusable `key` option, an item without the key field, or two items
- * with the same key (their fragments would overwrite each other).
+ * Whether an item is a record whose version joins its fragment key (Rails' `cache_key_with_version`):
+ * an object with a `cacheKey`, or with an `id` plus `updatedAt` or `version` (see `encodeFragmentArg`).
  */
-export function itemKeys(items: unknown, key: unknown, where: string): unknown[] {
+export function isRecordItem(item: unknown): boolean {
+  if (item === null || typeof item !== 'object') return false;
+  const r = item as { cacheKey?: unknown; id?: unknown; updatedAt?: unknown; version?: unknown };
+  if ('cacheKey' in r && r.cacheKey !== undefined) return true;
+  return (
+    r.id !== undefined &&
+    r.id !== null &&
+    ((r.updatedAt !== undefined && r.updatedAt !== null) || (r.version !== undefined && r.version !== null))
+  );
+}
+
+/**
+ * Validates a collection and returns each item's key arguments, in order: its own key (from the
+ * `key` option) and, when the item is a record ({@link isRecordItem}), the item itself, whose
+ * record key (`cacheKey`, or `id` with `updatedAt` / `version`) the fragment key then encodes, so
+ * bumping one item's version re-renders that item only. Without `key`, every item must be a record
+ * and is keyed by its record key alone. `where` names the tag, the template and the line for the
+ * messages. Throws a {@link ValidationError} for a collection that is not an array, an unusable
+ * `key` option, an item without the key field (or, without `key`, an item that is not a record),
+ * or two items with the same key (their fragments would overwrite each other).
+ */
+export function itemKeys(items: unknown, key: unknown, where: string): unknown[][] {
   if (!Array.isArray(items)) {
     throw new ValidationError(`${where}: the collection must be an array, got ${describeValue(items)}`);
+  }
+  if (key === undefined) {
+    return items.map((item: unknown, i) => {
+      if (!isRecordItem(item)) {
+        throw new ValidationError(
+          `${where}: item ${i} is not a record (an object with cacheKey, or id plus updatedAt / version), so the collection needs a key option (e.g. key="id"); got ${describeValue(item)}`,
+        );
+      }
+      return [item];
+    });
   }
   if (!((typeof key === 'string' && key !== '') || typeof key === 'function')) {
     throw new ValidationError(
@@ -31,7 +62,7 @@ export function itemKeys(items: unknown, key: unknown, where: string): unknown[]
     );
   }
   const path = typeof key === 'string' ? key.split('.') : undefined;
-  const out = new Array<unknown>(items.length);
+  const out = new Array<unknown[]>(items.length);
   const seen = new Map<unknown, number>();
   for (let i = 0; i < items.length; i++) {
     const item: unknown = items[i];
@@ -51,9 +82,41 @@ export function itemKeys(items: unknown, key: unknown, where: string): unknown[]
       );
     }
     seen.set(value, i);
-    out[i] = value;
+    out[i] = isRecordItem(item) ? [value, item] : [value];
   }
   return out;
+}
+
+/**
+ * Every item's fragment key: `stem` (the partial's name, dependency digest and collection block
+ * id) followed by the item's key arguments from {@link itemKeys}. A record whose `cacheKey` throws
+ * is a {@link ValidationError} naming `where`; without a `key` option, two records with the same
+ * record key are one too.
+ */
+export function collectionKeys(cache: TemplateCache, stem: string, args: readonly unknown[][], where: string): string[] {
+  const keys = args.map((a, i) => {
+    try {
+      return cache.keyWithArgs(stem, a, undefined, where);
+    } catch (err) {
+      // Name the item rather than the collection's internal block id.
+      const prefix = describeFragment(stem, where);
+      if (!(err instanceof ValidationError) || !err.message.startsWith(prefix)) throw err;
+      throw new ValidationError(`${where}, item ${i}${err.message.slice(prefix.length)}`);
+    }
+  });
+  if (args[0]?.length === 1 && isRecordItem(args[0][0])) {
+    const seen = new Map<string, number>();
+    keys.forEach((k, i) => {
+      const before = seen.get(k);
+      if (before !== undefined) {
+        throw new ValidationError(
+          `${where}: items ${before} and ${i} have the same record key; item keys must be unique in a collection`,
+        );
+      }
+      seen.set(k, i);
+    });
+  }
+  return keys;
 }
 
 /**
@@ -88,26 +151,49 @@ export function renderCollection(
     return Promise.reject(err);
   }
   const stored = keys.map((k) => cache.storedKey(k));
+  // Dev annotations / the render's summary: what this render rendered itself (raw output and time).
+  const observed = cache.observes(options) ? new Map<number, { raw: string; ms: number }>() : undefined;
   const created = new Map<number, string>();
   let indexOf: Map<string, number> | undefined;
-  const create = (...missing: string[]): Promise<string[]> => {
+  const create = async (...missing: string[]): Promise<string[]> => {
     indexOf ??= new Map(stored.map((s, i) => [s, i]));
     const index = indexOf;
-    return Promise.all(
+    const t0 = performance.now();
+    const out = await Promise.all(
       missing.map(async (s) => {
         const i = index.get(s) as number;
-        const html = String(await render(i));
+        const raw = String(await render(i));
+        const html = observed === undefined ? raw : stripAnnotations(raw);
+        observed?.set(i, { raw, ms: 0 });
         created.set(i, html);
         return html;
       }),
     );
+    if (observed !== undefined) {
+      // The items rendered concurrently, so none has a time of its own: each gets its share of the batch.
+      const share = (performance.now() - t0) / missing.length;
+      for (const s of missing) (observed.get(index.get(s) as number) as { ms: number }).ms = share;
+    }
+    return out;
   };
-  return region
-    .getOrCreateMulti<string>(stored, create, options?.expire === undefined ? undefined : { expirationTime: options.expire })
-    .then(undefined, (err: unknown) => {
-      if (!cache.absorbFailure(err, keys[0] as string)) throw err;
-      return renderEach(keys.length, render, created);
-    });
+  const read = region.getOrCreateMulti<string>(
+    stored,
+    create,
+    options?.expire === undefined ? undefined : { expirationTime: options.expire },
+  );
+  const out =
+    observed === undefined
+      ? read
+      : read.then((html) =>
+          html.map((h, i) => {
+            const mine = observed.get(i);
+            return cache.settleFragment(keys[i] as string, stored[i] as string, options, mine?.raw, mine?.ms ?? 0, h);
+          }),
+        );
+  return out.then(undefined, (err: unknown) => {
+    if (!cache.absorbFailure(err, keys[0] as string)) throw err;
+    return renderEach(keys.length, render, created);
+  });
 }
 
 /** Renders every item without the cache (reusing those in `done`), concurrently, in order. */

@@ -5,10 +5,11 @@
 
 import { join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
-import { COLLECTION_OPTIONS, collectionBlock, itemKeys, renderCollection } from './collections.js';
+import { COLLECTION_OPTIONS, collectionBlock, collectionKeys, itemKeys, renderCollection } from './collections.js';
 import { DependencyDigests, type DigestMemo, type TemplateDeps, type TemplateResolver } from './digests.js';
 import {
   applyPartialOptOut,
+  applyRenderDevOptions,
   blockOptions,
   digestSource,
   type FragmentOptions,
@@ -180,7 +181,9 @@ let nextId = 0;
  * ```
  *
  * `cachedEach` is the collection form (README "Cached collections"): one multi-read for every
- * item, only the missing items rendered, the items' HTML in order.
+ * item, only the missing items rendered, the items' HTML in order. A record item (`cacheKey`, or
+ * `id` plus `updatedAt` / `version`) adds its version to its key, so bumping it re-renders that item
+ * only; `key` may be left out when every item is a record. `if` / `unless` turn caching off.
  *
  * The arguments of `cache` form the key; a trailing object literal holds the options.
  * `cachedInclude` renders the partial with only the given data. Render with `renderAsync`; a
@@ -497,12 +500,12 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     const from = templateName(eta, options);
     const where = `cachedEach(${typeof name === 'string' ? JSON.stringify(name) : ''}) in ${from === undefined ? 'a string template' : JSON.stringify(from)} at line ${line}`;
     if (typeof name !== 'string') throw new ValidationError(`${where}: the first argument must be a template name`);
-    if (opts === null || typeof opts !== 'object') {
+    if (opts !== undefined && (opts === null || typeof opts !== 'object')) {
       throw new ValidationError(
-        `${where}: the third argument must be the options object, with at least key (e.g. { key: "id" })`,
+        `${where}: the third argument must be the options object (e.g. { key: "id" }; key may be left out when the items are records)`,
       );
     }
-    const o = opts as { key?: unknown; as?: unknown; data?: unknown };
+    const o = (opts ?? {}) as { key?: unknown; as?: unknown; data?: unknown };
     const fragment = parseFragmentOptions(o as Record<string, unknown>, EACH_OPTIONS, where);
     if (o.as !== undefined && (typeof o.as !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(o.as))) {
       throw new ValidationError(`${where}: as must be a variable name, got ${JSON.stringify(o.as)}`);
@@ -523,6 +526,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     }
     const enabled = renderEnabled(it);
     if (!enabled) fragment.enabled = false;
+    applyRenderDevOptions(it, fragment);
     // The partial's identity and dependency digest, memoised like cachedInclude's.
     const memoKey = `${from ?? ''}\u0000${name}`;
     let partial = partials.get(memoKey);
@@ -534,7 +538,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     }
     const digest = cache.digest ? digests.current(partial.memo, partial.id, partial.own, resolverOf(eta)) : partial.own.digest;
     const stem = cache.keyStem(engine(eta), partial.id, digest, collectionBlock(as, data));
-    const keys = ownKeys.map((k) => cache.keyWithArgs(stem, [k]));
+    const keys = collectionKeys(cache, stem, ownKeys, where);
     const optOut = enabled ? undefined : { enabled: false };
     const vars = (i: number): Record<string, unknown> => {
       const item = list[i];
@@ -569,7 +573,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
       const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts);
       return cache.getOrCreateSync(key, () => eta.render(name, vars, options), fragment);
     },
-    /** `await cachedEach(name, items, { key, as?, data?, region?, expire? })` in an async template. */
+    /** `await cachedEach(name, items, { key?, as?, data?, region?, expire?, if?, unless? })` in an async template. */
     each(eta, options, it, line, name, items, opts) {
       let call: EachCall;
       try {

@@ -10,11 +10,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, extname, join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
-import { COLLECTION_OPTIONS, collectionBlock, itemKeys, renderCollection } from './collections.js';
+import { COLLECTION_OPTIONS, collectionBlock, collectionKeys, itemKeys, renderCollection } from './collections.js';
 import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import type { HandlebarsCompileOptions, HandlebarsEnv, HandlebarsRuntimeOptions } from './handlebars-env.js';
 import {
   applyPartialOptOut,
+  applyRenderDevOptions,
   blockOptions,
   digestOnce,
   digestSource,
@@ -212,7 +213,9 @@ function specText(spec: unknown): string {
  * ```
  *
  * `cachedEach` is the collection form (README "Cached collections"): one multi-read for every
- * item, only the missing items rendered, the items' HTML in order.
+ * item, only the missing items rendered, the items' HTML in order. A record item (`cacheKey`, or
+ * `id` plus `updatedAt` / `version`) adds its version to its key, so bumping it re-renders that item
+ * only; `key` may be left out when every item is a record. `if` / `unless` turn caching off.
  *
  * Positional parameters of `cache` form the key; `cachedPartial` renders the partial with only its
  * other hash pairs as context. Templates from the returned `compile` return `Promise<string>`.
@@ -488,11 +491,12 @@ export function installHandlebars(
     const render = partial as (ctx: unknown, opts?: unknown) => string;
     const optOut = renderEnabled(options.data?.root) ? undefined : { enabled: false };
     if (optOut !== undefined) fragment.enabled = false;
+    applyRenderDevOptions(options.data?.root, fragment);
     const own = exphbs?.partials?.[name] !== undefined ? undefined : partialDeps.get(name);
     const digest =
       own === undefined ? digestOnce(render, () => functionIdentity(render, name)) : treeDigest(`partial:${name}`, own.digest);
     const stem = cache.keyStem('handlebars', `partial:${name}`, digest, collectionBlock(as as string | undefined, shared));
-    const keys = ownKeys.map((k) => cache.keyWithArgs(stem, [k]));
+    const keys = collectionKeys(cache, stem, ownKeys, where);
     // Like {{> name}} inside {{#each}}: the item is the context (merged with the shared hash), or
     // is given under `as`.
     const hasShared = Object.keys(shared).length > 0;

@@ -6,10 +6,11 @@
 import { createRequire } from 'node:module';
 import { posix } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
-import { COLLECTION_OPTIONS, collectionBlock, itemKeys, renderCollection } from './collections.js';
+import { COLLECTION_OPTIONS, collectionBlock, collectionKeys, itemKeys, renderCollection } from './collections.js';
 import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import {
   applyPartialOptOut,
+  applyRenderDevOptions,
   blockOptions,
   digestOnce,
   digestSource,
@@ -176,7 +177,9 @@ function patchNunjucks(): void {
  * ```
  *
  * `cachedeach` is the collection form (README "Cached collections"): one multi-read for every
- * item, only the missing items rendered, the items' HTML in order.
+ * item, only the missing items rendered, the items' HTML in order. A record item (`cacheKey`, or
+ * `id` plus `updatedAt` / `version`) adds its version to its key, so bumping it re-renders that item
+ * only; `key` may be left out when every item is a record. `if` / `unless` turn caching off.
  *
  * Positional arguments of `cache` form the key; `cachedinclude` renders the partial with only its
  * other keyword arguments as variables. Render asynchronously (with a callback, or
@@ -457,7 +460,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
   interface EachCall {
     name: string;
     items: unknown[];
-    keys: unknown[];
+    keys: unknown[][];
     as: string;
     shared: Record<string, unknown>;
     fragment: FragmentOptions;
@@ -482,6 +485,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       throw new ValidationError(`${where}: as must be a variable name, got ${JSON.stringify(as)}`);
     }
     const keys = itemKeys(positional[1], optionKwargs.key, where);
+    applyRenderDevOptions(context.ctx, fragment);
     if (!renderEnabled(context.ctx)) {
       fragment.enabled = false;
       shared.dogpile = { enabled: false };
@@ -497,7 +501,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       : own;
     const { dogpile: _, ...sharedVars } = call.shared;
     const stem = cache.keyStem('nunjucks', call.name, digest, collectionBlock(call.as, sharedVars));
-    return call.keys.map((k) => cache.keyWithArgs(stem, [k]));
+    return collectionKeys(cache, stem, call.keys, call.where);
   };
   const itemVars = (call: EachCall, i: number): Record<string, unknown> => ({ ...call.shared, [call.as]: call.items[i] });
   const renderEachSync = (call: EachCall, tmpl: NunjucksTemplate): string => {

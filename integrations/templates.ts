@@ -243,6 +243,18 @@ export function blockOptions(
   return out;
 }
 
+/**
+ * Copies the render's `annotate` / `summary` requests (`dogpile: { annotate, summary }` in
+ * `context`) onto a collection's fragment options, so each item is annotated and counted like a
+ * cached partial. (The per-render opt-out is the adapter's: it also reaches the items' variables.)
+ */
+export function applyRenderDevOptions(context: unknown, fragment: FragmentOptions): void {
+  const dev = renderDevOptions(context);
+  if (dev === undefined) return;
+  if (dev.annotate === true) fragment.annotate = true;
+  if (dev.summary !== undefined) fragment.summary = dev.summary;
+}
+
 /** The render's `annotate` / `summary` requests (top level first, then Express' `_locals`), or `undefined`. */
 function renderDevOptions(context: unknown): RenderCacheOptions | undefined {
   if (context === null || typeof context !== 'object') return undefined;
@@ -622,25 +634,24 @@ export class TemplateCache extends EventEmitter {
   }
 
   /**
-   * Wraps a fragment's render to time it and strip inner annotations from what is stored, and
-   * gives the function that turns the fetched fragment into this render's output.
+   * @internal For the collection renderer: whether fragments rendered with `options` are annotated
+   * or counted (then each item goes through {@link TemplateCache.observe}).
    */
-  private observe<R extends string | Promise<string>>(
+  observes(options: FragmentOptions | undefined): boolean {
+    return this.annotateAll || options?.annotate === true || options?.summary !== undefined;
+  }
+
+  /**
+   * @internal Wraps a fragment's render to time it and strip inner annotations from what is
+   * stored, and gives the function that turns the fetched fragment into this render's output.
+   */
+  observe<R extends string | Promise<string>>(
     key: string,
     stored: string,
     render: () => R,
     options: FragmentOptions | undefined,
   ): { render: () => R; finish: (html: string) => string } {
-    let annotate = this.annotateAll;
-    if (!annotate && options?.annotate === true) {
-      if (this.annotatePerRender) annotate = true;
-      else {
-        this.warnOnce(
-          'annotate',
-          "dogpile templates: dogpile: { annotate: true } is ignored when NODE_ENV is 'production' (construct the TemplateCache with annotate: 'force' to allow it)",
-        );
-      }
-    }
+    const annotate = this.annotates(options);
     let raw: string | undefined;
     let ms = 0;
     const wrapped = (): R => {
@@ -653,20 +664,46 @@ export class TemplateCache extends EventEmitter {
       const out = render();
       return (typeof out === 'string' ? done(out) : (out as Promise<string>).then(done)) as R;
     };
-    const finish = (html: string): string => {
-      const miss = raw !== undefined;
-      if (miss) {
-        if (this.missTimes.size >= 10_000) this.missTimes.clear();
-        this.missTimes.set(stored, ms);
-      }
-      const summary = options?.summary;
-      if (summary !== undefined) {
-        recordFragment(summary, { key, outcome: miss ? 'miss' : 'hit', ms: miss ? ms : (this.missTimes.get(stored) ?? 0) });
-      }
-      const out = miss ? (raw as string) : html;
-      return annotate ? annotateFragment(out, miss ? 'miss' : 'hit', key) : out;
-    };
+    const finish = (html: string): string => this.settleFragment(key, stored, options, raw, ms, html, annotate);
     return { render: wrapped, finish };
+  }
+
+  /** Whether fragments rendered with `options` are annotated (warns once when production ignores the request). */
+  private annotates(options: FragmentOptions | undefined): boolean {
+    if (this.annotateAll || options?.annotate !== true) return this.annotateAll;
+    if (this.annotatePerRender) return true;
+    this.warnOnce(
+      'annotate',
+      "dogpile templates: dogpile: { annotate: true } is ignored when NODE_ENV is 'production' (construct the TemplateCache with annotate: 'force' to allow it)",
+    );
+    return false;
+  }
+
+  /**
+   * @internal Counts one fragment in the render's summary and annotates it. `raw` is the body's
+   * output when this render ran it (a miss that took `ms`), `undefined` on a hit (then `html` is
+   * the fragment that was read). Used by {@link TemplateCache.observe} and the collection renderer.
+   */
+  settleFragment(
+    key: string,
+    stored: string,
+    options: FragmentOptions | undefined,
+    raw: string | undefined,
+    ms: number,
+    html: string,
+    annotate: boolean = this.annotates(options),
+  ): string {
+    const miss = raw !== undefined;
+    if (miss) {
+      if (this.missTimes.size >= 10_000) this.missTimes.clear();
+      this.missTimes.set(stored, ms);
+    }
+    const summary = options?.summary;
+    if (summary !== undefined) {
+      recordFragment(summary, { key, outcome: miss ? 'miss' : 'hit', ms: miss ? ms : (this.missTimes.get(stored) ?? 0) });
+    }
+    const out = miss ? raw : html;
+    return annotate ? annotateFragment(out, miss ? 'miss' : 'hit', key) : out;
   }
 
   /** The cached fragment under `key`, or `undefined`. */

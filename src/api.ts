@@ -45,6 +45,16 @@ export interface CacheMetadata {
 export const CURRENT_CT: unique symbol = Symbol('dogpile.currentCt') as typeof CURRENT_CT;
 
 /**
+ * Internal: as {@link CURRENT_CT}, but also NaN for a value carrying tags. The memory fast path of
+ * getOrCreate reads this, so a tagged value leaves it for the path that checks tag invalidations,
+ * at no cost to untagged values (the compact case is the same code as CURRENT_CT).
+ */
+export const UNTAGGED_CT: unique symbol = Symbol('dogpile.untaggedCt') as typeof UNTAGGED_CT;
+
+/** Internal: the tags a value was written with, or undefined (without building `metadata`). */
+export const VALUE_TAGS: unique symbol = Symbol('dogpile.valueTags') as typeof VALUE_TAGS;
+
+/**
  * A payload with its metadata: what backends store and return.
  *
  * A memory store keeps one of these per entry, so it is one small object: the payload, the creation
@@ -101,6 +111,19 @@ export class CachedValue<T = unknown> {
     const extra = this.#extra;
     if (typeof extra !== 'object') return TIME_ORIGIN + (this.#ct as number);
     return extra.v === VALUE_VERSION ? extra.ct : Number.NaN;
+  }
+
+  /** @internal See {@link UNTAGGED_CT}. */
+  get [UNTAGGED_CT](): number {
+    const extra = this.#extra;
+    if (typeof extra !== 'object') return TIME_ORIGIN + (this.#ct as number);
+    return extra.v === VALUE_VERSION && extra.tags === undefined ? extra.ct : Number.NaN;
+  }
+
+  /** @internal See {@link VALUE_TAGS}. */
+  get [VALUE_TAGS](): readonly string[] | undefined {
+    const extra = this.#extra;
+    return typeof extra === 'object' ? extra.tags : undefined;
   }
 }
 

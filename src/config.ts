@@ -4,6 +4,7 @@
 import { describe, ValidationError } from './api.js';
 import type { RegionInvalidationStrategy } from './invalidation.js';
 import type { ProxySpec } from './proxies.js';
+import type { L1Options } from './tiered.js';
 
 /**
  * Options of `CacheRegion.configure`. `A` is the backend's arguments type: for a built-in backend
@@ -23,6 +24,8 @@ export interface ConfigureOptions<A extends object = Readonly<Record<string, unk
    * `DefaultInvalidationStrategy`.
    */
   regionInvalidator?: RegionInvalidationStrategy;
+  /** An in-process memory tier in front of this backend (overrides the region's `l1`). Default: the region's. */
+  l1?: L1Options;
 }
 
 const INT = /^[-+]?\d+$/;

@@ -36,8 +36,8 @@ type Attributes = Readonly<Record<string, string>> | undefined;
 export interface CreationHost {
   readonly name: string | undefined;
   readonly clock: Clock;
-  /** Stamps a new value's metadata (creation time after any invalidation, duration, `fs`). */
-  stamp(payload: unknown, started: number, fs: number | undefined): CachedValue;
+  /** Stamps a new value's metadata (creation time after any invalidation, duration, `fs`, tags). */
+  stamp(payload: unknown, started: number, fs: number | undefined, tags: readonly string[] | undefined): CachedValue;
   /** Writes through the region's backend-failure policy (fail-open: failures are reported, not thrown). */
   write(key: string, op: () => Promise<void>): Promise<void>;
   /** The region, so that its wrappers can check their options against its policies ({@link checkWrapperPolicy}). */
@@ -163,6 +163,7 @@ export class Creations {
     stale: CachedValue | undefined,
     shouldCache: ((value: T) => boolean) | undefined,
     attributes: Attributes,
+    tags?: readonly string[],
   ): Promise<T> {
     const events = this.events;
     const started = this.host.clock.now();
@@ -192,7 +193,7 @@ export class Creations {
     this.ended(key, attributes, t0, 'ok');
     if (shouldCache && !shouldCache(value)) return value;
     const fs = policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe);
-    const stored = this.host.stamp(value, started, fs || undefined);
+    const stored = this.host.stamp(value, started, fs || undefined, tags);
     await this.host.write(key, () => backend.set(mangled, stored));
     if (policy.failSafe) this.failSafe().remember(mangled, stored);
     return value;

@@ -27,6 +27,8 @@ export interface WrappableRegion {
       failSafe?: FailSafeOptions | false | undefined;
       softTimeout?: number | null | undefined;
       hardTimeout?: number | null | undefined;
+      tags?: readonly string[] | undefined;
+      earlyRefresh?: number | undefined;
     },
   ): Promise<T>;
   /** See `CacheRegion.getOrCreateMulti`. */
@@ -49,7 +51,7 @@ export interface WrappableRegion {
     options?: { expirationTime?: number | null | undefined },
   ): Promise<(T | NoValue)[]>;
   /** See `CacheRegion.set`. */
-  set(key: string, value: unknown): Promise<void>;
+  set(key: string, value: unknown, options?: { tags?: readonly string[] | undefined }): Promise<void>;
   /** See `CacheRegion.setMulti`. */
   setMulti(entries: ReadonlyMap<string, unknown>): Promise<void>;
   /** See `CacheRegion.delete`. */
@@ -97,11 +99,18 @@ export interface CacheOnArgumentsOptions<V = UncheckedValue> {
   softTimeout?: CreatorTimeoutOptions['softTimeout'];
   /** Overrides the region's `hardTimeout` (seconds, `null`: none). */
   hardTimeout?: CreatorTimeoutOptions['hardTimeout'];
+  /**
+   * Tags stored with each cached result (see `region.invalidateTags`): strings, or a function of
+   * the call's arguments returning them (for example `(id) => [\`user:${id}\`]`). Single-key wrappers only.
+   */
+  tags?: readonly string[] | ((...args: never[]) => readonly string[]);
+  /** XFetch beta for this function's calls (see the region's `earlyRefresh`). Single-key wrappers only. */
+  earlyRefresh?: number;
 }
 
 /** Options of `region.cacheMultiOnArguments()`. `V` is one value (shouldCacheFn is called per value). */
 export interface CacheMultiOnArgumentsOptions<V = UncheckedValue>
-  extends Omit<CacheOnArgumentsOptions<V>, 'functionKeyGenerator'> {
+  extends Omit<CacheOnArgumentsOptions<V>, 'functionKeyGenerator' | 'tags' | 'earlyRefresh'> {
   /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. Default false. */
   asDict?: boolean;
   /** Overrides the region's multi key generator for this function. Default: the region's. */
@@ -188,6 +197,13 @@ export function makeCacheOnArguments(region: WrappableRegion, options: CacheOnAr
   const shouldCacheFn = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
   const generator = options.functionKeyGenerator ?? region.functionKeyGenerator;
   const expiration = expirationReader(options.expirationTime);
+  const tagOption = options.tags;
+  if (tagOption !== undefined && typeof tagOption !== 'function' && !Array.isArray(tagOption)) {
+    throw new ValidationError(`cacheOnArguments: tags must be an array of strings or a function, got ${describe(tagOption)}`);
+  }
+  const tagsFor = (self: unknown, args: unknown[]): readonly string[] | undefined =>
+    typeof tagOption === 'function' ? (tagOption as (...a: unknown[]) => readonly string[]).apply(self, args) : tagOption;
+  const earlyRefresh = options.earlyRefresh;
 
   const decorate = (fn: AnyFn, context?: ClassMethodDecoratorContext): unknown => {
     const target = targetFor(fn, context, namespace, 'cacheOnArguments');
@@ -219,6 +235,8 @@ export function makeCacheOnArguments(region: WrappableRegion, options: CacheOnAr
         failSafe,
         softTimeout,
         hardTimeout,
+        tags: tagsFor(this, args),
+        earlyRefresh,
       });
     };
     keepIdentity(wrapper, fn);
@@ -227,7 +245,7 @@ export function makeCacheOnArguments(region: WrappableRegion, options: CacheOnAr
         return region.delete(keyOf(this, args));
       },
       set(this: unknown, value: unknown, ...args: unknown[]) {
-        return region.set(keyOf(this, args), value);
+        return region.set(keyOf(this, args), value, { tags: tagsFor(this, args) });
       },
       get(this: unknown, ...args: unknown[]) {
         return region.get(keyOf(this, args), { expirationTime: expiration() });
@@ -235,7 +253,7 @@ export function makeCacheOnArguments(region: WrappableRegion, options: CacheOnAr
       async refresh(this: unknown, ...args: unknown[]) {
         const key = keyOf(this, args);
         const value = await fn.apply(this, args);
-        if (!shouldCacheFn || shouldCacheFn(value)) await region.set(key, value);
+        if (!shouldCacheFn || shouldCacheFn(value)) await region.set(key, value, { tags: tagsFor(this, args) });
         return value;
       },
       key(this: unknown, ...args: unknown[]) {

@@ -62,6 +62,8 @@ export interface BreakerEvent extends RegionEventBase {
 export interface InvalidateEvent extends RegionEventBase {
   /** Hard (values read as missing) or soft (values read as stale). */
   readonly hard: boolean;
+  /** The tags invalidated (`invalidateTags`); absent for a region-wide `invalidate`. */
+  readonly tags?: readonly string[];
 }
 
 /** The events a region emits, with their payloads. */
@@ -151,8 +153,12 @@ export class RegionEvents {
   lockTimeouts = 0;
   backendErrors = 0;
   failSafeServed = 0;
-  /** Whether anyone listens for `hit` (the one flag read on the fresh-hit path). */
+  /**
+   * Whether anyone listens for `hit`, or the region has work on every hit ({@link hookHits}): the
+   * one flag read on the fresh-hit path. Emit `hit` only when `heard.hit`.
+   */
   hearsHit = false;
+  private hitsHooked = false;
   /** Whether anyone listens, by event. */
   readonly heard: Record<RegionEventName, boolean> = Object.fromEntries(EVENT_NAMES.map((e) => [e, false])) as Record<
     RegionEventName,
@@ -225,10 +231,16 @@ export class RegionEvents {
     };
   }
 
+  /** Keeps `hearsHit` true: the region runs a hook on every fresh hit (early refresh). */
+  hookHits(): void {
+    this.hitsHooked = true;
+    this.hearsHit = true;
+  }
+
   private refresh(event: RegionEventName): void {
     const count = this.emitter?.listenerCount(event) ?? 0;
     this.heard[event] = count > 0;
-    if (event === 'hit') this.hearsHit = count > 0;
+    if (event === 'hit') this.hearsHit = count > 0 || this.hitsHooked;
     this.anyHeard = EVENT_NAMES.some((e) => this.heard[e]);
   }
 }

@@ -43,6 +43,16 @@ export {
   type RedisSingleBackendArguments,
 } from './backends/redis.js';
 export { type BreakerOptions, type BreakerState, CircuitOpenError } from './breaker.js';
+export {
+  type BusListener,
+  type Envelope,
+  type InvalidationBus,
+  type InvalidationMessage,
+  RedisBus,
+  type RedisBusClient,
+  type RedisBusOptions,
+  UrlRedisBus,
+} from './bus.js';
 export { coarseClock, ManualClock, systemClock } from './clock.js';
 export { coerceValue } from './config.js';
 export type { CreatorTimeoutOptions } from './creator-timeouts.js';
@@ -105,6 +115,8 @@ export {
   makeRegion,
   type ProxySpec,
   type RegionOptions,
+  type SetOptions,
 } from './region.js';
 export { lookupBackend, registerBackend, registeredBackends } from './registry.js';
 export { decodeValue, defaultSerializer, encodeValue, jsonSerializer, v8Serializer } from './serialization.js';
+export { type L1Options, makeTier, type RemoteInvalidations, TieredBackend } from './tiered.js';

@@ -147,6 +147,16 @@ export class SharedInvalidationStrategy implements RegionInvalidationStrategy {
     }
   }
 
+  /** Applies an invalidation another process announced (on an L1 bus), if newer than the one known. */
+  apply(at: number, hard: boolean): void {
+    if (at >= this.local.invalidatedAt) this.local.apply(at, hard);
+  }
+
+  /** When the last known invalidation happened (ms), or -Infinity. */
+  get invalidatedAt(): number {
+    return this.local.invalidatedAt;
+  }
+
   private requireBackend(): CacheBackend {
     if (!this.backend) throw new ValidationError('SharedInvalidationStrategy is not bound to a region backend yet');
     return this.backend;

@@ -56,7 +56,8 @@ export const WRAPPER_OPTION_NAMES: readonly string[] = [
 
 /** Options of cacheMultiOnArguments(). */
 export const MULTI_WRAPPER_OPTION_NAMES: readonly string[] = [
-  ...WRAPPER_OPTION_NAMES.filter((n) => n !== 'functionKeyGenerator'),
+  // Tags and early refresh are per key: a multi wrapper has neither (a ValidationError, not ignored).
+  ...WRAPPER_OPTION_NAMES.filter((n) => n !== 'functionKeyGenerator' && n !== 'tags' && n !== 'earlyRefresh'),
   'asDict',
   'functionMultiKeyGenerator',
 ];

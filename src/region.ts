@@ -21,6 +21,8 @@ import {
   type SyncReadable,
   type SyncReader,
   toBackendError,
+  UNTAGGED_CT,
+  VALUE_TAGS,
   VALUE_VERSION,
   ValidationError,
 } from './api.js';
@@ -40,6 +42,7 @@ import {
   makeCacheOnArguments,
   type UncheckedValue,
 } from './decorators.js';
+import { checkEarlyRefresh, shouldRefreshEarly } from './early-refresh.js';
 import { type RegionEventName, RegionEvents, type RegionListener, type RegionStats } from './events.js';
 import { type FailSafeOptions, fallbackDeadline } from './failsafe.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
@@ -74,6 +77,8 @@ import {
 } from './region-checks.js';
 import { lookupBackend } from './registry.js';
 import { defaultSerializer } from './serialization.js';
+import { checkTags, DEFAULT_TAG_REFRESH_SECONDS, TAGS_HARD, TAGS_OK, TAGS_SOFT, TagIndex } from './tags.js';
+import { checkL1Options, checkL1Placement, type L1Options, makeTier, type TieredBackend } from './tiered.js';
 import { checkSeconds } from './validate.js';
 
 export type { ConfigureOptions } from './config.js';
@@ -172,6 +177,31 @@ export interface RegionOptions extends CreatorTimeoutOptions {
    * is a miss on a fail-open region; a write is skipped.
    */
   backendTimeout?: number | null;
+  /**
+   * An in-process memory tier (L1) in front of the backend (L2), kept coherent across processes by
+   * an invalidation bus; see {@link L1Options}. `configure({ l1 })` overrides it. Default none.
+   */
+  l1?: L1Options;
+  /**
+   * Probabilistic early refresh (XFetch) with this beta (> 0; 1 is the paper's optimum, larger
+   * refreshes earlier): a fresh value near its expiry is regenerated in the background by one
+   * caller, with a chance that rises as expiry nears, weighted by how long its creation took.
+   * Callers keep getting the current value. Per call: `getOrCreate(..., { earlyRefresh })`.
+   * Default 0 (off).
+   */
+  earlyRefresh?: number;
+  /**
+   * Seconds a process trusts the tag invalidation times it read from the backend before reading
+   * them again (a tagged hit costs at most one extra read per interval; invalidations announced
+   * on an L1 bus arrive at once). Default 1.
+   */
+  tagRefreshInterval?: number;
+}
+
+/** Options of {@link CacheRegion.set} and {@link CacheRegion.setMulti}. */
+export interface SetOptions {
+  /** Tags stored with the value; {@link CacheRegion.invalidateTags} invalidates by them. Default none. */
+  tags?: readonly string[];
 }
 
 /** Per-read options. */
@@ -196,6 +226,10 @@ export interface GetOrCreateOptions<T> {
   hardTimeout?: number | null;
   /** Attributes added to this call's event payloads (the template layer sets `template`, `block`). */
   attributes?: Readonly<Record<string, string>>;
+  /** Tags stored with a value this call creates (see {@link CacheRegion.invalidateTags}). Not used by getOrCreateMulti. */
+  tags?: readonly string[];
+  /** XFetch beta for this call (overrides the region's `earlyRefresh`; 0 turns it off). Not used by getOrCreateMulti. */
+  earlyRefresh?: number;
 }
 
 const DEFAULT_LOCK_WAIT_SECONDS = 30;
@@ -241,6 +275,13 @@ export class CacheRegion {
   private readonly creations: Creations;
   private readonly breaker: { failures: number; durationMs: number } | undefined;
   private readonly backendTimeoutMs: number | undefined;
+  /** L1 + bus in front of the backend, when `l1` is configured (it is then `outer`). */
+  private tier: TieredBackend | undefined;
+  private readonly regionL1: L1Options | undefined;
+  private pendingL1: L1Options | undefined;
+  /** XFetch beta; 0 = off. */
+  private readonly earlyBeta: number;
+  private readonly tagIndex: TagIndex;
 
   constructor(options: RegionOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -277,12 +318,26 @@ export class CacheRegion {
     const policy = Creations.parse(options);
     this.breaker = parseBreaker(options.breaker);
     this.backendTimeoutMs = parseBackendTimeout(options.backendTimeout);
+    if (options.l1 !== undefined) checkL1Options(options.l1);
+    this.regionL1 = options.l1;
+    checkEarlyRefresh(options.earlyRefresh);
+    this.earlyBeta = options.earlyRefresh ?? 0;
+    const tagRefresh = checkSeconds('makeRegion', 'tagRefreshInterval', options.tagRefreshInterval, DEFAULT_TAG_REFRESH_SECONDS, {
+      allowZero: true,
+    });
+    this.tagIndex = new TagIndex(
+      this.clock,
+      tagRefresh * 1000,
+      (tag) => this.mangle(`dogpile:tag:${tag}`),
+      (err) => this.readFailed(err, 'get', undefined),
+    );
     this.events = new RegionEvents(this.name);
+    if (this.earlyBeta !== 0) this.events.hookHits();
     this.creations = new Creations(
       {
         name: this.name,
         clock: this.clock,
-        stamp: (payload, started, fs) => this.newValue(payload, started, fs),
+        stamp: (payload, started, fs, tags) => this.newValue(payload, started, fs, tags),
         write: (key, op) => this.write('set', key, op),
         owner: this,
       },
@@ -353,6 +408,11 @@ export class CacheRegion {
     }
     const invalidator = options.regionInvalidator ?? new DefaultInvalidationStrategy(this.clock);
     checkInvalidator(invalidator);
+    const l1 = options.l1 ?? this.regionL1;
+    if (l1 !== undefined) {
+      checkL1Options(l1, options.l1 === undefined ? 'l1' : 'configure: l1');
+      checkL1Placement(l1, backend, expirationMs === NEVER ? null : expirationMs / 1000);
+    }
 
     let made: CacheBackend | Promise<CacheBackend>;
     if (typeof backend === 'string') {
@@ -376,7 +436,8 @@ export class CacheRegion {
     claimProxies(proxies, this); // now, not once loaded: a second region must not take them meanwhile
     this.expirationMs = expirationMs;
     this.invalidator = invalidator;
-    this.outer = this.inner = this.syncReader = undefined;
+    this.pendingL1 = l1;
+    this.outer = this.inner = this.syncReader = this.tier = undefined;
     this.loadError = undefined;
     if (isPromise(made)) {
       const loading = made.then(
@@ -473,6 +534,8 @@ export class CacheRegion {
       const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
       const events = this.events;
       if (hit === undefined || !(options?.ignoreExpiration || this.isFresh(hit, expMs))) {
+        // An L1 miss still reads L2; a tagged value may need its tag times first.
+        if (this.tier !== undefined || hit?.[VALUE_TAGS] !== undefined) return this.getAsync(key, options);
         events.misses++;
         if (events.heard.miss) events.emit('miss', { region: this.name, key });
         return Promise.resolve(NO_VALUE);
@@ -505,11 +568,12 @@ export class CacheRegion {
     const backend = await this.requireBackend();
     await this.invalidator.sync?.();
     const expMs = this.expirationFor(options?.expirationTime);
-    const sync = this.syncReader;
+    const sync = this.tier === undefined ? this.syncReader : undefined; // an L1 must fall back to L2
     const found =
       sync !== undefined
         ? keys.map((k) => sync.get(this.mangle(k)) ?? NO_VALUE)
         : await this.read('getMulti', undefined, () => backend.getMulti(keys.map((k) => this.mangle(k))));
+    await this.tagIndex.settleMulti(found);
     return keys.map((_, i) => {
       const v = this.usable(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs, options);
       return v === NO_VALUE ? NO_VALUE : (v.payload as T);
@@ -528,7 +592,9 @@ export class CacheRegion {
     const backend = await this.requireBackend();
     await this.invalidator.sync?.();
     const expMs = this.expirationFor(options?.expirationTime);
-    return this.usable(await this.read('get', key, () => backend.get(this.mangle(key))), expMs, options);
+    const found = await this.read('get', key, () => backend.get(this.mangle(key)));
+    await this.tagIndex.settle(found);
+    return this.usable(found, expMs, options);
   }
 
   private usable(v: CachedValue | NoValue, expMs: number, options: GetOptions | undefined): CachedValue | NoValue {
@@ -552,10 +618,11 @@ export class CacheRegion {
       if (options !== undefined) this.creations.policyFor(options); // a call's bad option fails on hits too
       // `undefined` for a miss (see SYNC_GET): tested without type feedback. isFresh is written out
       // here: when a process starts with misses, V8 spends its inlining budget on the miss path and
-      // would leave isFresh a call (and its time a boxed number) on every hit.
+      // would leave isFresh a call (and its time a boxed number) on every hit. A tagged value reads
+      // as NaN (UNTAGGED_CT) and is judged by afterRead, which knows its tags.
       const hit = sync.get(mangled);
       if (hit !== undefined) {
-        const ct = hit[CURRENT_CT];
+        const ct = hit[UNTAGGED_CT];
         if (
           !Number.isNaN(ct) &&
           !this.invalidator.isInvalidated(ct) &&
@@ -563,9 +630,14 @@ export class CacheRegion {
         ) {
           const events = this.events;
           events.hits++;
-          if (events.hearsHit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+          // hearsHit is also set when the region refreshes early (events.hookHits).
+          if (events.hearsHit || options !== undefined) this.hitHooks(key, mangled, hit, expMs, creator, options);
           return Promise.resolve(hit.payload as T);
         }
+      }
+      // An L1 miss still reads L2; a tagged value may need its tag times loaded.
+      if (this.tier !== undefined || hit?.[VALUE_TAGS] !== undefined) {
+        return this.afterRead(this.outer as CacheBackend, key, mangled, hit ?? NO_VALUE, expMs, creator, options, true);
       }
       return this.regenerate(this.outer as CacheBackend, key, mangled, hit ?? NO_VALUE, expMs, creator, options);
     } catch (err) {
@@ -593,15 +665,8 @@ export class CacheRegion {
     } catch (err) {
       found = this.getFailed(err, key, mangled);
     }
-    if (found !== NO_VALUE && this.isFresh(found, expMs)) {
-      const events = this.events;
-      events.hits++;
-      if (events.hearsHit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
-      // Fail-safe keeps a copy of what a remote backend returned, to serve if that backend goes down.
-      this.creations.memory?.remember(mangled, found);
-      return found.payload as T;
-    }
-    return this.regenerate(backend, key, mangled, found, expMs, creator, options);
+    if (found !== NO_VALUE && this.isFresh(found, expMs)) return this.freshHit(key, mangled, found, expMs, creator, options);
+    return this.afterRead(backend, key, mangled, found, expMs, creator, options, false);
   }
 
   private async getOrCreateSlow<T>(
@@ -623,13 +688,121 @@ export class CacheRegion {
     } catch (err) {
       found = this.getFailed(err, key, mangled);
     }
-    if (found !== NO_VALUE && this.isFresh(found, expMs)) {
-      this.events.hits++;
-      if (this.events.hearsHit) this.events.emit('hit', { region: this.name, key, attributes: options?.attributes });
-      this.creations.memory?.remember(mangled, found);
-      return found.payload as T;
+    return this.afterRead(backend, key, mangled, found, expMs, creator, options, false);
+  }
+
+  /**
+   * The rest of getOrCreate after a first read that was not a fresh hit: an L1-only read that
+   * missed (`peeked`) reads L2; a tagged value gets its tag times; then a hit, or regeneration.
+   */
+  private async afterRead<T>(
+    backend: CacheBackend,
+    key: string,
+    mangled: string,
+    first: CachedValue | NoValue,
+    expMs: number,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options: GetOrCreateOptions<T> | undefined,
+    peeked: boolean,
+  ): Promise<T> {
+    let found = first;
+    if (peeked && found === NO_VALUE) {
+      try {
+        found = await backend.get(mangled);
+      } catch (err) {
+        found = this.getFailed(err, key, mangled);
+      }
     }
+    await this.tagIndex.settle(found);
+    if (found !== NO_VALUE && this.isFresh(found, expMs)) return this.freshHit(key, mangled, found, expMs, creator, options);
     return this.regenerate(backend, key, mangled, found, expMs, creator, options);
+  }
+
+  /** A fresh hit off the memory fast path: counted, kept for fail-safe, maybe refreshed early. */
+  private freshHit<T>(
+    key: string,
+    mangled: string,
+    found: CachedValue,
+    expMs: number,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options: GetOrCreateOptions<T> | undefined,
+  ): T {
+    this.events.hits++;
+    // Fail-safe keeps a copy of what a remote backend returned, to serve if that backend goes down.
+    this.creations.memory?.remember(mangled, found);
+    this.hitHooks(key, mangled, found, expMs, creator, options);
+    return found.payload as T;
+  }
+
+  /** What a fresh hit does besides returning: the `hit` event, and early refresh. */
+  private hitHooks<T>(
+    key: string,
+    mangled: string,
+    found: CachedValue,
+    expMs: number,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options: GetOrCreateOptions<T> | undefined,
+  ): void {
+    const events = this.events;
+    if (events.heard.hit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+    if (this.earlyBeta !== 0 || options?.earlyRefresh !== undefined) {
+      this.maybeRefreshEarly(this.outer as CacheBackend, key, mangled, found, expMs, creator, options);
+    }
+  }
+
+  /**
+   * XFetch on a fresh hit: maybe regenerates the value in the background through the dogpile lock,
+   * as if it were stale. A creation already in flight here, or a distributed lock held elsewhere,
+   * means someone else is at it (a try-lock: nobody waits). Having the lock, the key is read again;
+   * a value with another creation time was refreshed meanwhile and nothing is done. The caller
+   * keeps the current value; the creation runs under the call's policies and emits `create`.
+   */
+  private maybeRefreshEarly<T>(
+    backend: CacheBackend,
+    key: string,
+    mangled: string,
+    found: CachedValue,
+    expMs: number,
+    creator: (context: CreatorContext) => T | Promise<T>,
+    options: GetOrCreateOptions<T> | undefined,
+  ): void {
+    const beta = options?.earlyRefresh ?? this.earlyBeta;
+    if (options?.earlyRefresh !== undefined) checkEarlyRefresh(options.earlyRefresh, 'getOrCreate: earlyRefresh');
+    const ct = found.cachedTime;
+    const d = found.metadata.d;
+    if (beta === 0 || typeof creator !== 'function' || this.lock.isFlying(mangled)) return;
+    if (!shouldRefreshEarly(ct, d, expMs, this.clock.now(), beta)) return;
+    const creations = this.creations;
+    const policy = creations.policyFor(options);
+    const current: Lookup<T> = { state: 'stale', value: found.payload as T };
+    const tags = options?.tags;
+    const create = (signal: AbortSignal | undefined): Promise<T> =>
+      creations.create(
+        backend,
+        key,
+        mangled,
+        creator,
+        signal,
+        expMs,
+        policy,
+        found,
+        options?.shouldCacheFn,
+        options?.attributes,
+        tags,
+      );
+    this.lock
+      .getOrCreate<T>(current, {
+        key: mangled,
+        mutex: () => this.mutexFor(backend, mangled, key),
+        read: async () => {
+          const now = await this.read('get', key, () => backend.get(mangled));
+          return now !== NO_VALUE && now.cachedTime !== ct ? this.lookup<T>(now, expMs) : current;
+        },
+        create,
+        handOff: (release) => this.runInBackground(key, () => create(undefined), release),
+        waitTimeoutMs: this.waitTimeoutMs,
+      })
+      .catch((err: unknown) => this.report(err, 'create', key));
   }
 
   /** The dogpile path for a key with no fresh value: throttle, lock, create (see lock.ts). */
@@ -647,8 +820,10 @@ export class CacheRegion {
     }
     const creations = this.creations;
     let policy: CallPolicy;
+    const tags = options?.tags;
     try {
       policy = creations.policyFor(options);
+      if (tags !== undefined) checkTags(tags, 'getOrCreate: tags');
     } catch (err) {
       return Promise.reject(err);
     }
@@ -664,7 +839,7 @@ export class CacheRegion {
       return Promise.reject(badShouldCacheFn('getOrCreate', shouldCache));
     }
     const create = (signal: AbortSignal | undefined): Promise<T> =>
-      creations.create(backend, key, mangled, creator, signal, expMs, policy, stale, shouldCache, attributes);
+      creations.create(backend, key, mangled, creator, signal, expMs, policy, stale, shouldCache, attributes, tags);
     let handOff: AsyncHandOff | undefined;
     if (this.handOffEnabled) {
       handOff = (release) => this.runInBackground(key, () => create(undefined), release);
@@ -675,6 +850,7 @@ export class CacheRegion {
       mutex: () => this.mutexFor(backend, mangled, key),
       read: async () => {
         const v = await this.read('get', key, () => backend.get(mangled));
+        await this.tagIndex.settle(v);
         const current = this.lookup<T>(v, expMs);
         // A value another caller created, read under the lock: fail-safe's copy, as on a hit.
         if (current.state === 'fresh') creations.memory?.remember(mangled, v as CachedValue);
@@ -728,6 +904,7 @@ export class CacheRegion {
     const staleOf = policy.failSafe ? new Map<string, CachedValue>() : undefined;
     const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
       const found = await this.read('getMulti', undefined, () => backend.getMulti([...ks]));
+      await this.tagIndex.settleMulti(found);
       return ks.map((k, i) => {
         const v = found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE);
         const lookup = this.lookup<T>(v, expMs);
@@ -788,28 +965,30 @@ export class CacheRegion {
     return mangledKeys.map((m) => byKey.get(m) as T);
   }
 
-  /** Stores `value` under `key` with fresh metadata. */
-  async set(key: string, value: unknown): Promise<void> {
+  /** Stores `value` under `key` with fresh metadata (and `options.tags`, if given). */
+  async set(key: string, value: unknown, options?: SetOptions): Promise<void> {
     checkKey(key);
+    const tags = tagsOf(options, 'set');
     const backend = await this.requireBackend();
-    const stored = this.newValue(value);
+    const stored = this.newValue(value, undefined, undefined, tags);
     const mangled = this.mangle(key);
     this.creations.memory?.remember(mangled, stored);
     await this.write('set', key, () => backend.set(mangled, stored));
   }
 
-  /** Stores several values (a record or a Map), all with the same creation time. */
-  async setMulti(entries: Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>): Promise<void> {
+  /** Stores several values (a record or a Map), all with the same creation time (and tags). */
+  async setMulti(entries: Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>, options?: SetOptions): Promise<void> {
     if (!(entries instanceof Map) && !isPlainRecord(entries)) {
       throw new ValidationError(`setMulti: entries must be a plain object or a Map of key to value, got ${describe(entries)}`);
     }
     const pairs = entries instanceof Map ? [...entries] : Object.entries(entries);
     checkKeys(pairs.map(([k]) => k));
+    const tags = tagsOf(options, 'setMulti');
     if (pairs.length === 0) return;
     const backend = await this.requireBackend();
     const started = this.clock.now();
     const map = new Map<string, CachedValue>();
-    for (const [k, v] of pairs) map.set(this.mangle(k), this.newValue(v, started));
+    for (const [k, v] of pairs) map.set(this.mangle(k), this.newValue(v, started, undefined, tags));
     await this.write('setMulti', undefined, () => backend.setMulti(map));
   }
 
@@ -840,10 +1019,35 @@ export class CacheRegion {
   async invalidate(options: { hard?: boolean } = {}): Promise<void> {
     this.requireConfigured();
     const hard = options.hard ?? true;
+    const at = this.clock.now();
     await this.strict(async () => this.invalidator.invalidate(hard), 'invalidate');
     // Values created from now on must read as newer than the invalidation, even within its millisecond.
     this.stampFloor = this.clock.now() + 1;
+    // With an L1, the other processes apply it too and drop their L1 copies.
+    const tier = this.tier;
+    if (tier !== undefined) await this.strict(() => tier.announce({ kind: 'invalidate', at, hard }), 'invalidate (bus)');
     if (this.events.heard.invalidate) this.events.emit('invalidate', { region: this.name, hard });
+  }
+
+  /**
+   * Invalidates every value written with one of `tags` before now, in every process sharing the
+   * backend. Hard (default): they read as missing. Soft: as expired (one caller regenerates, the
+   * others get the old value). Each tag's time is stored in the backend under `dogpile:tag:<tag>`.
+   */
+  async invalidateTags(tags: readonly string[], options: { hard?: boolean } = {}): Promise<void> {
+    checkTags(tags, 'invalidateTags: tags');
+    const hard = options?.hard ?? true;
+    if (typeof hard !== 'boolean') throw new ValidationError(`invalidateTags: hard must be true or false, got ${describe(hard)}`);
+    await this.requireBackend();
+    if (tags.length === 0) return;
+    const at = this.clock.now();
+    await this.strict(() => this.tagIndex.invalidate(tags, hard, at), 'invalidateTags');
+    this.stampFloor = Math.max(this.stampFloor, at + 1);
+    const tier = this.tier;
+    if (tier !== undefined) {
+      await this.strict(() => tier.announce({ kind: 'tags', tags: [...tags], at, hard }), 'invalidateTags (bus)');
+    }
+    if (this.events.heard.invalidate) this.events.emit('invalidate', { region: this.name, hard, tags: [...tags] });
   }
 
   /** Whether a creator currently holds the lock of `key` (honours the key mangler). */
@@ -898,9 +1102,29 @@ export class CacheRegion {
     this.outer = outer;
     this.mangler = this.ownKeyMangler ?? backendKeyMangler(backend);
     this.invalidator.bind?.(outer, this.clock);
+    this.tagIndex.bind(outer); // tag times live in L2, behind the breaker guard
     // Proxies have no synchronous read; the breaker guard passes the memory backend's through.
     const reader = (outer as Partial<SyncReadable>)[SYNC_GET];
     this.syncReader = typeof reader?.get === 'function' ? reader : undefined;
+    if (this.pendingL1 !== undefined) this.installTier(this.pendingL1, outer, backend);
+  }
+
+  /**
+   * Puts L1 in front of `outer` (proxies and breaker guard included, so an open circuit still
+   * serves L1 hits); a fresh hit then reads L1 exactly as a memory region reads its store.
+   */
+  private installTier(l1: L1Options, outer: CacheBackend, actual: CacheBackend): void {
+    const tier = makeTier(outer, actual, l1, this.expirationTime, this.name);
+    tier.remote = {
+      invalidate: (at, hard) => {
+        const s = this.invalidator as Partial<{ apply(at: number, hard: boolean): void; invalidatedAt: number }>;
+        if (typeof s.apply === 'function' && !((s.invalidatedAt ?? Number.NEGATIVE_INFINITY) > at)) s.apply(at, hard);
+      },
+      tags: (tags, at, hard) => this.tagIndex.received(tags, hard, at),
+    };
+    this.tier = tier;
+    this.outer = tier;
+    this.syncReader = tier.l1[SYNC_GET];
   }
 
   private async requireBackend(): Promise<CacheBackend> {
@@ -956,6 +1180,8 @@ export class CacheRegion {
   private isFresh(v: CachedValue, expMs: number): boolean {
     const ct = v[CURRENT_CT]; // NaN for another envelope version
     if (Number.isNaN(ct) || this.invalidator.isInvalidated(ct)) return false;
+    const tags = v[VALUE_TAGS]; // unknown tag times read as not fresh: the caller settles them first
+    if (tags !== undefined && this.tagIndex.state(tags, ct) !== TAGS_OK) return false;
     return withinExpiry(ct, expMs, this.clock);
   }
 
@@ -963,14 +1189,26 @@ export class CacheRegion {
     if (v === NO_VALUE) return MISSING;
     const ct = v[CURRENT_CT];
     if (Number.isNaN(ct) || this.invalidator.isHardInvalidated(ct)) return MISSING;
+    const tagState = this.tagIndex.judge(v);
+    if (tagState === TAGS_HARD) return MISSING;
     const value = v.payload as T;
-    if (this.invalidator.isSoftInvalidated(ct)) return { state: 'stale', value };
+    if (tagState === TAGS_SOFT || this.invalidator.isSoftInvalidated(ct)) return { state: 'stale', value };
     return { state: withinExpiry(ct, expMs, this.clock) ? 'fresh' : 'stale', value };
   }
 
-  private newValue(payload: unknown, started?: number, fs?: number): CachedValue {
+  private newValue(payload: unknown, started?: number, fs?: number, tags?: readonly string[]): CachedValue {
     const now = this.clock.now();
     const ct = Math.max(now, this.stampFloor);
+    if (tags !== undefined && tags.length > 0) {
+      const d = started === undefined ? undefined : now - started;
+      return new CachedValue(payload, {
+        ct,
+        v: VALUE_VERSION,
+        ...(d === undefined ? {} : { d }),
+        ...(fs === undefined ? {} : { fs }),
+        tags: [...tags],
+      });
+    }
     if (started === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION });
     if (fs === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started });
     return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started, fs });
@@ -1087,4 +1325,14 @@ export class CacheRegion {
       this.onError(error, { operation, key });
     } catch {}
   }
+}
+
+/** The tags of a set/setMulti call's options, checked. */
+function tagsOf(options: SetOptions | undefined, where: string): readonly string[] | undefined {
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object') {
+    throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
+  }
+  if (options.tags !== undefined) checkTags(options.tags, `${where}: tags`);
+  return options.tags;
 }

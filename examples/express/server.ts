@@ -23,9 +23,11 @@ try {
   process.exit(1);
 }
 
-const { app } = createApp({ engine, region });
+const backend = redisUrl ? 'redis' : 'memory';
+const { app } = createApp({ engine, region, backend });
 const server = app.listen(port, () => {
-  console.log(`dogpile example (${engine}, ${redisUrl ? 'redis' : 'memory'} backend): http://localhost:${port}/?user=alice`);
+  console.log(`dogpile example (${engine}, ${backend} backend): http://localhost:${port}/`);
+  console.log('Try ?user=bob, ?annotate=1, the "Bump version" buttons, and /stats.json.');
 });
 const stop = () => server.close(() => process.exit(0));
 process.on('SIGINT', stop);

@@ -1,15 +1,14 @@
 // The redis-cluster and redis-sentinel backends against real topologies started here: a 3-master
-// Redis Cluster and a master watched by one Sentinel, all on free loopback ports.
+// Redis Cluster and a master watched by one Sentinel, all on free loopback ports (test/helpers/topologies.ts).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import { createRedisClusterBackend, createRedisSentinelBackend, type RedisBackend } from '../../src/backends/redis.js';
 import { makeRegion, NO_VALUE, v8Serializer } from '../../src/index.js';
-import { freePort, type ServerProcess, startRedis, startServer } from '../helpers/servers.js';
+import type { ServerProcess } from '../helpers/servers.js';
+import { startCluster, startSentinel } from '../helpers/topologies.js';
 import { backendConformance } from './conformance.js';
 
 const context = { serializer: v8Serializer, regionName: undefined };
@@ -19,66 +18,16 @@ let sentinelPort = 0;
 let rawCluster: Cluster;
 let rawMaster: Redis;
 
-async function startCluster(): Promise<void> {
-  for (let i = 0; i < 3; i++) {
-    const busPort = await freePort();
-    const node = await startRedis([
-      '--cluster-enabled',
-      'yes',
-      '--cluster-config-file',
-      'nodes.conf',
-      '--cluster-port',
-      String(busPort),
-    ]);
-    servers.push(node);
-    clusterNodes.push({ host: '127.0.0.1', port: node.port });
-  }
-  execFileSync(
-    'redis-cli',
-    ['--cluster', 'create', ...clusterNodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
-    { stdio: 'ignore' },
-  );
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const states = clusterNodes.map((n) =>
-      execFileSync('redis-cli', ['-p', String(n.port), 'cluster', 'info'], { encoding: 'utf8' }),
-    );
-    if (states.every((s) => s.includes('cluster_state:ok'))) break;
-    if (Date.now() > deadline) throw new Error('the test cluster did not reach cluster_state:ok');
-    await new Promise((r) => setTimeout(r, 200));
-  }
+async function startTopologies(): Promise<void> {
+  const [nodes, sentinel] = await Promise.all([startCluster(servers), startSentinel(servers)]);
+  clusterNodes.push(...nodes);
   rawCluster = new Cluster(clusterNodes);
-}
-
-async function startSentinel(): Promise<void> {
-  const master = await startRedis();
-  servers.push(master);
-  sentinelPort = await freePort();
-  const sentinel = await startServer(
-    'redis-server',
-    (dir) => {
-      const conf = join(dir, 'sentinel.conf');
-      writeFileSync(
-        conf,
-        [
-          `port ${sentinelPort}`,
-          'bind 127.0.0.1',
-          `dir ${dir}`,
-          `sentinel monitor mymaster 127.0.0.1 ${master.port} 1`,
-          'sentinel down-after-milliseconds mymaster 5000',
-          '',
-        ].join('\n'),
-      );
-      return [conf, '--sentinel'];
-    },
-    sentinelPort,
-  );
-  servers.push(sentinel);
-  rawMaster = new Redis(master.port, '127.0.0.1');
+  sentinelPort = sentinel.sentinelPort;
+  rawMaster = new Redis(sentinel.masterPort, '127.0.0.1');
 }
 
 before(async () => {
-  await Promise.all([startCluster(), startSentinel()]);
+  await startTopologies();
 });
 after(async () => {
   rawCluster?.disconnect();

@@ -28,11 +28,9 @@ export interface ChaosPlan {
 
 export async function runChaos(plan: ChaosPlan): Promise<ChaosReport[]> {
   await plan.beforeStart?.();
-  const startAt = Date.now() + 6000; // forked tsx processes start and warm up before this
   const env = {
     BACKEND: plan.backend,
     BACKEND_ARGS: JSON.stringify(plan.args),
-    START_AT: String(startAt),
     DURATION_MS: String(plan.durationMs),
     OUTAGE_FROM: String(plan.outageFrom),
     OUTAGE_TO: String(plan.outageTo),
@@ -40,6 +38,12 @@ export async function runChaos(plan: ChaosPlan): Promise<ChaosReport[]> {
     ...plan.env,
   };
   const workers = Array.from({ length: plan.workers }, () => startWorker(env, chaosWorkerFile));
+  // Start barrier: every worker has loaded and warmed every key up (so each holds a fallback copy)
+  // before the clock of the plan starts. A fixed head start was missed at load ~10, and a worker
+  // still warming up when the server died had keys with nothing to serve.
+  await Promise.all(workers.map((w) => w.waitFor('READY', 120_000)));
+  const startAt = Date.now() + 100;
+  for (const w of workers) w.child.stdin?.end(`${startAt}\n`);
   const at = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, startAt + ms - Date.now())));
   await at(plan.outageFrom);
   await plan.kill();
