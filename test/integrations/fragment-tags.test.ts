@@ -10,9 +10,14 @@ import { tmpdir } from 'node:os';
 import { basename, extname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Eta } from 'eta';
+import express from 'express';
+import Fastify from 'fastify';
 import Handlebars from 'handlebars';
 import nunjucks from 'nunjucks';
+import request from 'supertest';
 import { dogpileEta } from '../../integrations/eta.js';
+import { dogpileViews, pageCache } from '../../integrations/express.js';
+import { dogpileFastify } from '../../integrations/fastify.js';
 import { installHandlebars } from '../../integrations/handlebars.js';
 import { installNunjucks, renderNunjucks } from '../../integrations/nunjucks.js';
 import { TemplateCache, type TemplateCacheOptions } from '../../integrations/templates.js';
@@ -349,6 +354,107 @@ for (const engine of engines) {
     });
   });
 }
+
+describe('tagged collections under concurrency', () => {
+  it('50 concurrent cold renders of a tagged collection render each item once and store it with its tags', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dogpile-tags-each-'));
+    try {
+      writeFileSync(
+        join(dir, 'list.njk'),
+        '{% cachedeach "item.njk", products, key="id", as="product", tags="list", itemTags="product:" %}',
+      );
+      writeFileSync(join(dir, 'item.njk'), '<li>{{ count(product.id) }}{{ product.name }}</li>');
+      const region = makeRegion({ failOpen: false }).configure('memory', { wrap: [new SlowWrites(30)] });
+      const cache = new TemplateCache({ regions: region });
+      const h = hooks();
+      const { render } = engines[0]?.make(dir, cache, h) as Rendered;
+      const outs = await Promise.all(Array.from({ length: 50 }, () => render('list', { products })));
+      assert.equal(new Set(outs).size, 1);
+      assert.deepEqual(h.counts, { 1: 1, 2: 1, 3: 1 });
+      await tick();
+      await cache.invalidateTags('product:3');
+      await Promise.all(Array.from({ length: 20 }, () => render('list', { products })));
+      assert.deepEqual(h.counts, { 1: 1, 2: 1, 3: 2 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('tags on cached pages', () => {
+  it('Express res.render page: its own tags (a function of the request) and those of the fragments inside it', async () => {
+    const views = mkdtempSync(join(tmpdir(), 'dogpile-tags-page-'));
+    try {
+      writeFileSync(
+        join(views, 'page.eta'),
+        '<h1><%= it.title %></h1><% cache "box", { tags: "box" } %><p><%= it.n() %></p><% endcache %>',
+      );
+      const region = makeRegion({ failOpen: false }).configure('memory');
+      const app = express();
+      dogpileViews(app, { engine: 'eta', views, regions: region });
+      let pages = 0;
+      let boxes = 0;
+      app.get('/p/:id', (req, res) => {
+        pages++;
+        res.render('page', {
+          title: NASTY,
+          n: () => ++boxes,
+          dogpile: { page: { tags: (r: { params?: { id?: string } }) => `page:${r.params?.id}` } },
+        });
+      });
+      const get = async () => (await request(app).get('/p/1').expect(200)).text;
+      const first = await get();
+      assert.equal(first, `<h1>&lt;&gt;&amp;&quot;&#39;</h1><p>1</p>`);
+      assert.equal(await get(), first);
+      assert.equal(boxes, 1);
+      await tick();
+      await region.invalidateTags(['page:1']);
+      assert.equal(await get(), first, 'the page renders again; its fragment is a hit');
+      assert.equal(boxes, 1);
+      await tick();
+      await region.invalidateTags(['box']);
+      assert.equal(await get(), `<h1>&lt;&gt;&amp;&quot;&#39;</h1><p>2</p>`, 'the fragment’s tag reaches the page');
+      assert.equal(pages, 4);
+      const bad = express();
+      dogpileViews(bad, { engine: 'eta', views, regions: region });
+      bad.get('/', (_req, res) => res.render('page', { title: 'x', n: () => 0, dogpile: { page: { tags: [5] } } }));
+      bad.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+        res.status(500).send(`${err.name}: ${err.message}`);
+      });
+      assert.match((await request(bad).get('/').expect(500)).text, /ValidationError: .*page option tags.*tag 0 .*number 5/);
+    } finally {
+      rmSync(views, { recursive: true, force: true });
+    }
+  });
+
+  it('pageCache middleware and Fastify route pages accept tags', async () => {
+    const region = makeRegion({ failOpen: false }).configure('memory');
+    let handled = 0;
+    const app = express();
+    app.get('/list', pageCache({ regions: region, tags: ['list'] }), (_req, res) => {
+      res.send(`list ${++handled}`);
+    });
+    assert.equal((await request(app).get('/list')).text, 'list 1');
+    assert.equal((await request(app).get('/list')).text, 'list 1');
+    await tick();
+    await region.invalidateTags(['list']);
+    assert.equal((await request(app).get('/list')).text, 'list 2');
+
+    const f = Fastify();
+    try {
+      await f.register(dogpileFastify, { regions: region });
+      let runs = 0;
+      f.get('/f', { config: { dogpile: { page: { tags: 'fast' } } } }, async () => `f${++runs}`);
+      assert.equal((await f.inject('/f')).body, 'f1');
+      assert.equal((await f.inject('/f')).body, 'f1');
+      await tick();
+      await region.invalidateTags(['fast']);
+      assert.equal((await f.inject('/f')).body, 'f2');
+    } finally {
+      await f.close();
+    }
+  });
+});
 
 describe('TemplateCache.invalidateTags', () => {
   it('calls every region once (a region given under two names too) and validates its arguments', async () => {
