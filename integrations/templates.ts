@@ -192,7 +192,7 @@ function describeTag(value: unknown): string {
 
 const tagScope = new AsyncLocalStorage<Set<string>>();
 
-/** Adds `tags` to the fragment whose body is rendering around this call, if any. */
+/** @internal For the engine adapters: adds `tags` to the fragment whose body is rendering around this call, if any. */
 export function reportFragmentTags(tags: readonly string[] | undefined): void {
   if (tags === undefined || tags.length === 0) return;
   const scope = tagScope.getStore();
@@ -200,16 +200,11 @@ export function reportFragmentTags(tags: readonly string[] | undefined): void {
 }
 
 /**
- * Runs `render` (a fragment's body) collecting the tags of the fragments rendered inside it into
+ * @internal For the engine adapters and page caching. Runs `render` (a fragment's body) collecting the tags of the fragments rendered inside it into
  * `into`; the caller stores them with the fragment.
  */
 export function collectFragmentTags<R>(into: Set<string>, render: () => R): R {
   return tagScope.run(into, render);
-}
-
-/** Whether a fragment body is rendering around this call (so tags found now must be reported). */
-export function insideFragment(): boolean {
-  return tagScope.getStore() !== undefined;
 }
 
 /** `declared` plus the collected tags not in it, or `undefined` when nothing was added. */
