@@ -367,7 +367,7 @@ describe('tagged collections under concurrency', () => {
       const region = makeRegion({ failOpen: false }).configure('memory', { wrap: [new SlowWrites(30)] });
       const cache = new TemplateCache({ regions: region });
       const h = hooks();
-      const { render } = engines[0]?.make(dir, cache, h) as Rendered;
+      const { render } = (engines[0] as EngineSpec).make(dir, cache, h);
       const outs = await Promise.all(Array.from({ length: 50 }, () => render('list', { products })));
       assert.equal(new Set(outs).size, 1);
       assert.deepEqual(h.counts, { 1: 1, 2: 1, 3: 1 });
@@ -394,7 +394,7 @@ describe('tags on cached pages', () => {
       dogpileViews(app, { engine: 'eta', views, regions: region });
       let pages = 0;
       let boxes = 0;
-      app.get('/p/:id', (req, res) => {
+      app.get('/p/:id', (_req, res) => {
         pages++;
         res.render('page', {
           title: NASTY,
