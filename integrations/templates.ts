@@ -188,7 +188,7 @@ function describeTag(value: unknown): string {
 // to the outer one, which stores them with its own: the outer fragment holds the inner one's HTML,
 // so invalidating the inner's tag must refresh the outer too. The scope is an AsyncLocalStorage
 // set only while a fragment's body renders (misses), so hits pay one `getStore()` when they have
-// tags, nothing otherwise.
+// tags, nothing otherwise (and the storage is disabled while no body renders: see `rendering`).
 
 const tagScope = new AsyncLocalStorage<Set<string>>();
 
@@ -204,7 +204,29 @@ export function reportFragmentTags(tags: readonly string[] | undefined): void {
  * `into`; the caller stores them with the fragment.
  */
 export function collectFragmentTags<R>(into: Set<string>, render: () => R): R {
-  return tagScope.run(into, render);
+  rendering++;
+  let out: R;
+  try {
+    out = tagScope.run(into, render);
+  } catch (err) {
+    leaveScope();
+    throw err;
+  }
+  if (out !== null && typeof (out as { then?: unknown }).then === 'function') {
+    (out as Promise<unknown>).then(leaveScope, leaveScope);
+  } else leaveScope();
+  return out;
+}
+
+/**
+ * Fragment bodies rendering now. On Node 20 an enabled AsyncLocalStorage costs every promise of
+ * the process a hook call, which doubled the cost of a block hit; the scope is therefore disabled
+ * whenever no body renders (hits never need it), and `run` enables it again on the next miss.
+ */
+let rendering = 0;
+
+function leaveScope(): void {
+  if (--rendering === 0) tagScope.disable();
 }
 
 /** `declared` plus the collected tags not in it, or `undefined` when nothing was added. */
@@ -606,10 +628,12 @@ export class TemplateCache extends EventEmitter {
       return Promise.reject(err);
     }
     const call = new FragmentCall(region, stored, render, options?.tags);
-    return region.getOrCreate<string>(stored, call.create, regionCallOptions(region, key, options, call)).then(
-      (html) => (call.parent === undefined || call.created !== undefined ? html : call.reportStored(html)),
-      (err: unknown) => this.recover(err, key, call.created, render),
-    );
+    return region
+      .getOrCreate<string>(stored, () => call.create(), regionCallOptions(region, key, options, call))
+      .then(
+        (html) => (call.parent === undefined || call.created !== undefined ? html : call.reportStored(html)),
+        (err: unknown) => this.recover(err, key, call.created, render),
+      );
   }
 
   /**
@@ -640,13 +664,15 @@ export class TemplateCache extends EventEmitter {
       return;
     }
     const call = new FragmentCall(region, stored, render, options?.tags);
-    region.getOrCreate<string>(stored, call.create, regionCallOptions(region, key, options, call)).then(
-      (html) => {
-        if (call.parent === undefined || call.created !== undefined) done(null, html);
-        else call.reportStored(html).then((h) => done(null, h), done);
-      },
-      (err: unknown) => this.recover(err, key, call.created, render).then((html) => done(null, html), done),
-    );
+    region
+      .getOrCreate<string>(stored, () => call.create(), regionCallOptions(region, key, options, call))
+      .then(
+        (html) => {
+          if (call.parent === undefined || call.created !== undefined) done(null, html);
+          else call.reportStored(html).then((h) => done(null, h), done);
+        },
+        (err: unknown) => this.recover(err, key, call.created, render).then((html) => done(null, html), done),
+      );
   }
 
   /**
@@ -950,7 +976,10 @@ function regionCallOptions(
 ): GetOrCreateOptions<string> {
   const expire = options?.expire;
   const tags = options?.tags;
-  const out: GetOrCreateOptions<string> = { shouldCacheFn: call.shouldStore };
+  const out: GetOrCreateOptions<string> = {};
+  // Assigned, not written in the literal: tsx/esbuild's keepNames would wrap a named function
+  // (a defineProperty call) on every fragment, which cost more than the whole hit.
+  out.shouldCacheFn = () => call.shouldStore();
   if (expire !== undefined) out.expirationTime = expire;
   if (tags !== undefined && tags.length > 0) out.tags = tags;
   if (region.listenerCount('hit') + region.listenerCount('miss') > 0) {
@@ -983,7 +1012,7 @@ class FragmentCall {
     if (parent !== undefined && tags !== undefined) for (const t of tags) parent.add(t);
   }
 
-  readonly create = async (): Promise<string> => {
+  async create(): Promise<string> {
     const collected = new Set<string>();
     const html = String(await collectFragmentTags(collected, this.render));
     this.created = html;
@@ -995,9 +1024,11 @@ class FragmentCall {
       this.storedItself = true;
     }
     return html;
-  };
+  }
 
-  readonly shouldStore = (): boolean => !this.storedItself;
+  shouldStore(): boolean {
+    return !this.storedItself;
+  }
 
   /**
    * A hit (or another caller's creation) inside an outer fragment's body: the stored fragment's
