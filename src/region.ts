@@ -1019,10 +1019,12 @@ export class CacheRegion {
   async invalidate(options: { hard?: boolean } = {}): Promise<void> {
     this.requireConfigured();
     const hard = options.hard ?? true;
-    const at = this.clock.now();
-    await this.strict(async () => this.invalidator.invalidate(hard), 'invalidate');
+    // Not before the creation time of a value stamped in this millisecond (stampFloor), so a second
+    // invalidation within one millisecond still covers a value written between the two.
+    const at = Math.max(this.clock.now(), this.stampFloor);
+    await this.strict(async () => this.invalidator.invalidate(hard, at), 'invalidate');
     // Values created from now on must read as newer than the invalidation, even within its millisecond.
-    this.stampFloor = this.clock.now() + 1;
+    this.stampFloor = Math.max(this.clock.now(), at) + 1;
     // With an L1, the other processes apply it too and drop their L1 copies.
     const tier = this.tier;
     if (tier !== undefined) await this.strict(() => tier.announce({ kind: 'invalidate', at, hard }), 'invalidate (bus)');
@@ -1040,7 +1042,7 @@ export class CacheRegion {
     if (typeof hard !== 'boolean') throw new ValidationError(`invalidateTags: hard must be true or false, got ${describe(hard)}`);
     await this.requireBackend();
     if (tags.length === 0) return;
-    const at = this.clock.now();
+    const at = Math.max(this.clock.now(), this.stampFloor); // see invalidate()
     await this.strict(() => this.tagIndex.invalidate(tags, hard, at), 'invalidateTags');
     this.stampFloor = Math.max(this.stampFloor, at + 1);
     const tier = this.tier;
