@@ -574,9 +574,17 @@ export class CacheRegion {
         ? keys.map((k) => sync.get(this.mangle(k)) ?? NO_VALUE)
         : await this.read('getMulti', undefined, () => backend.getMulti(keys.map((k) => this.mangle(k))));
     await this.tagIndex.settleMulti(found);
-    return keys.map((_, i) => {
+    const events = this.events;
+    return keys.map((key, i) => {
       const v = this.usable(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs, options);
-      return v === NO_VALUE ? NO_VALUE : (v.payload as T);
+      if (v === NO_VALUE) {
+        events.misses++;
+        if (events.heard.miss) events.emit('miss', { region: this.name, key });
+        return NO_VALUE;
+      }
+      events.hits++;
+      if (events.hearsHit) events.emit('hit', { region: this.name, key });
+      return v.payload as T;
     });
   }
 
@@ -914,7 +922,20 @@ export class CacheRegion {
         return throttled ? { state: 'fresh', value: lookup.value } : lookup;
       });
     };
-    const values = await this.lock.getOrCreateMulti<T>(await readMulti(mangled), {
+    const first = await readMulti(mangled);
+    // Counted per key as getOrCreate counts: a hit, a stale value served while another caller's
+    // creation runs, or a miss (this call creates, or waits for a creation).
+    const events = this.events;
+    first.forEach((lookup, i) => {
+      const k = mangled[i] as string;
+      const key = originalOf.get(k) ?? k;
+      if (lookup.state === 'fresh') {
+        events.hits++;
+        if (events.hearsHit) events.emit('hit', { region: this.name, key });
+      } else if (lookup.state === 'stale' && this.lock.isFlying(k)) creations.staleServed(key, undefined);
+      else creations.missed(key, undefined);
+    });
+    const values = await this.lock.getOrCreateMulti<T>(first, {
       keys: mangled,
       mutexFor: (k) => this.mutexFor(backend, k, originalOf.get(k) ?? k),
       readMulti,
