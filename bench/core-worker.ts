@@ -14,7 +14,7 @@ import { median } from './report.js';
 // even loaded next to it.
 
 /** The libraries (and configurations) the benchmark knows. */
-export const SUBJECTS = ['ours', 'ours-clone', 'raw', 'cm', 'bento', 'bento-noser'] as const;
+export const SUBJECTS = ['ours', 'ours-resilient', 'ours-clone', 'raw', 'cm', 'bento', 'bento-noser'] as const;
 export type SubjectName = (typeof SUBJECTS)[number];
 
 /** Outcome of one stampede scenario. */
@@ -100,6 +100,18 @@ async function subject(name: SubjectName): Promise<Subject> {
           },
         ],
       };
+    }
+    case 'ours-resilient': {
+      // Every resilience option on (no listener): the fresh-hit path must not pay for them.
+      const { makeRegion } = await import('../src/index.js');
+      const region = makeRegion({
+        failSafe: { maxStale: 600, retryAfter: 5 },
+        softTimeout: 0.5,
+        hardTimeout: 5,
+        breaker: { failures: 5, duration: 5 },
+        backendTimeout: 0.5,
+      }).configure('memory', { expirationTime: HOUR_S });
+      return { hit: (key, creator) => region.getOrCreate(key, creator), scenarios: [] };
     }
     case 'ours-clone': {
       const { makeRegion } = await import('../src/index.js');

@@ -22,16 +22,18 @@ const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 600);
 /** BENCH_SUBJECTS=ours,raw runs only those (raw is always needed for the ratios). */
 const ORDER: readonly SubjectName[] = (process.env.BENCH_SUBJECTS?.split(',') as SubjectName[] | undefined) ?? [
   'ours',
+  'ours-resilient',
   'raw',
   'ours-clone',
   'cm',
   'bento',
   'bento-noser',
 ];
-const STAMPEDE_ORDER = ORDER.filter((s) => s !== 'ours-clone');
+const STAMPEDE_ORDER = ORDER.filter((s) => s !== 'ours-clone' && s !== 'ours-resilient');
 
 const LABELS: Record<SubjectName, string> = {
   ours: 'dogpile `region.getOrCreate` (memory)',
+  'ours-resilient': 'dogpile `region.getOrCreate` (memory, failSafe + softTimeout + hardTimeout + breaker + backendTimeout)',
   'ours-clone': 'dogpile `region.getOrCreate` (memory, `clone: true`)',
   raw: 'raw lru-cache wrapper',
   cm: 'cache-manager `wrap` (default Keyv Map)',

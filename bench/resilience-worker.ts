@@ -2,64 +2,24 @@
 //   resilience-worker.ts hit <subject> <keys> <warmupMs> <measureMs>
 //     fresh-hit getOrCreate ops/s over <keys> warm keys, round-robin (~200-byte objects);
 //     subjects: raw (lru-cache wrapper), plain (region, no options), options (failSafe +
-//     softTimeout + hardTimeout), listener (plain + one `hit` listener), guarded (options + breaker)
+//     softTimeout + hardTimeout), listener (plain + one `hit` listener), guarded (options + breaker),
+//     all (guarded + backendTimeout: every resilience option)
 //   resilience-worker.ts storm <seconds> <retryAfter>
 //     1,000 callers per second on a stale key whose creator throws, fail-safe on
 //   resilience-worker.ts down <subject> <calls>
 //     per-call getOrCreate latency on missing keys: memory (the miss path) or redis-open (a redis
 //     backend whose server is gone, circuit open)
 // Prints one JSON line.
-import { LRUCache } from 'lru-cache';
 import { makeRegion } from '../src/index.js';
 import { freePort } from '../test/helpers/servers.js';
+import { hitSubject, warmKeys } from './hit-subjects.js';
 import { median, percentile } from './report.js';
 
 const [mode, a1, a2, a3, a4] = process.argv.slice(2);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-type Call = (key: string, creator: () => Promise<object>) => Promise<unknown>;
-
-async function hitSubject(subject: string): Promise<Call> {
-  if (subject === 'raw') {
-    const cache = new LRUCache<string, object>({ max: 100_000 });
-    return async (key, creator) => {
-      const v = cache.get(key);
-      if (v !== undefined) return v;
-      const made = await creator();
-      cache.set(key, made);
-      return made;
-    };
-  }
-  const options =
-    subject === 'options' || subject === 'guarded'
-      ? { failSafe: { maxStale: 600, retryAfter: 5 }, softTimeout: 0.5, hardTimeout: 5 }
-      : {};
-  const breaker = subject === 'guarded' ? { breaker: { failures: 5, duration: 5 } } : {};
-  const region = makeRegion({ ...options, ...breaker }).configure('memory', {
-    expirationTime: 3600,
-    arguments: { max: 100_000 },
-  });
-  if (subject === 'listener') {
-    let n = 0;
-    region.on('hit', () => {
-      n++;
-    });
-    process.on('exit', () => n);
-  }
-  return (key, creator) => region.getOrCreate(key, creator);
-}
-
 async function hit(subject: string, keyCount: number, warmupMs: number, measureMs: number) {
-  const call = await hitSubject(subject);
-  const keys = Array.from({ length: keyCount }, (_, i) => `user:${i}`);
-  const values = keys.map((k, i) => ({
-    id: i,
-    name: k,
-    email: `${k}@example.com`,
-    roles: ['reader', 'writer'],
-    bio: 'x'.repeat(120),
-  }));
-  const creators = values.map((v) => async () => v);
-  for (let i = 0; i < keyCount; i++) await call(keys[i] as string, creators[i] as () => Promise<object>);
+  const call = hitSubject(subject);
+  const { keys, creators } = await warmKeys(call, keyCount);
   let i = 0;
   const pass = async (n: number) => {
     for (let j = 0; j < n; j++) {

@@ -17,13 +17,14 @@ const worker = join(here, 'resilience-worker.ts');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 600);
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 300);
-const SUBJECTS = ['raw', 'plain', 'options', 'listener', 'guarded'] as const;
+const SUBJECTS = ['raw', 'plain', 'options', 'listener', 'guarded', 'all'] as const;
 const LABELS: Record<(typeof SUBJECTS)[number], string> = {
   raw: 'raw lru-cache wrapper',
   plain: 'region, no new options',
   options: 'region, failSafe + softTimeout + hardTimeout',
   listener: 'region, one `hit` listener',
   guarded: 'region, those options + breaker (guarded backend)',
+  all: 'region, every option: those + backendTimeout',
 };
 const KEY_COUNTS = [1000, 10_000];
 

@@ -9,10 +9,69 @@
 import { encodeArg, ValidationError } from '../src/index.js';
 import { stripAnnotations } from './dev-annotations.js';
 import { describeFragment } from './record-keys.js';
-import type { FragmentOptions, TemplateCache } from './templates.js';
+import { collectFragmentTags, type FragmentOptions, fragmentTags, reportFragmentTags, type TemplateCache } from './templates.js';
 
 /** Options a collection tag accepts (other names are variables shared by every item). */
-export const COLLECTION_OPTIONS: ReadonlySet<string> = new Set(['key', 'as', 'region', 'expire', 'if', 'unless']);
+export const COLLECTION_OPTIONS: ReadonlySet<string> = new Set([
+  'key',
+  'as',
+  'region',
+  'expire',
+  'if',
+  'unless',
+  'tags',
+  'itemTags',
+]);
+
+/**
+ * Each item's own tags (the `itemTags` option), validated for every item before anything renders:
+ * a string is a prefix followed by the item's key (the `key` field's value, or the record's `id`
+ * when the collection has no `key` option), e.g. `itemTags="product:"` gives `product:7`; a
+ * function `(item, index)` returns a tag or an array of tags. `undefined` when the option is not
+ * given. A bad option or result is a {@link ValidationError} naming `where` and the item.
+ */
+export function itemTagLists(
+  spec: unknown,
+  items: readonly unknown[],
+  keyOption: unknown,
+  keys: readonly (readonly unknown[])[],
+  where: string,
+): string[][] | undefined {
+  if (spec === undefined) return undefined;
+  if (typeof spec === 'string') {
+    if (spec === '')
+      throw new ValidationError(`${where}: itemTags must be a non-empty tag prefix (e.g. "product:"), got the empty string`);
+    return items.map((item, i) => {
+      const own = keyOption === undefined ? (item as { id?: unknown } | null)?.id : keys[i]?.[0];
+      if (own === undefined || own === null || typeof own === 'object' || typeof own === 'function') {
+        throw new ValidationError(
+          `${where}: item ${i}: itemTags=${JSON.stringify(spec)} needs the item's key (or, without a key option, its id), got ${describeValue(own)}`,
+        );
+      }
+      return [spec + String(own)];
+    });
+  }
+  if (typeof spec === 'function') {
+    return items.map((item, i) =>
+      fragmentTags((spec as (item: unknown, index: number) => unknown)(item, i), `${where}, itemTags of item ${i}`),
+    );
+  }
+  throw new ValidationError(
+    `${where}: itemTags must be a tag prefix (a string, e.g. "product:") or a function of the item, got ${describeValue(spec)}`,
+  );
+}
+
+/** The fragment options of item `i`: the collection's, with the item's tags added to the shared ones. */
+export function itemFragment(
+  fragment: FragmentOptions,
+  itemTags: readonly (readonly string[])[] | undefined,
+  i: number,
+): FragmentOptions {
+  const own = itemTags?.[i];
+  if (own === undefined || own.length === 0) return fragment;
+  const shared = fragment.tags ?? [];
+  return { ...fragment, tags: [...shared, ...own.filter((t) => !shared.includes(t))] };
+}
 
 /** How each item's own key is found: a field name (dotted path allowed) or, where the engine allows it, a function. */
 export type ItemKeySpec = string | ((item: unknown, index: number) => unknown);
@@ -141,9 +200,13 @@ export function renderCollection(
   keys: readonly string[],
   render: (index: number) => string | Promise<string>,
   options: FragmentOptions | undefined,
+  itemTags?: readonly (readonly string[])[],
 ): Promise<string[]> {
   if (keys.length === 0) return Promise.resolve([]);
   if (!cache.enabled || options?.enabled === false) return renderEach(keys.length, render, undefined);
+  // Inside an outer fragment's body: every item's declared tags go to it (hit or miss).
+  reportFragmentTags(options?.tags);
+  if (itemTags !== undefined) for (const t of itemTags) reportFragmentTags(t);
   let region: ReturnType<TemplateCache['region']>;
   try {
     region = cache.region(options?.region);
@@ -155,20 +218,48 @@ export function renderCollection(
   const observed = cache.observes(options) ? new Map<number, { raw: string; ms: number }>() : undefined;
   const created = new Map<number, string>();
   let indexOf: Map<string, number> | undefined;
+  // Tagged items are written by the creator itself (one setMulti per distinct tag list), still under
+  // the region's locks; the region is then told not to write them again.
+  let storedItself = false;
+  const sharedTags = options?.tags;
   const create = async (...missing: string[]): Promise<string[]> => {
     indexOf ??= new Map(stored.map((s, i) => [s, i]));
     const index = indexOf;
     const t0 = performance.now();
+    const tagsOf = new Map<string, string[]>();
     const out = await Promise.all(
       missing.map(async (s) => {
         const i = index.get(s) as number;
-        const raw = String(await render(i));
+        const collected = new Set<string>(sharedTags);
+        for (const t of itemTags?.[i] ?? []) collected.add(t);
+        const declared = collected.size;
+        const raw = String(await collectFragmentTags(collected, () => render(i)));
+        // Tags of fragments inside the item, for the fragment around the collection.
+        if (collected.size > declared) reportFragmentTags([...collected]);
         const html = observed === undefined ? raw : stripAnnotations(raw);
         observed?.set(i, { raw, ms: 0 });
         created.set(i, html);
+        if (collected.size > 0) tagsOf.set(s, [...collected]);
         return html;
       }),
     );
+    if (tagsOf.size > 0 || storedItself) {
+      const groups = new Map<string, { tags: string[]; entries: Map<string, string> }>();
+      missing.forEach((s, j) => {
+        const tags = tagsOf.get(s) ?? [];
+        const id = tags.join('\u0000');
+        let group = groups.get(id);
+        if (group === undefined) {
+          group = { tags, entries: new Map() };
+          groups.set(id, group);
+        }
+        group.entries.set(s, out[j] as string);
+      });
+      await Promise.all(
+        [...groups.values()].map((g) => region.setMulti(g.entries, g.tags.length > 0 ? { tags: g.tags } : undefined)),
+      );
+      storedItself = true;
+    }
     if (observed !== undefined) {
       // The items rendered concurrently, so none has a time of its own: each gets its share of the batch.
       const share = (performance.now() - t0) / missing.length;
@@ -176,11 +267,10 @@ export function renderCollection(
     }
     return out;
   };
-  const read = region.getOrCreateMulti<string>(
-    stored,
-    create,
-    options?.expire === undefined ? undefined : { expirationTime: options.expire },
-  );
+  const read = region.getOrCreateMulti<string>(stored, create, {
+    ...(options?.expire === undefined ? {} : { expirationTime: options.expire }),
+    shouldCacheFn: () => !storedItself,
+  });
   const out =
     observed === undefined
       ? read

@@ -5,7 +5,15 @@
 
 import { join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
-import { COLLECTION_OPTIONS, collectionBlock, collectionKeys, itemKeys, renderCollection } from './collections.js';
+import {
+  COLLECTION_OPTIONS,
+  collectionBlock,
+  collectionKeys,
+  itemFragment,
+  itemKeys,
+  itemTagLists,
+  renderCollection,
+} from './collections.js';
 import { DependencyDigests, type DigestMemo, type TemplateDeps, type TemplateResolver } from './digests.js';
 import {
   applyPartialOptOut,
@@ -125,6 +133,7 @@ export interface EtaRuntime {
     name: string,
     data: unknown,
     opts: unknown,
+    line?: number | string,
   ): Promise<string>;
   /** `cachedEach` in an async template: one multi-read, only the missing items rendered. */
   each(
@@ -154,6 +163,7 @@ export interface EtaRuntime {
     name: string,
     data: unknown,
     opts: unknown,
+    line?: number | string,
   ): string;
 }
 
@@ -215,7 +225,7 @@ export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
       // A source parsed again is a reload (Eta `cache: false`): retire the memoised digests.
       digests.loaded(`#${digest}`, digest);
       templates.set(digest, templateDeps(ast, digest));
-      ast = withEachLines(ast, source);
+      ast = withCallLines(withEachLines(ast, source), source, INCLUDE_CALL_RE, '__dp_incl');
       const out: EtaAstNode[] = [];
       let depth = 0;
       let ordinal = 0;
@@ -267,8 +277,9 @@ export function dogpileEta(options: EtaCacheOptions): DogpileEtaPlugin {
         // `this` is the Eta instance here, but not inside a user's `function () {}` callback.
         `const __dp_eta = this;\nconst __dp = this.config.plugins.find((p) => p && p.__dogpileId === ${JSON.stringify(id)}).runtime;\n` +
         (isAsync
-          ? `const cachedInclude = (__n, __d, __o) => __dp.include(this, options, ${varName}, __n, __d, __o);\n`
-          : `const cachedInclude = (__n, __d, __o) => __dp.includeSync(this, options, ${varName}, __n, __d, __o);\n`) +
+          ? `const __dp_incl = (__l, __n, __d, __o) => __dp.include(this, options, ${varName}, __n, __d, __o, __l);\n`
+          : `const __dp_incl = (__l, __n, __d, __o) => __dp.includeSync(this, options, ${varName}, __n, __d, __o, __l);\n`) +
+        `const cachedInclude = (__n, __d, __o) => __dp_incl('?', __n, __d, __o);\n` +
         // Cached collections: calls written in tags carry their line (see withEachLines).
         `const __dp_each = (__l, __n, __c, __o) => __dp.${isAsync ? 'each' : 'eachSync'}(this, options, ${varName}, __l, __n, __c, __o);\n` +
         `const cachedEach = (__n, __c, __o) => __dp_each('?', __n, __c, __o);\n`;
@@ -418,7 +429,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
         block,
         line,
         error: error.join('|'),
-        where: `<% cache %> at line ${line}`,
+        where: `<% cache %> in ${template === undefined ? 'a string template' : JSON.stringify(template)} at line ${line}`,
         memo: { generation: -1, digest },
         stem: '',
         stemEngine: '',
@@ -454,15 +465,20 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     name: string,
     data: unknown,
     opts: unknown,
+    line: number | string = '?',
   ) => {
     if (typeof name !== 'string') throw new ValidationError('cachedInclude: the first argument must be a template name');
     if (data !== undefined && (data === null || typeof data !== 'object')) {
       throw new ValidationError('cachedInclude: the second argument must be the partial’s data object');
     }
-    const fragment = fragmentOptions(opts, PARTIAL_OPTIONS, `cachedInclude(${JSON.stringify(name)})`);
+    const from = templateName(eta, options);
+    const fragment = fragmentOptions(
+      opts,
+      PARTIAL_OPTIONS,
+      `cachedInclude(${JSON.stringify(name)}) in ${from === undefined ? 'a string template' : JSON.stringify(from)} at line ${line}`,
+    );
     const vars: Record<string, unknown> = { ...(data as Record<string, unknown> | undefined) };
     applyPartialOptOut(it, fragment, vars);
-    const from = templateName(eta, options);
     const memoKey = `${from ?? ''}\u0000${name}`;
     let partial = partials.get(memoKey);
     if (partial === undefined || partial.memo.generation !== digests.generationNow()) {
@@ -486,6 +502,8 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
   interface EachCall {
     keys: string[];
     fragment: FragmentOptions;
+    /** Each item's own tags (`itemTags`), or undefined. */
+    itemTags: string[][] | undefined;
     vars(i: number): Record<string, unknown>;
   }
   const eachCall = (
@@ -517,6 +535,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
     const data = o.data as Record<string, unknown> | undefined;
     const list = items as unknown[];
     const ownKeys = itemKeys(items, o.key, where);
+    const itemTags = itemTagLists((o as { itemTags?: unknown }).itemTags, list, o.key, ownKeys, where);
     if (as === undefined) {
       list.forEach((item, i) => {
         if (item === null || typeof item !== 'object') {
@@ -546,7 +565,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
       if (data === undefined && optOut === undefined) return item as Record<string, unknown>;
       return { ...(item as Record<string, unknown>), ...data, ...(optOut && { dogpile: optOut }) };
     };
-    return { keys, fragment, vars };
+    return { keys, fragment, itemTags, vars };
   };
 
   // --- end of cached collections ---------------------------------------------------------------
@@ -564,13 +583,13 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
       return cache.getOrCreateSync(blockKey(eta, rec, args), body, fragment);
     },
     /** `await cachedInclude(name, data, opts)` in an async template. */
-    include(eta, options, it, name, data, opts) {
-      const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts);
+    include(eta, options, it, name, data, opts, line) {
+      const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts, line);
       return cache.getOrCreate(key, () => eta.renderAsync(name, vars, options), fragment);
     },
     /** `cachedInclude(name, data, opts)` in a synchronous template. */
-    includeSync(eta, options, it, name, data, opts) {
-      const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts);
+    includeSync(eta, options, it, name, data, opts, line) {
+      const { key, fragment, vars } = includeKey(eta, options, it, name, data, opts, line);
       return cache.getOrCreateSync(key, () => eta.render(name, vars, options), fragment);
     },
     /** `await cachedEach(name, items, { key?, as?, data?, region?, expire?, if?, unless? })` in an async template. */
@@ -581,16 +600,21 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
       } catch (err) {
         return Promise.reject(err);
       }
-      return renderCollection(cache, call.keys, (i) => eta.renderAsync(name, call.vars(i), options), call.fragment).then(
-        (parts) => parts.join(''),
-      );
+      return renderCollection(
+        cache,
+        call.keys,
+        (i) => eta.renderAsync(name, call.vars(i), options),
+        call.fragment,
+        call.itemTags,
+      ).then((parts) => parts.join(''));
     },
     /** `cachedEach(…)` in a synchronous template: each item through the in-process tier. */
     eachSync(eta, options, it, line, name, items, opts) {
       const call = eachCall(eta, options, it, line, name, items, opts);
       let out = '';
       for (let i = 0; i < call.keys.length; i++) {
-        out += cache.getOrCreateSync(call.keys[i] as string, () => eta.render(name, call.vars(i), options), call.fragment);
+        const fragment = itemFragment(call.fragment, call.itemTags, i);
+        out += cache.getOrCreateSync(call.keys[i] as string, () => eta.render(name, call.vars(i), options), fragment);
       }
       return out;
     },
@@ -756,21 +780,31 @@ const EACH_CALL_RE = /(?<![.\w$])cachedEach\s*\(/g;
  * tag of the source, in order.
  */
 function withEachLines(ast: EtaAstNode[], source: string): EtaAstNode[] {
-  if (!source.includes('cachedEach')) return ast;
+  return withCallLines(ast, source, EACH_CALL_RE, '__dp_each');
+}
+
+const INCLUDE_CALL_RE = /(?<![.\w$])cachedInclude\s*\(/g;
+
+/** As {@link withEachLines}, for calls matching `re` rewritten to `target(<line>, `. */
+function withCallLines(ast: EtaAstNode[], source: string, re: RegExp, target: string): EtaAstNode[] {
+  re.lastIndex = 0;
+  if (!re.test(source)) return ast;
+  re.lastIndex = 0;
   const lines: number[] = [];
-  for (const m of source.matchAll(EACH_CALL_RE)) {
+  for (const m of source.matchAll(re)) {
     const before = source.slice(0, m.index);
     if (before.lastIndexOf('<%') > before.lastIndexOf('%>')) lines.push(before.split('\n').length);
   }
   let n = 0;
   return ast.map((node) => {
-    if (typeof node === 'string' || !EACH_CALL_RE.test(node.val)) return node;
-    EACH_CALL_RE.lastIndex = 0;
+    re.lastIndex = 0;
+    if (typeof node === 'string' || !re.test(node.val)) return node;
+    re.lastIndex = 0;
     return {
       ...node,
-      val: node.val.replace(EACH_CALL_RE, (call) => {
+      val: node.val.replace(re, (call) => {
         const line = lines[n++];
-        return line === undefined ? call : `__dp_each(${line}, `;
+        return line === undefined ? call : `${target}(${line}, `;
       }),
     };
   });

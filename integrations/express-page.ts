@@ -76,6 +76,7 @@ export function installPageOption(app: { response?: object }, pages: PageCache, 
       ((err, html) => (err ? this.req.next?.(err) : this.send(html)));
     let parsed: ParsedPageOptions<ExpressPageRequest>;
     let key: string;
+    let tags: readonly string[] | undefined;
     try {
       parsed = parsePageOptions<ExpressPageRequest>(page, `res.render(${JSON.stringify(view)}) dogpile.page`);
       if (!enabled || !renderEnabled(locals) || !renderEnabled(this.locals) || !shareable(this)) {
@@ -84,6 +85,7 @@ export function installPageOption(app: { response?: object }, pages: PageCache, 
       const app = (this.req as { app?: { enabled?(setting: string): boolean } }).app;
       const cacheViews = app?.enabled?.('view cache') ?? true;
       key = pages.key(`view:${view}@${viewsDigest(views, !cacheViews)}`, parsed, this.req);
+      tags = pages.tags(parsed, this.req);
     } catch (err) {
       return done(err);
     }
@@ -91,7 +93,7 @@ export function installPageOption(app: { response?: object }, pages: PageCache, 
       new Promise<string>((resolve, reject) => {
         original.call(this, view, locals, (err, html) => (err ? reject(err) : resolve(html ?? '')));
       });
-    pages.render(key, renderPage, parsed as ParsedPageOptions<never>).then(
+    pages.render(key, renderPage, parsed as ParsedPageOptions<never>, tags).then(
       (html) => done(null, html),
       (err: unknown) => done(err),
     );
@@ -132,12 +134,14 @@ export function pageCache<Req extends ExpressPageRequest = ExpressPageRequest>(
   return (req, res, next) => {
     if (req.method !== 'GET' || !shareable(res)) return next();
     let key: string;
+    let tags: readonly string[] | undefined;
     try {
       key = pages.key('route:GET', parsed, req);
+      tags = pages.tags(parsed, req);
     } catch (err) {
       return next(err);
     }
-    pages.claim(key, parsed as ParsedPageOptions<never>).then(
+    pages.claim(key, parsed as ParsedPageOptions<never>, tags).then(
       (claim: PageClaim) => {
         if (claim.kind === 'hit') return sendStored(res as ExpressResponseLike, claim.page);
         if (claim.kind === 'create') record(res, limit, claim.finish);

@@ -238,7 +238,11 @@ function installPageHooks(fastify: FastifyInstance, pages: PageCache, limit: num
     const parsed = dogpile?.[PARSED];
     if (parsed === undefined || !enabled || request.method !== 'GET') return;
     if (reply.statusCode !== 200 || reply.getHeader('set-cookie') !== undefined) return;
-    const claim = await pages.claim(pages.key('route:GET', parsed, request), parsed as ParsedPageOptions<never>);
+    const claim = await pages.claim(
+      pages.key('route:GET', parsed, request),
+      parsed as ParsedPageOptions<never>,
+      pages.tags(parsed, request),
+    );
     if (claim.kind === 'pass') return;
     if (claim.kind === 'hit') {
       states.set(request, { mode: 'hit' });

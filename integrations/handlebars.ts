@@ -10,7 +10,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, extname, join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
-import { COLLECTION_OPTIONS, collectionBlock, collectionKeys, itemKeys, renderCollection } from './collections.js';
+import {
+  COLLECTION_OPTIONS,
+  collectionBlock,
+  collectionKeys,
+  itemFragment,
+  itemKeys,
+  itemTagLists,
+  renderCollection,
+} from './collections.js';
 import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import type { HandlebarsCompileOptions, HandlebarsEnv, HandlebarsRuntimeOptions } from './handlebars-env.js';
 import {
@@ -53,6 +61,11 @@ export interface HandlebarsSettings {
     partial?: string;
     /** The cached-collection helper's name (see README, "Cached collections"). Default `cachedEach`. */
     each?: string;
+    /**
+     * The subexpression helper that joins its arguments into one string of comma-separated tags,
+     * e.g. `tags=(cacheTags "products,user:" user.id)` (see README, "Tags on fragments"). Default `cacheTags`.
+     */
+    tags?: string;
   };
 }
 
@@ -92,7 +105,7 @@ interface Deferred {
   fragment: FragmentOptions | undefined;
   thunk: () => string;
   /** A cached collection: its items' keys and each item's render (resolved by renderCollection). */
-  many?: { keys: readonly string[]; item: (index: number) => string };
+  many?: { keys: readonly string[]; item: (index: number) => string; itemTags: string[][] | undefined };
 }
 
 /** Tokens of one render; `current` is the collector of the synchronous pass in progress. */
@@ -113,9 +126,14 @@ class Collector {
     return `${this.marker}${index}\u0000`;
   }
   /** Records a deferred cached collection and returns its token. */
-  addMany(keys: readonly string[], fragment: FragmentOptions | undefined, item: (index: number) => string): string {
+  addMany(
+    keys: readonly string[],
+    fragment: FragmentOptions | undefined,
+    item: (index: number) => string,
+    itemTags: string[][] | undefined,
+  ): string {
     const index = this.counter.n++;
-    this.entries.push({ index, key: keys[0] ?? '', stored: '', fragment, thunk: () => '', many: { keys, item } });
+    this.entries.push({ index, key: keys[0] ?? '', stored: '', fragment, thunk: () => '', many: { keys, item, itemTags } });
     return `${this.marker}${index}\u0000`;
   }
 }
@@ -234,10 +252,12 @@ export function installHandlebars(
   const cacheName = given?.cache ?? 'cache';
   const partialName = given?.partial ?? 'cachedPartial';
   const eachName = given?.each ?? 'cachedEach';
+  const tagsName = given?.tags ?? 'cacheTags';
   for (const [k, v] of [
     ['cache', cacheName],
     ['partial', partialName],
     ['each', eachName],
+    ['tags', tagsName],
   ] as const) {
     if (typeof v !== 'string' || !/^[A-Za-z_$][\w$-]*$/.test(v)) {
       throw new ValidationError(`installHandlebars: helperNames.${k} must be a helper name, got ${JSON.stringify(v)}`);
@@ -290,8 +310,8 @@ export function installHandlebars(
           loc: n.loc,
         });
       }
-      if (n.type === 'MustacheStatement' && n.path?.original === eachName) {
-        // Cached collections: the template's name, for the messages of a bad collection.
+      if (n.type === 'MustacheStatement' && (n.path?.original === eachName || n.path?.original === partialName)) {
+        // Cached collections and partials: the template's name, for the messages of bad options.
         n.hash ??= { type: 'Hash', pairs: [], loc: n.loc } as unknown as { pairs: unknown[] };
         const value = name ?? '';
         n.hash.pairs.push({
@@ -384,7 +404,7 @@ export function installHandlebars(
     if (rec === undefined) {
       const meta: BlockMeta =
         typeof raw === 'string' ? (JSON.parse(raw) as BlockMeta) : { t: '', d: id, b: 'b?', s: false, o: true };
-      const where = `{{#${cacheName}}} at line ${options.loc?.start.line ?? '?'}`;
+      const where = `{{#${cacheName}}} in ${meta.t ? JSON.stringify(meta.t) : 'a template'} at line ${options.loc?.start.line ?? '?'}`;
       rec = { ...meta, where, memo: { generation: -1, digest: meta.d }, stem: '', stemDigest: '', key: keyMemo() };
       records.set(id, rec);
     }
@@ -400,6 +420,21 @@ export function installHandlebars(
     return rec.stem;
   };
 
+  // `tags=(cacheTags "products,user:" user.id)`: the arguments joined into one comma-separated list.
+  hbs.registerHelper(tagsName, (...params: unknown[]) => {
+    const options = params.pop() as HelperOptions;
+    let out = '';
+    params.forEach((p, i) => {
+      if (p === undefined || p === null || typeof p === 'object' || typeof p === 'function') {
+        throw new ValidationError(
+          `(${tagsName}) at line ${options.loc?.start.line ?? '?'}: argument ${i + 1} must be a string or a number, got ${p === null ? 'null' : typeof p}`,
+        );
+      }
+      out += String(p);
+    });
+    return out;
+  });
+
   hbs.registerHelper(cacheName, function cacheHelper(this: unknown, ...params: unknown[]) {
     const options = params.pop() as HelperOptions;
     if (typeof options.fn !== 'function')
@@ -407,7 +442,7 @@ export function installHandlebars(
         `{{#${cacheName}}} at line ${options.loc?.start.line ?? '?'}: ${cacheName} is a block helper ({{#${cacheName} …}}…{{/${cacheName}}}); to print a value named ${JSON.stringify(cacheName)}, install with helperNames: { cache: 'otherName' }`,
       );
     const rec = recordFor(options);
-    const fragment = blockOptions(rec.o ? options.hash : undefined, rec.where, options.data?.root, META);
+    const fragment = blockOptions(rec.o ? withTagList(options.hash) : undefined, rec.where, options.data?.root, META);
     if (fragment?.enabled === false) return options.fn(this, { data: options.data });
     const key = cache.keyWithArgs(stemOf(rec), params, rec.key, rec.where);
     const collector = current;
@@ -421,12 +456,15 @@ export function installHandlebars(
   hbs.registerHelper(partialName, function cachedPartialHelper(this: unknown, ...params: unknown[]) {
     const options = params.pop() as HelperOptions;
     const name = params[0];
-    const where = `{{${partialName}}} at line ${options.loc?.start.line ?? '?'}`;
+    const template = options.hash?.[META_KEY];
+    const where = `{{${partialName}${typeof name === 'string' ? ` ${JSON.stringify(name)}` : ''}}} in ${typeof template === 'string' && template !== '' ? JSON.stringify(template) : 'a template'} at line ${options.loc?.start.line ?? '?'}`;
     if (typeof name !== 'string' || params.length !== 1) throw new ValidationError(`${where}: expected one partial name`);
     const vars: Record<string, unknown> = {};
     const optionHash: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(options.hash ?? {})) (PARTIAL_OPTIONS.has(k) ? optionHash : vars)[k] = v;
-    const fragment = fragmentOptions(optionHash, PARTIAL_OPTIONS, where);
+    for (const [k, v] of Object.entries(options.hash ?? {})) {
+      if (k !== META_KEY) (PARTIAL_OPTIONS.has(k) ? optionHash : vars)[k] = v;
+    }
+    const fragment = fragmentOptions(withTagList(optionHash), PARTIAL_OPTIONS, where);
     const exphbs = options.data?.exphbs as { partials?: Record<string, unknown> } | undefined;
     let partial = exphbs?.partials?.[name] ?? (hbs.partials as Record<string, unknown>)[name];
     if (partial === undefined) throw new DogpileError(`${where}: the partial ${JSON.stringify(name)} could not be found`);
@@ -473,7 +511,7 @@ export function installHandlebars(
     for (const [k, v] of Object.entries(options.hash ?? {})) {
       if (k !== META_KEY) (COLLECTION_OPTIONS.has(k) ? optionHash : shared)[k] = v;
     }
-    const fragment = parseFragmentOptions(optionHash, COLLECTION_OPTIONS, where);
+    const fragment = parseFragmentOptions(withTagList(optionHash), COLLECTION_OPTIONS, where);
     const as = optionHash.as;
     if (as !== undefined && (typeof as !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(as))) {
       throw new ValidationError(`${where}: as must be a variable name, got ${JSON.stringify(as)}`);
@@ -481,6 +519,7 @@ export function installHandlebars(
     const items = params[1];
     const ownKeys = itemKeys(items, optionHash.key, where);
     const list = items as unknown[];
+    const itemTags = itemTagLists(optionHash.itemTags, list, optionHash.key, ownKeys, where);
     const exphbs = options.data?.exphbs as { partials?: Record<string, unknown> } | undefined;
     let partial = exphbs?.partials?.[name] ?? (hbs.partials as Record<string, unknown>)[name];
     if (partial === undefined) throw new DogpileError(`${where}: the partial ${JSON.stringify(name)} could not be found`);
@@ -511,7 +550,9 @@ export function installHandlebars(
     const collector = current;
     if (collector === undefined) {
       let out = '';
-      for (let i = 0; i < keys.length; i++) out += cache.getOrCreateSync(keys[i] as string, () => item(i), fragment);
+      for (let i = 0; i < keys.length; i++) {
+        out += cache.getOrCreateSync(keys[i] as string, () => item(i), itemFragment(fragment, itemTags, i));
+      }
       return new hbs.SafeString(out);
     }
     if (optOut !== undefined) {
@@ -519,7 +560,7 @@ export function installHandlebars(
       for (let i = 0; i < keys.length; i++) out += item(i);
       return new hbs.SafeString(out);
     }
-    return new hbs.SafeString(collector.addMany(keys, fragment, item));
+    return new hbs.SafeString(collector.addMany(keys, fragment, item, itemTags));
   });
 
   /** One collection of a render: one multi-read, the missing items rendered (their own blocks resolved). */
@@ -537,6 +578,7 @@ export function installHandlebars(
         return resolve(body, inner);
       },
       fragment,
+      many.itemTags,
     ).then((parts) => parts.join(''));
 
   // --- end of cached collections ---------------------------------------------------------------
@@ -696,6 +738,21 @@ export function handlebarsEngine(
 
 function fragmentOptions(hash: Record<string, unknown>, allowed: ReadonlySet<string>, where: string): FragmentOptions {
   return parseFragmentOptions(hash, allowed, where, META);
+}
+
+/**
+ * Handlebars has no array literal, so a `tags=` string is a comma-separated list of tags
+ * (`tags="products,featured"`; spaces around commas are dropped). An array from the context is
+ * taken as it is. Returns `hash` itself when there is nothing to split.
+ */
+function withTagList(hash: Record<string, unknown>): Record<string, unknown> {
+  const tags = hash.tags;
+  if (typeof tags !== 'string' || tags === '') return hash;
+  const list = tags
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t !== '');
+  return { ...hash, tags: list.length === 0 ? '' : list };
 }
 
 function transformedError(): DogpileError {

@@ -6,7 +6,15 @@
 import { createRequire } from 'node:module';
 import { posix } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
-import { COLLECTION_OPTIONS, collectionBlock, collectionKeys, itemKeys, renderCollection } from './collections.js';
+import {
+  COLLECTION_OPTIONS,
+  collectionBlock,
+  collectionKeys,
+  itemFragment,
+  itemKeys,
+  itemTagLists,
+  renderCollection,
+} from './collections.js';
 import { DependencyDigests, type DigestMemo, type ResolvedTemplate, type TemplateDeps } from './digests.js';
 import {
   applyPartialOptOut,
@@ -237,7 +245,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
         digest,
         block,
         line,
-        where: `{% cache %} at line ${line}`,
+        where: `{% cache %} in ${name ? JSON.stringify(name) : 'a string template'} at line ${line}`,
         memo,
         stem: '',
         key: keyMemo(),
@@ -378,7 +386,8 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
   }
   const partialCall = (context: ContextLike, line: string, rest: unknown[]): PartialCall => {
     const { positional, kwargs } = splitKwargs(rest);
-    const where = `{% cachedinclude %} at line ${line}`;
+    const [template, lineNo] = JSON.parse(line) as [string, number];
+    const where = `{% cachedinclude %} in ${template ? JSON.stringify(template) : 'a string template'} at line ${lineNo}`;
     const name = positional[0];
     if (typeof name !== 'string' || positional.length !== 1) {
       throw new ValidationError(`${where}: expected one template name, then keyword arguments`);
@@ -408,7 +417,8 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       const args = parser.parseSignature(null, true);
       checkArgs(parser, 'cachedinclude', args, tok);
       parser.advanceAfterBlockEnd(tok.value);
-      args.children.unshift(new nodes.Literal(tok.lineno, tok.colno, JSON.stringify(tok.lineno + 1)));
+      const template = names.get(digestSource(parser.tokens.str))?.name ?? '';
+      args.children.unshift(new nodes.Literal(tok.lineno, tok.colno, JSON.stringify([template, tok.lineno + 1])));
       return new nodes.CallExtensionAsync(this, 'run', args, []);
     },
     run(context: ContextLike, line: string, ...rest: unknown[]): void {
@@ -464,6 +474,8 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     as: string;
     shared: Record<string, unknown>;
     fragment: FragmentOptions;
+    /** Each item's own tags (`itemTags`), or undefined. */
+    itemTags: string[][] | undefined;
     where: string;
   }
   const eachCall = (context: ContextLike, meta: string, rest: unknown[]): EachCall => {
@@ -485,12 +497,13 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       throw new ValidationError(`${where}: as must be a variable name, got ${JSON.stringify(as)}`);
     }
     const keys = itemKeys(positional[1], optionKwargs.key, where);
+    const itemTags = itemTagLists(optionKwargs.itemTags, positional[1] as unknown[], optionKwargs.key, keys, where);
     applyRenderDevOptions(context.ctx, fragment);
     if (!renderEnabled(context.ctx)) {
       fragment.enabled = false;
       shared.dogpile = { enabled: false };
     }
-    return { name: first, items: positional[1] as unknown[], keys, as, shared, fragment, where };
+    return { name: first, items: positional[1] as unknown[], keys, as, shared, fragment, itemTags, where };
   };
   /** Every item's fragment key: the partial's name and dependency digest, `each…`, the item's key. */
   const eachKeys = (call: EachCall, tmpl: NunjucksTemplate): string[] => {
@@ -508,7 +521,8 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
     const keys = eachKeys(call, tmpl);
     let out = '';
     for (let i = 0; i < keys.length; i++) {
-      out += cache.getOrCreateSync(keys[i] as string, () => renderSyncPartial(tmpl, itemVars(call, i)), call.fragment);
+      const fragment = itemFragment(call.fragment, call.itemTags, i);
+      out += cache.getOrCreateSync(keys[i] as string, () => renderSyncPartial(tmpl, itemVars(call, i)), fragment);
     }
     return out;
   };
@@ -552,7 +566,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
         }
         const renderItem = (i: number): Promise<string> =>
           new Promise((res, rej) => tmpl.render(itemVars(call, i), (e, html) => (e ? rej(e) : res(html ?? ''))));
-        renderCollection(cache, keys, renderItem, call.fragment).then(
+        renderCollection(cache, keys, renderItem, call.fragment, call.itemTags).then(
           (parts) => continueWith(callback, parts.join('')),
           (e: unknown) => callback(e),
         );

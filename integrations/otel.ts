@@ -18,7 +18,7 @@ import {
   type TracerProvider,
   trace,
 } from '@opentelemetry/api';
-import type { CacheRegion, RegionEventMap } from '../src/index.js';
+import { type CacheRegion, type RegionEventMap, ValidationError } from '../src/index.js';
 
 /** Options of {@link instrumentRegion}. */
 export interface InstrumentOptions {
@@ -36,11 +36,23 @@ const SCOPE = 'dogpile';
  */
 export function instrumentRegion(region: CacheRegion | Iterable<CacheRegion>, options: InstrumentOptions = {}): () => void {
   if (options === null || typeof options !== 'object') {
-    throw new TypeError('instrumentRegion: options must be an object');
+    throw new ValidationError(`instrumentRegion: options must be an object, got ${describe(options)}`);
   }
-  const regions = isRegion(region) ? [region] : [...region];
+  for (const name of Object.keys(options)) {
+    if (name !== 'meterProvider' && name !== 'tracerProvider') {
+      throw new ValidationError(
+        `instrumentRegion: unknown option ${JSON.stringify(name)}; allowed: meterProvider, tracerProvider`,
+      );
+    }
+  }
+  checkProvider(options.meterProvider, 'meterProvider', 'getMeter');
+  checkProvider(options.tracerProvider, 'tracerProvider', 'getTracer');
+  const isIterable = region !== null && typeof (region as Partial<Iterable<CacheRegion>>)[Symbol.iterator] === 'function';
+  const regions: unknown[] = isRegion(region) ? [region] : isIterable ? [...region] : [region];
   for (const r of regions) {
-    if (!isRegion(r)) throw new TypeError('instrumentRegion: expected a CacheRegion (or an iterable of them)');
+    if (!isRegion(r)) {
+      throw new ValidationError(`instrumentRegion: expected a CacheRegion (or an iterable of them), got ${describe(r)}`);
+    }
   }
   const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
   const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
@@ -52,7 +64,7 @@ export function instrumentRegion(region: CacheRegion | Iterable<CacheRegion>, op
     errors: meter.createCounter('dogpile.errors', { description: 'Failed creations and absorbed backend failures' }),
     duration: meter.createHistogram('dogpile.creation.duration', { description: 'Creator run time', unit: 'ms' }),
   };
-  const removers = regions.map((r) => instrumentOne(r, instruments, tracer));
+  const removers = (regions as CacheRegion[]).map((r) => instrumentOne(r, instruments, tracer));
   let removed = false;
   return () => {
     if (removed) return;
@@ -138,6 +150,24 @@ function backendName(region: CacheRegion): string | undefined {
   } catch {
     return undefined; // not configured (or still loading) yet: asked again on the next event
   }
+}
+
+/** A provider option must have its factory method (`getMeter` / `getTracer`). */
+function checkProvider(value: unknown, name: string, method: string): void {
+  if (value === undefined) return;
+  if (value === null || typeof value !== 'object' || typeof (value as Record<string, unknown>)[method] !== 'function') {
+    throw new ValidationError(
+      `instrumentRegion: ${name} must be an OpenTelemetry ${name} (with ${method}()), got ${describe(value)}`,
+    );
+  }
+}
+
+/** A short description of a bad value for a message. */
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object without them';
+  return `${typeof value} ${String(value)}`;
 }
 
 function isRegion(value: unknown): value is CacheRegion {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { BackendError, type CacheRegion, type DogpileError, encodeArg, LockTimeoutError, ValidationError } from '../src/index.js';
-import { TemplateCache } from './templates.js';
+import { collectFragmentTags, fragmentTags, TemplateCache } from './templates.js';
 
 /** What the vary dimensions and a key function may read from a request. */
 export interface PageRequestLike {
@@ -47,6 +47,13 @@ export interface PageOptions<Req = PageRequestLike> {
   varyBy?: PageVaryBy<Req>;
   /** Region name (one of the regions given to the cache). Default: the default region. */
   region?: string;
+  /**
+   * Tags stored with the page (a string is one tag), or a function of the request returning them:
+   * `region.invalidateTags` / `TemplateCache.invalidateTags` with one of them makes the page miss
+   * (hard) or stale (soft). Tags of cached fragments rendered into the page are stored with it
+   * too. Not part of the key. Default none.
+   */
+  tags?: string | readonly string[] | ((req: Req) => string | readonly string[]);
 }
 
 /** Options of a {@link PageCache}. */
@@ -114,9 +121,11 @@ export interface ParsedPageOptions<Req = PageRequestLike> {
   readonly request: ((req: Req) => unknown) | undefined;
   /** {@link PageOptions.region}. */
   readonly region: string | undefined;
+  /** {@link PageOptions.tags}: the tags, or a function of the request. */
+  readonly tags?: readonly string[] | ((req: Req) => string | readonly string[]) | undefined;
 }
 
-const PAGE_OPTIONS = new Set(['key', 'expire', 'varyBy', 'region']);
+const PAGE_OPTIONS = new Set(['key', 'expire', 'varyBy', 'region', 'tags']);
 const VARY_OPTIONS = new Set(['headers', 'query', 'request']);
 /**
  * Headers that describe one response or one connection, never replayed from the cache. The body is
@@ -157,6 +166,10 @@ export function parsePageOptions<Req = PageRequestLike>(value: unknown, where: s
     }
   }
   const { key, expire, varyBy, region } = options;
+  const tags =
+    options.tags === undefined || typeof options.tags === 'function'
+      ? (options.tags as ((req: Req) => string | readonly string[]) | undefined)
+      : fragmentTags(options.tags, `${where}: page option tags`);
   if (
     !(
       key === undefined ||
@@ -228,6 +241,7 @@ export function parsePageOptions<Req = PageRequestLike>(value: unknown, where: s
     query,
     request,
     region: region as string | undefined,
+    tags,
   };
 }
 
@@ -302,22 +316,50 @@ export class PageCache {
   }
 
   /**
+   * The tags of a page for `req`: {@link PageOptions.tags}, computed when it is a function (a bad
+   * result is a {@link ValidationError}); `undefined` without tags.
+   */
+  tags<Req extends PageRequestLike>(options: ParsedPageOptions<Req>, req: Req): readonly string[] | undefined {
+    const tags = options.tags;
+    if (tags === undefined || typeof tags !== 'function') return tags;
+    return fragmentTags(tags(req), 'page option tags: the tags function');
+  }
+
+  /**
    * The page under `key`, or the one `render()` produces (stored), with single flight. `render` must
    * not depend on anything outside the key. A backend failure renders without the cache.
    */
-  async render(key: string, render: () => Promise<string>, options: ParsedPageOptions<never>): Promise<string> {
+  async render(
+    key: string,
+    render: () => Promise<string>,
+    options: ParsedPageOptions<never>,
+    tags?: readonly string[],
+  ): Promise<string> {
     const region = this.lookup(options.region);
     // Set by our creator, so a failure after the render (the store) does not render twice.
     const state: { html?: string } = {};
+    let storedItself = false;
     try {
       return await region.getOrCreate<string>(
         key,
         async () => {
-          const html = String(await render());
+          // The tags of the cached fragments rendered into the page are stored with it (the page
+          // holds their HTML): the creator then stores the page itself, under the region's lock.
+          const collected = new Set<string>(tags);
+          const declared = collected.size;
+          const html = String(await collectFragmentTags(collected, render));
           state.html = html;
+          if (collected.size > declared) {
+            await region.set(key, html, { tags: [...collected] });
+            storedItself = true;
+          }
           return html;
         },
-        options.expire === undefined ? undefined : { expirationTime: options.expire },
+        {
+          ...(options.expire === undefined ? {} : { expirationTime: options.expire }),
+          ...(tags === undefined || tags.length === 0 ? {} : { tags }),
+          shouldCacheFn: () => !storedItself,
+        },
       );
     } catch (err) {
       if (!isCacheFailure(err)) throw err;
@@ -332,7 +374,7 @@ export class PageCache {
    * wait for its page (missing) or get the stale one at once. A creator that finishes with
    * `undefined` stores nothing and its waiters get `pass`.
    */
-  claim(key: string, options: ParsedPageOptions<never>): Promise<PageClaim> {
+  claim(key: string, options: ParsedPageOptions<never>, tags?: readonly string[]): Promise<PageClaim> {
     const region = this.lookup(options.region);
     return new Promise<PageClaim>((resolve) => {
       let decided = false;
@@ -363,6 +405,7 @@ export class PageCache {
         },
         {
           ...(options.expire === undefined ? {} : { expirationTime: options.expire }),
+          ...(tags === undefined || tags.length === 0 ? {} : { tags }),
           shouldCacheFn: (entry) => !isNotCacheable(entry),
         },
       );

@@ -3,6 +3,7 @@
 // digests, region lookup, the backend-error policy and single flight live here, once; the engine
 // adapters only parse their syntax and hand over a function that renders the block's body.
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
@@ -10,6 +11,7 @@ import {
   CachedValue,
   type CacheRegion,
   type DogpileError,
+  type GetOrCreateOptions,
   LockTimeoutError,
   MemoryBackend,
   NO_VALUE,
@@ -70,6 +72,13 @@ export interface TemplateCacheOptions {
    * Default `false`.
    */
   annotate?: boolean | 'force';
+  /**
+   * Seconds the synchronous in-process tier trusts a tagged fragment before it asks the region
+   * (in the background) whether one of its tags was invalidated elsewhere: by another process, or
+   * by `region.invalidateTags` called directly. {@link TemplateCache.invalidateTags} reaches this
+   * tier at once. Default 1.
+   */
+  syncTagRefresh?: number;
 }
 
 /** Per-fragment options: Mako's `cache_region` / `cache_timeout`, plus a per-render opt-out. */
@@ -88,6 +97,12 @@ export interface FragmentOptions {
   annotate?: boolean;
   /** Set from the render's `dogpile: { summary }`: the fragment is counted there. */
   summary?: FragmentSummary;
+  /**
+   * Tags stored with the fragment (the tags' `tags=` option, see {@link fragmentTags}):
+   * {@link TemplateCache.invalidateTags} drops every fragment carrying one. Not part of the key.
+   * Default none.
+   */
+  tags?: readonly string[];
 }
 
 /** The `dogpile` object a render context may carry (Express: also `res.locals.dogpile`). */
@@ -123,12 +138,105 @@ export function parseFragmentOptions(
       if (!v) out.enabled = false;
     } else if (k === 'unless') {
       if (v) out.enabled = false;
+    } else if (k === 'tags') {
+      out.tags = fragmentTags(v, where);
     } else if (k === 'expire') {
       if (!(v === null || (typeof v === 'number' && (v >= 0 || v === -1)))) {
         throw new ValidationError(`${where}: expire must be a number of seconds, got ${String(v)}`);
       }
       out.expire = v;
     }
+  }
+  return out;
+}
+
+/**
+ * Checks and normalises a fragment's `tags` option: a string is one tag, an array of strings is
+ * several (empty strings are not tags). Anything else is a {@link ValidationError} naming the
+ * value and `where` (the tag, the template and the line). Returns a new array.
+ */
+export function fragmentTags(value: unknown, where: string): string[] {
+  if (typeof value === 'string') {
+    if (value === '') throw new ValidationError(`${where}: tags must be non-empty strings, got the empty string`);
+    return [value];
+  }
+  if (!Array.isArray(value)) {
+    throw new ValidationError(`${where}: tags must be a string (one tag) or an array of strings, got ${describeTag(value)}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < value.length; i++) {
+    const tag: unknown = value[i];
+    if (typeof tag !== 'string' || tag === '') {
+      throw new ValidationError(`${where}: tag ${i} must be a non-empty string, got ${describeTag(tag)}`);
+    }
+    if (!out.includes(tag)) out.push(tag);
+  }
+  return out;
+}
+
+/** A value named in a tags message: strings quoted, objects by kind. */
+function describeTag(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+  return `${typeof value} ${String(value)}`;
+}
+
+// --- Tag propagation -----------------------------------------------------------------------------
+// A fragment rendered inside another one's body (a miss of the outer fragment) reports its tags
+// to the outer one, which stores them with its own: the outer fragment holds the inner one's HTML,
+// so invalidating the inner's tag must refresh the outer too. The scope is an AsyncLocalStorage
+// set only while a fragment's body renders (misses), so hits pay one `getStore()` when they have
+// tags, nothing otherwise (and the storage is disabled while no body renders: see `rendering`).
+
+const tagScope = new AsyncLocalStorage<Set<string>>();
+
+/** @internal For the engine adapters: adds `tags` to the fragment whose body is rendering around this call, if any. */
+export function reportFragmentTags(tags: readonly string[] | undefined): void {
+  if (tags === undefined || tags.length === 0) return;
+  const scope = tagScope.getStore();
+  if (scope !== undefined) for (const t of tags) scope.add(t);
+}
+
+/**
+ * @internal For the engine adapters and page caching. Runs `render` (a fragment's body) collecting the tags of the fragments rendered inside it into
+ * `into`; the caller stores them with the fragment.
+ */
+export function collectFragmentTags<R>(into: Set<string>, render: () => R): R {
+  rendering++;
+  let out: R;
+  try {
+    out = tagScope.run(into, render);
+  } catch (err) {
+    leaveScope();
+    throw err;
+  }
+  if (out !== null && typeof (out as { then?: unknown }).then === 'function') {
+    (out as Promise<unknown>).then(leaveScope, leaveScope);
+  } else leaveScope();
+  return out;
+}
+
+/**
+ * Fragment bodies rendering now. On Node 20 an enabled AsyncLocalStorage costs every promise of
+ * the process a hook call, which doubled the cost of a block hit; the scope is therefore disabled
+ * whenever no body renders (hits never need it), and `run` enables it again on the next miss.
+ */
+let rendering = 0;
+
+function leaveScope(): void {
+  if (--rendering === 0) tagScope.disable();
+}
+
+/** `declared` plus the collected tags not in it, or `undefined` when nothing was added. */
+function widenedTags(declared: readonly string[] | undefined, collected: ReadonlySet<string>): string[] | undefined {
+  if (collected.size === 0) return undefined;
+  let out: string[] | undefined;
+  for (const t of collected) {
+    if (declared?.includes(t)) continue;
+    out ??= declared === undefined ? [] : [...declared];
+    out.push(t);
   }
   return out;
 }
@@ -196,9 +304,9 @@ export function digestOnce(owner: object, source: () => string): string {
 }
 
 /** Options a cached block accepts (its key is its position and arguments). */
-export const BLOCK_OPTIONS: ReadonlySet<string> = new Set(['region', 'expire', 'if', 'unless']);
+export const BLOCK_OPTIONS: ReadonlySet<string> = new Set(['region', 'expire', 'if', 'unless', 'tags']);
 /** Options a cached partial/include accepts (`key` replaces its variables as the key). */
-export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'expire', 'if', 'unless']);
+export const PARTIAL_OPTIONS: ReadonlySet<string> = new Set(['key', 'region', 'expire', 'if', 'unless', 'tags']);
 
 /**
  * Applies the per-render opt-out of `context` to a cached partial: when the render is uncached,
@@ -308,6 +416,9 @@ export class TemplateCache extends EventEmitter {
   private readonly annotatePerRender: boolean;
   /** The last miss render time (ms) per stored key, for the summary's `savedMs` (bounded). */
   private readonly missTimes = new Map<string, number>();
+  /** When each tagged entry of the synchronous tier was last checked against its region (ms). */
+  private readonly syncChecked = new Map<string, number>();
+  private readonly syncTagRefreshMs: number;
 
   constructor(options: TemplateCacheOptions) {
     super();
@@ -360,6 +471,11 @@ export class TemplateCache extends EventEmitter {
     const policy = annotationPolicy(options.annotate, process.env.NODE_ENV);
     this.annotateAll = policy.all;
     this.annotatePerRender = policy.perRender;
+    const refresh = options.syncTagRefresh ?? 1;
+    if (typeof refresh !== 'number' || !(refresh >= 0) || !Number.isFinite(refresh)) {
+      throw new ValidationError(`TemplateCache: syncTagRefresh must be a number of seconds, got ${String(refresh)}`);
+    }
+    this.syncTagRefreshMs = refresh * 1000;
   }
 
   /** The names declared in the `dependencies` option for `template`, or `undefined`. */
@@ -511,17 +627,13 @@ export class TemplateCache extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    let created: string | undefined;
+    const call = new FragmentCall(region, stored, render, options?.tags);
     return region
-      .getOrCreate<string>(
-        stored,
-        async () => {
-          created = String(await render());
-          return created;
-        },
-        regionCallOptions(region, key, options),
-      )
-      .then(undefined, (err: unknown) => this.recover(err, key, created, render));
+      .getOrCreate<string>(stored, () => call.create(), regionCallOptions(region, key, options, call))
+      .then(
+        (html) => (call.parent === undefined || call.created !== undefined ? html : call.reportStored(html)),
+        (err: unknown) => this.recover(err, key, call.created, render),
+      );
   }
 
   /**
@@ -551,19 +663,15 @@ export class TemplateCache extends EventEmitter {
       done(err);
       return;
     }
-    let created: string | undefined;
+    const call = new FragmentCall(region, stored, render, options?.tags);
     region
-      .getOrCreate<string>(
-        stored,
-        async () => {
-          created = String(await render());
-          return created;
-        },
-        regionCallOptions(region, key, options),
-      )
+      .getOrCreate<string>(stored, () => call.create(), regionCallOptions(region, key, options, call))
       .then(
-        (html) => done(null, html),
-        (err: unknown) => this.recover(err, key, created, render).then((html) => done(null, html), done),
+        (html) => {
+          if (call.parent === undefined || call.created !== undefined) done(null, html);
+          else call.reportStored(html).then((h) => done(null, h), done);
+        },
+        (err: unknown) => this.recover(err, key, call.created, render).then((html) => done(null, html), done),
       );
   }
 
@@ -588,7 +696,10 @@ export class TemplateCache extends EventEmitter {
    * (per `TemplateCache`) answers hits; a miss renders inline and is written behind to the region.
    * There is no cross-process single flight here. Region invalidation (`region.invalidate()`, soft
    * or hard) reaches this tier through the region's invalidation strategy: an entry created before
-   * it is rendered again.
+   * it is rendered again. A tagged entry is dropped by {@link TemplateCache.invalidateTags} at once
+   * (soft or hard: this tier has no single flight, so the next render renders it), and, for
+   * invalidations made elsewhere, when a background check against the region finds it invalid
+   * (at most every `syncTagRefresh` seconds per entry; the render after that check renders it).
    */
   getOrCreateSync(key: string, render: () => string, options?: FragmentOptions): string {
     if (this.annotateAll || options?.annotate === true || options?.summary !== undefined) {
@@ -611,14 +722,46 @@ export class TemplateCache extends EventEmitter {
       (ttlMs === -1 || (ttlMs !== 0 && Date.now() - found.metadata.ct <= ttlMs)) &&
       !region.regionInvalidator.isInvalidated(found.metadata.ct)
     ) {
+      const tags = found.metadata.tags;
+      if (tags !== undefined) {
+        this.recheckSync(region, full, found, ttl);
+        reportFragmentTags(tags);
+      }
       return found.payload as string;
     }
-    const html = String(render());
-    this.sync.cache.set(full, new CachedValue(html, { ct: Date.now(), v: VALUE_VERSION }));
-    region.set(full, html).catch((err: unknown) => {
+    const declared = options?.tags;
+    const collected = new Set<string>();
+    const html = String(collectFragmentTags(collected, render));
+    const tags = widenedTags(declared, collected) ?? (declared !== undefined && declared.length > 0 ? declared : undefined);
+    reportFragmentTags(tags);
+    const ct = Date.now();
+    this.sync.cache.set(
+      full,
+      new CachedValue(html, tags === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, tags: [...tags] }),
+    );
+    region.set(full, html, tags === undefined ? undefined : { tags }).catch((err: unknown) => {
       if (isCacheFailure(err)) this.report(err, key);
     });
     return html;
+  }
+
+  /**
+   * Asks the region, in the background and at most every `syncTagRefresh` seconds, whether a tagged
+   * entry of the synchronous tier is still valid there (a tag may have been invalidated by another
+   * process); drops it when it is not, so the next render renders it.
+   */
+  private recheckSync(region: CacheRegion, full: string, found: CachedValue, ttl: number | null): void {
+    const now = Date.now();
+    const checked = this.syncChecked.get(full) ?? found.metadata.ct;
+    if (now - checked <= this.syncTagRefreshMs) return;
+    if (this.syncChecked.size >= 10_000) this.syncChecked.clear();
+    this.syncChecked.set(full, now);
+    region.getValueMetadata(full, { expirationTime: ttl }).then(
+      (v) => {
+        if (v === null && this.sync.cache.get(full) === found) this.sync.cache.delete(full);
+      },
+      () => {}, // a failing backend: keep serving this tier's copy (as the region's fail-open would)
+    );
   }
 
   /** {@link TemplateCache.fetch} that annotates the fragment and / or counts it in the render's summary. */
@@ -715,10 +858,35 @@ export class TemplateCache extends EventEmitter {
     return value === NO_VALUE || value === undefined ? undefined : value;
   }
 
-  /** Stores `html` under `key` (for example a fragment rendered elsewhere). */
-  async set(key: string, html: string, options?: Pick<FragmentOptions, 'region'>): Promise<void> {
+  /** Stores `html` under `key` (for example a fragment rendered elsewhere), with `options.tags` if given. */
+  async set(key: string, html: string, options?: Pick<FragmentOptions, 'region' | 'tags'>): Promise<void> {
     const region = this.region(options?.region);
-    await this.guard(key, () => region.set(this.prefix + key, String(html)));
+    const tags = options?.tags === undefined ? undefined : fragmentTags(options.tags, 'TemplateCache.set');
+    await this.guard(key, () => region.set(this.prefix + key, String(html), tags === undefined ? undefined : { tags }));
+  }
+
+  /**
+   * Invalidates every fragment stored with one of `tags` (a string is one tag), in every region
+   * this cache knows (each region once) and so in every process sharing their backends. Hard
+   * (default): those fragments read as missing and the next render renders them (once, under
+   * single flight). Soft (`{ hard: false }`): they read as stale, one render re-renders while the
+   * others get the old HTML. The synchronous in-process tier drops its copies either way. Other
+   * processes see it at once with an L1 bus, else within the regions' `tagRefreshInterval`.
+   * Rejects with a {@link ValidationError} for bad tags, and with the region's error if a backend fails.
+   */
+  async invalidateTags(tags: string | readonly string[], options: { hard?: boolean } = {}): Promise<void> {
+    const list = fragmentTags(tags, 'TemplateCache.invalidateTags');
+    const hard = options?.hard ?? true;
+    if (typeof hard !== 'boolean') {
+      throw new ValidationError(`TemplateCache.invalidateTags: hard must be true or false, got ${String(hard)}`);
+    }
+    const drop = new Set(list);
+    for (const [full, v] of this.sync.cache.entries()) {
+      const own = v.metadata.tags;
+      if (own?.some((t) => drop.has(t))) this.sync.cache.delete(full);
+    }
+    const regions = new Set(this.regions.values());
+    await Promise.all([...regions].map((region) => region.invalidateTags(list, { hard })));
   }
 
   /** Deletes the fragment under `key` (also from the synchronous tier). Rejects if the backend fails. */
@@ -804,13 +972,80 @@ function regionCallOptions(
   region: CacheRegion,
   key: string,
   options: FragmentOptions | undefined,
-): { expirationTime?: number | null; attributes?: Readonly<Record<string, string>> } | undefined {
+  call: FragmentCall,
+): GetOrCreateOptions<string> {
   const expire = options?.expire;
+  const tags = options?.tags;
+  const out: GetOrCreateOptions<string> = {};
+  // Assigned, not written in the literal: tsx/esbuild's keepNames would wrap a named function
+  // (a defineProperty call) on every fragment, which cost more than the whole hit.
+  out.shouldCacheFn = () => call.shouldStore();
+  if (expire !== undefined) out.expirationTime = expire;
+  if (tags !== undefined && tags.length > 0) out.tags = tags;
   if (region.listenerCount('hit') + region.listenerCount('miss') > 0) {
     const attributes = fragmentAttributes(key);
-    return expire === undefined ? { attributes } : { expirationTime: expire, attributes };
+    if (attributes !== undefined) out.attributes = attributes;
   }
-  return expire === undefined ? undefined : { expirationTime: expire };
+  return out;
+}
+
+/**
+ * One fragment's trip through its region: the creator (which renders the body collecting the tags
+ * of the fragments inside it), and the tag reports to the fragment around this one, if any. When
+ * the body's fragments add tags, the creator stores the fragment itself with them (still under the
+ * region's lock, before waiters read it) and tells the region not to store it again.
+ */
+class FragmentCall {
+  /** The tags of the fragment whose body is rendering around this one (undefined at top level). */
+  readonly parent: Set<string> | undefined = tagScope.getStore();
+  /** The body's output, when this call rendered it. */
+  created: string | undefined;
+  private storedItself = false;
+
+  constructor(
+    private readonly region: CacheRegion,
+    private readonly stored: string,
+    private readonly render: () => string | Promise<string>,
+    private readonly tags: readonly string[] | undefined,
+  ) {
+    const parent = this.parent;
+    if (parent !== undefined && tags !== undefined) for (const t of tags) parent.add(t);
+  }
+
+  async create(): Promise<string> {
+    const collected = new Set<string>();
+    const html = String(await collectFragmentTags(collected, this.render));
+    this.created = html;
+    const parent = this.parent;
+    if (parent !== undefined) for (const t of collected) parent.add(t);
+    const wide = widenedTags(this.tags, collected);
+    if (wide !== undefined) {
+      await this.region.set(this.stored, html, { tags: wide });
+      this.storedItself = true;
+    }
+    return html;
+  }
+
+  shouldStore(): boolean {
+    return !this.storedItself;
+  }
+
+  /**
+   * A hit (or another caller's creation) inside an outer fragment's body: the stored fragment's
+   * tags (its own and those of fragments inside it) go to the outer fragment. One extra read,
+   * only while an outer fragment renders.
+   */
+  reportStored(html: string): Promise<string> {
+    const parent = this.parent as Set<string>;
+    return this.region.getValueMetadata(this.stored, { ignoreExpiration: true }).then(
+      (v) => {
+        const tags = v?.metadata.tags;
+        if (tags !== undefined) for (const t of tags) parent.add(t);
+        return html;
+      },
+      () => html, // a failing backend: the declared tags were reported already
+    );
+  }
 }
 
 /**

@@ -8,9 +8,10 @@
 // no distributed lock (in-process single flight remains). After `duration` one operation is let
 // through as a probe: success closes the circuit, failure opens it for another `duration`.
 // Timeout: no operation waits longer than `timeoutMs`; a late one fails with a BackendError (a
-// read that times out is a miss on a fail-open region). `acquire(true)`, whose job is to wait, is
-// bounded by the region's lockWaitTimeout plus `timeoutMs` (a backend whose own wait does not end
-// while its server is down cannot hold a caller longer). A probe that never settles (an operation
+// read that times out is a miss on a fail-open region). Taking a lock starts with one try bounded
+// by `timeoutMs`; only when the backend answered that the lock is held does `acquire(true)`, whose
+// job is to wait, run, bounded by the region's lockWaitTimeout plus `timeoutMs` (a backend whose
+// own wait does not end while its server is down cannot hold a caller longer). A probe that never settles (an operation
 // that hangs with no timeout configured) is given up after `duration`, and another is let through.
 
 import {
@@ -134,7 +135,7 @@ export class GuardedBackend implements CacheBackend {
     const mutex = this.inner.getMutex?.(key) ?? null;
     if (!mutex) return null;
     return {
-      acquire: (wait) => this.observe(() => mutex.acquire(wait), wait ? this.waitBoundMs : this.timeoutMs),
+      acquire: (wait) => this.acquire(mutex, wait),
       release: () => this.observe(() => mutex.release(), this.timeoutMs),
       locked: () => this.observe(() => mutex.locked(), this.timeoutMs),
       get signal() {
@@ -145,6 +146,36 @@ export class GuardedBackend implements CacheBackend {
 
   async close(): Promise<void> {
     await this.inner.close?.();
+  }
+
+  /**
+   * Takes `mutex`. With a timeout, the first try is one bounded backend call (`acquire(false)`):
+   * a backend that does not answer in time is a failure (the region goes on without the
+   * distributed lock) rather than a wait of lockWaitTimeout; only a lock that is held (the backend
+   * answered) is waited for, up to the wait bound. A try the bound gave up on may still take the
+   * lock later: it is released as soon as it does, so no lock is left held (and renewed) by nobody.
+   */
+  private async acquire(mutex: CacheMutex, wait: boolean): Promise<boolean> {
+    const timeoutMs = this.timeoutMs;
+    if (timeoutMs === undefined) return this.observe(() => mutex.acquire(wait), wait ? this.waitBoundMs : undefined);
+    const tryOnce = (w: boolean, boundMs: number): Promise<boolean> => {
+      let attempt: Promise<boolean> | undefined;
+      return this.observe(() => {
+        attempt = mutex.acquire(w);
+        return attempt;
+      }, boundMs).catch((err: unknown) => {
+        attempt
+          ?.then(
+            (won) => (won ? mutex.release() : undefined),
+            () => {},
+          )
+          .catch(() => {});
+        throw err;
+      });
+    };
+    const taken = await tryOnce(false, timeoutMs);
+    if (taken || !wait) return taken;
+    return tryOnce(true, this.waitBoundMs);
   }
 
   private guard<R>(op: () => Promise<R>): Promise<R> {

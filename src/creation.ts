@@ -40,12 +40,40 @@ export interface CreationHost {
   stamp(payload: unknown, started: number, fs: number | undefined, tags: readonly string[] | undefined): CachedValue;
   /** Writes through the region's backend-failure policy (fail-open: failures are reported, not thrown). */
   write(key: string, op: () => Promise<void>): Promise<void>;
+  /** The region, so that its wrappers can check their options against its policies ({@link checkWrapperPolicy}). */
+  readonly owner?: object;
+}
+
+/** What {@link Creations.policyFor} remembers of the last overrides it parsed. */
+interface LastOverrides {
+  readonly failSafe: PolicyOverrides['failSafe'];
+  readonly softTimeout: PolicyOverrides['softTimeout'];
+  readonly hardTimeout: PolicyOverrides['hardTimeout'];
+  readonly maxStale: number | undefined;
+  readonly retryAfter: number | undefined;
+  readonly policy: CallPolicy;
+}
+
+/** Each region's creation side, by region (for the wrappers' checks). */
+const regionCreations = new WeakMap<object, Creations>();
+
+/**
+ * Validates a function wrapper's `failSafe`, `softTimeout` and `hardTimeout` when it is made
+ * (a ValidationError naming the option and `where`), against its region's policies: a wrapper's
+ * `softTimeout` must be below the `hardTimeout` it will run under, its own or the region's.
+ */
+export function checkWrapperPolicy(region: object, options: PolicyOverrides, where: string): void {
+  const inherited = regionCreations.get(region)?.policy.timeouts;
+  parseFailSafe(options.failSafe, where);
+  parseTimeouts(options.softTimeout, options.hardTimeout, where, inherited);
 }
 
 /** A region's creation policies, fail-safe state and creation accounting. */
 export class Creations {
   /** Fail-safe's throttle and fallback copies; created when a region or a call turns fail-safe on. */
   memory: FailSafeMemory | undefined;
+  /** The overrides {@link policyFor} parsed last, and what it made of them. */
+  private lastOverrides: LastOverrides | undefined;
 
   constructor(
     private readonly host: CreationHost,
@@ -54,6 +82,7 @@ export class Creations {
     readonly policy: CallPolicy,
   ) {
     if (policy.failSafe) this.memory = new FailSafeMemory();
+    if (host.owner !== undefined) regionCreations.set(host.owner, this);
   }
 
   /** Parses the region options' policies. */
@@ -64,19 +93,44 @@ export class Creations {
     };
   }
 
-  /** The policies of a call: the region's, with what the call gives replacing them. */
-  policyFor(options: PolicyOverrides | undefined): CallPolicy {
+  /**
+   * The policies of a call: the region's, with what the call gives replacing them. Validates what
+   * the call gives (a ValidationError naming the option and `where`). The last call's overrides
+   * are remembered, so a wrapper that passes the same ones on every call parses them once.
+   */
+  policyFor(options: PolicyOverrides | undefined, where = 'getOrCreate'): CallPolicy {
+    if (options === undefined) return this.policy;
+    const { failSafe, softTimeout, hardTimeout } = options;
+    if (failSafe === undefined && softTimeout === undefined && hardTimeout === undefined) return this.policy;
+    const last = this.lastOverrides;
     if (
-      options === undefined ||
-      (options.failSafe === undefined && options.softTimeout === undefined && options.hardTimeout === undefined)
+      last !== undefined &&
+      last.failSafe === failSafe &&
+      last.softTimeout === softTimeout &&
+      last.hardTimeout === hardTimeout &&
+      (typeof failSafe !== 'object' || (failSafe.maxStale === last.maxStale && failSafe.retryAfter === last.retryAfter))
     ) {
-      return this.policy;
+      return last.policy;
     }
-    const failSafe = parseFailSafe(options.failSafe, 'getOrCreate');
-    return {
-      failSafe: failSafe === undefined ? this.policy.failSafe : failSafe || undefined,
-      timeouts: parseTimeouts(options.softTimeout, options.hardTimeout, 'getOrCreate', this.policy.timeouts),
+    const parsedFailSafe = parseFailSafe(failSafe, where);
+    const policy: CallPolicy = {
+      failSafe: parsedFailSafe === undefined ? this.policy.failSafe : parsedFailSafe || undefined,
+      timeouts: parseTimeouts(softTimeout, hardTimeout, where, this.policy.timeouts),
     };
+    this.lastOverrides = {
+      failSafe,
+      softTimeout,
+      hardTimeout,
+      maxStale: typeof failSafe === 'object' && failSafe !== null ? failSafe.maxStale : undefined,
+      retryAfter: typeof failSafe === 'object' && failSafe !== null ? failSafe.retryAfter : undefined,
+      policy,
+    };
+    return policy;
+  }
+
+  /** Counts and reports the keys a soft timeout answered with their stale values (mangled; `originalOf` gives them as asked). */
+  softTimedOut(keys: readonly string[], originalOf: ReadonlyMap<string, string>): void {
+    for (const k of keys) this.staleServed(originalOf.get(k) ?? k, undefined);
   }
 
   /** Fail-safe state, made on first use. */

@@ -4,8 +4,9 @@
 // as a standard (TC39) method decorator.
 
 import { describe, NO_VALUE, type NoValue, ValidationError } from './api.js';
-import { type CreatorTimeoutOptions, parseTimeouts } from './creator-timeouts.js';
-import { type FailSafeOptions, parseFailSafe } from './failsafe.js';
+import { checkWrapperPolicy } from './creation.js';
+import type { CreatorTimeoutOptions } from './creator-timeouts.js';
+import type { FailSafeOptions } from './failsafe.js';
 import type { FunctionKeyGenerator, FunctionMultiKeyGenerator, KeyFunction, MultiKeyFunction, ToStr } from './keys.js';
 import { MULTI_WRAPPER_OPTION_NAMES, WRAPPER_OPTION_NAMES } from './options.js';
 import { checkKnownNames } from './validate.js';
@@ -38,6 +39,7 @@ export interface WrappableRegion {
       expirationTime?: number | null | undefined;
       shouldCacheFn?: ((value: T) => boolean) | undefined;
       failSafe?: FailSafeOptions | false | undefined;
+      softTimeout?: number | null | undefined;
       hardTimeout?: number | null | undefined;
     },
   ): Promise<T[]>;
@@ -90,7 +92,10 @@ export interface CacheOnArgumentsOptions<V = UncheckedValue> {
   functionKeyGenerator?: FunctionKeyGenerator;
   /** Overrides the region's `failSafe` for this function (`false`: off). */
   failSafe?: FailSafeOptions | false;
-  /** Overrides the region's `softTimeout` (seconds, `null`: none). Single-key wrappers only. */
+  /**
+   * Overrides the region's `softTimeout` (seconds, `null`: none). For `cacheMultiOnArguments`: when
+   * every key the function is called for has a stale value, the call returns them after this long.
+   */
   softTimeout?: CreatorTimeoutOptions['softTimeout'];
   /** Overrides the region's `hardTimeout` (seconds, `null`: none). */
   hardTimeout?: CreatorTimeoutOptions['hardTimeout'];
@@ -105,7 +110,7 @@ export interface CacheOnArgumentsOptions<V = UncheckedValue> {
 
 /** Options of `region.cacheMultiOnArguments()`. `V` is one value (shouldCacheFn is called per value). */
 export interface CacheMultiOnArgumentsOptions<V = UncheckedValue>
-  extends Omit<CacheOnArgumentsOptions<V>, 'functionKeyGenerator' | 'softTimeout' | 'tags' | 'earlyRefresh'> {
+  extends Omit<CacheOnArgumentsOptions<V>, 'functionKeyGenerator' | 'tags' | 'earlyRefresh'> {
   /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. Default false. */
   asDict?: boolean;
   /** Overrides the region's multi key generator for this function. Default: the region's. */
@@ -187,7 +192,7 @@ export type CacheMultiOnArgumentsDecorator<D extends boolean, W = UncheckedValue
 type AnyFn = (this: unknown, ...args: unknown[]) => unknown;
 
 export function makeCacheOnArguments(region: WrappableRegion, options: CacheOnArgumentsOptions): CacheOnArgumentsDecorator {
-  checkOptions(options, 'cacheOnArguments');
+  checkOptions(region, options, 'cacheOnArguments');
   const { namespace, toStr, failSafe, softTimeout, hardTimeout } = options;
   const shouldCacheFn = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
   const generator = options.functionKeyGenerator ?? region.functionKeyGenerator;
@@ -264,8 +269,8 @@ export function makeCacheMultiOnArguments<D extends boolean>(
   region: WrappableRegion,
   options: CacheMultiOnArgumentsOptions,
 ): CacheMultiOnArgumentsDecorator<D> {
-  checkOptions(options, 'cacheMultiOnArguments');
-  const { namespace, toStr, asDict = false, failSafe, hardTimeout } = options;
+  checkOptions(region, options, 'cacheMultiOnArguments');
+  const { namespace, toStr, asDict = false, failSafe, softTimeout, hardTimeout } = options;
   const userShouldCache = options.shouldCacheFn as ((value: unknown) => boolean) | undefined;
   const generator = options.functionMultiKeyGenerator ?? region.functionMultiKeyGenerator;
   const expiration = expirationReader(options.expirationTime);
@@ -326,6 +331,7 @@ export function makeCacheMultiOnArguments<D extends boolean>(
         expirationTime: expiration(),
         shouldCacheFn,
         failSafe,
+        softTimeout,
         hardTimeout,
       });
       return shape(args, values);
@@ -378,7 +384,11 @@ function pick(out: object, arg: unknown): unknown {
   return Object.hasOwn(out, name) ? (out as Record<string, unknown>)[name] : NO_VALUE;
 }
 
-function checkOptions(options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOptions, where: string): void {
+function checkOptions(
+  region: WrappableRegion,
+  options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOptions,
+  where: string,
+): void {
   if (options === null || typeof options !== 'object') {
     throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
   }
@@ -403,9 +413,7 @@ function checkOptions(options: CacheOnArgumentsOptions | CacheMultiOnArgumentsOp
       throw new ValidationError(`${where}: ${name} must be a function, got ${describe(value)}`);
     }
   }
-  const o = options as CacheOnArgumentsOptions;
-  parseFailSafe(o.failSafe, where);
-  parseTimeouts(where === 'cacheOnArguments' ? o.softTimeout : undefined, o.hardTimeout, where);
+  checkWrapperPolicy(region, options, where);
   const exp = options.expirationTime;
   if (exp !== undefined && exp !== null && typeof exp !== 'function' && (typeof exp !== 'number' || !(exp >= 0 || exp === -1))) {
     throw new ValidationError(`${where}: expirationTime must be seconds >= 0, -1, null or a function, got ${describe(exp)}`);

@@ -11,8 +11,12 @@ import { systemClock } from './clock.js';
  * awaits before each read while it returns a promise.
  */
 export interface RegionInvalidationStrategy {
-  /** Invalidates everything created until now; hard = missing, soft = expired. */
-  invalidate(hard: boolean): void | Promise<void>;
+  /**
+   * Invalidates everything created until `at` (ms since the epoch; the region passes its own
+   * clock's time, raised past the creation time of any value it stamped in the same millisecond);
+   * hard = missing, soft = expired. A strategy written before `at` was passed may ignore it.
+   */
+  invalidate(hard: boolean, at?: number): void | Promise<void>;
   /** Whether a value created at `createdAt` (ms) is invalidated, softly or hardly. */
   isInvalidated(createdAt: number): boolean;
   /** Whether a value created at `createdAt` (ms since the epoch) is hard-invalidated: read as missing. */
@@ -39,8 +43,8 @@ export class DefaultInvalidationStrategy implements RegionInvalidationStrategy {
 
   constructor(private readonly clock: Clock = systemClock) {}
 
-  invalidate(hard: boolean): void {
-    this.at = this.clock.now();
+  invalidate(hard: boolean, at: number = this.clock.now()): void {
+    this.at = at;
     this.hard = hard;
   }
   /** Applies a known invalidation (used by strategies that share state). */
@@ -118,9 +122,8 @@ export class SharedInvalidationStrategy implements RegionInvalidationStrategy {
     this.checkedAt = Number.NEGATIVE_INFINITY;
   }
 
-  async invalidate(hard: boolean): Promise<void> {
+  async invalidate(hard: boolean, at: number = this.clock.now()): Promise<void> {
     const backend = this.requireBackend();
-    const at = this.clock.now();
     const record: InvalidationRecord = { at, hard };
     await backend.set(this.key, new CachedValue(record, { ct: at, v: VALUE_VERSION }));
     this.local.apply(at, hard);

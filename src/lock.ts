@@ -6,8 +6,9 @@
 //                      stale value at once (an async runner lets even the winner return it at once).
 //   no value        -> the first caller to win the lock creates; every other caller waits for it.
 //   creator throws  -> the error reaches the callers waiting on that creation; the lock is freed.
-//   soft timeout    -> with a stale value, the owner returns it once the creation has run that
-//                      long; the creation goes on and the lock is freed when it lands.
+//   soft timeout    -> with a stale value (for every key a multi-key creation makes), the owner
+//                      returns it once the creation has run that long; the creation goes on and
+//                      the lock (each key's) is freed when it lands.
 // Two layers give this. In front, a per-process map of flights: the first local caller for a key
 // owns the flight and all other local callers attach to it, so 1,000 local callers make one lock
 // round-trip. Behind it, the backend's mutex (if it has one) arbitrates between processes. Having
@@ -54,6 +55,10 @@ export interface DogpileMultiRun<T> {
   /** Creates and stores the values of `keys` (a subset of `keys` above, same order). */
   createMulti(keys: readonly string[]): Promise<T[]>;
   readonly waitTimeoutMs: number;
+  /** When every key to create has a stale value, the owner returns them after this many ms and the creation goes on. */
+  readonly softTimeoutMs?: number | undefined;
+  /** Told which keys the soft timeout answered with their stale values. */
+  onSoftTimeout?(keys: readonly string[]): void;
 }
 
 const LOCAL_MUTEX: CacheMutex = {
@@ -141,7 +146,7 @@ export class DogpileLock {
     const { keys } = run;
     const results = new Array<T>(keys.length);
     const waits: Promise<void>[] = [];
-    const owned: { index: number; settle: Deferred<T>; mutex: CacheMutex; held: boolean }[] = [];
+    const owned: OwnedKey<T>[] = [];
     for (let i = 0; i < keys.length; i++) {
       const found = first[i] ?? MISSING;
       if (found.state === 'fresh') {
@@ -164,9 +169,11 @@ export class DogpileLock {
       this.flights.set(key, { promise: settle.promise });
       owned.push({ index: i, settle, mutex: run.mutexFor(key) ?? LOCAL_MUTEX, held: false });
     }
+    // Keys whose creation goes on after a soft timeout: released when it lands, not below.
+    let continuing: OwnedKey<T>[] = [];
     try {
       // Acquire in key order (keys are sorted), so two processes never wait on each other in a cycle.
-      const toRead: typeof owned = [];
+      const toRead: OwnedKey<T>[] = [];
       for (const entry of owned) {
         const found = first[entry.index] ?? MISSING;
         entry.held = await entry.mutex.acquire(found.state === 'missing');
@@ -175,30 +182,63 @@ export class DogpileLock {
         else toRead.push(entry); // timed out waiting: read what landed, else fail below
       }
       const current = toRead.length ? await run.readMulti(toRead.map((e) => keys[e.index] as string)) : [];
-      const toCreate: typeof owned = [];
+      const toCreate: OwnedKey<T>[] = [];
       toRead.forEach((entry, j) => {
         const found = current[j] ?? MISSING;
         if (found.state === 'fresh' || (found.state === 'stale' && !entry.held)) settleWith(entry, found.value, results);
-        else if (entry.held) toCreate.push(entry);
-        else entry.settle.reject(lockTimeout(keys[entry.index] as string, run.waitTimeoutMs));
+        else if (entry.held) {
+          if (found.state === 'stale') entry.stale = found;
+          toCreate.push(entry);
+        } else entry.settle.reject(lockTimeout(keys[entry.index] as string, run.waitTimeoutMs));
       });
       if (toCreate.length) {
-        const created = await run.createMulti(toCreate.map((e) => keys[e.index] as string));
-        toCreate.forEach((entry, j) => {
-          settleWith(entry, created[j] as T, results);
-        });
+        const creating = run.createMulti(toCreate.map((e) => keys[e.index] as string));
+        if (
+          run.softTimeoutMs !== undefined &&
+          toCreate.every((e) => e.stale !== undefined) &&
+          !(await settlesWithin(creating, run.softTimeoutMs))
+        ) {
+          continuing = toCreate;
+          const release = (): Promise<void> => this.releaseAll(keys, continuing);
+          creating.then(release, release).catch(() => {}); // a failed release was reported by the region
+          for (const entry of toCreate) settleWith(entry, (entry.stale as { value: T }).value, results);
+          run.onSoftTimeout?.(toCreate.map((e) => keys[e.index] as string));
+        } else {
+          const created = await creating;
+          toCreate.forEach((entry, j) => {
+            settleWith(entry, created[j] as T, results);
+          });
+        }
       }
     } catch (err) {
       for (const entry of owned) entry.settle.reject(err);
     } finally {
-      for (const entry of owned) {
-        this.flights.delete(keys[entry.index] as string);
-        if (entry.held) await entry.mutex.release();
-      }
+      await this.releaseAll(
+        keys,
+        owned.filter((e) => !continuing.includes(e)),
+      );
     }
     await Promise.all([...waits, ...owned.map((e) => e.settle.promise.then(() => undefined))]);
     return results;
   }
+
+  /** Ends the flights of `entries` and releases the locks they hold. */
+  private async releaseAll<T>(keys: readonly string[], entries: readonly OwnedKey<T>[]): Promise<void> {
+    for (const entry of entries) {
+      this.flights.delete(keys[entry.index] as string);
+      if (entry.held) await entry.mutex.release();
+    }
+  }
+}
+
+/** A key whose creation a multi-key run owns. */
+interface OwnedKey<T> {
+  readonly index: number;
+  readonly settle: Deferred<T>;
+  readonly mutex: CacheMutex;
+  held: boolean;
+  /** The stale value read under the lock, when there is one. */
+  stale?: { readonly value: T };
 }
 
 function settleWith<T>(entry: { index: number; settle: Deferred<T> }, value: T, results: T[]): void {

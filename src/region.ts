@@ -220,7 +220,7 @@ export interface GetOrCreateOptions<T> {
   shouldCacheFn?: (value: T) => boolean;
   /** Overrides the region's `failSafe` for this call (`false`: off). */
   failSafe?: FailSafeOptions | false;
-  /** Overrides the region's `softTimeout` (seconds; `null`: none). Not used by getOrCreateMulti. */
+  /** Overrides the region's `softTimeout` (seconds; `null`: none). */
   softTimeout?: number | null;
   /** Overrides the region's `hardTimeout` (seconds; `null`: none). */
   hardTimeout?: number | null;
@@ -339,6 +339,7 @@ export class CacheRegion {
         clock: this.clock,
         stamp: (payload, started, fs, tags) => this.newValue(payload, started, fs, tags),
         write: (key, op) => this.write('set', key, op),
+        owner: this,
       },
       this.events,
       policy,
@@ -575,9 +576,17 @@ export class CacheRegion {
         ? keys.map((k) => sync.get(this.mangle(k)) ?? NO_VALUE)
         : await this.read('getMulti', undefined, () => backend.getMulti(keys.map((k) => this.mangle(k))));
     await this.tagIndex.settleMulti(found);
-    return keys.map((_, i) => {
+    const events = this.events;
+    return keys.map((key, i) => {
       const v = this.usable(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs, options);
-      return v === NO_VALUE ? NO_VALUE : (v.payload as T);
+      if (v === NO_VALUE) {
+        events.misses++;
+        if (events.heard.miss) events.emit('miss', { region: this.name, key });
+        return NO_VALUE;
+      }
+      events.hits++;
+      if (events.hearsHit) events.emit('hit', { region: this.name, key });
+      return v.payload as T;
     });
   }
 
@@ -615,6 +624,7 @@ export class CacheRegion {
     }
     try {
       const mangled = this.mangler === undefined ? key : this.mangle(key);
+      if (options !== undefined) this.creations.policyFor(options); // a call's bad option fails on hits too
       let expMs = this.expirationMs;
       if (options?.expirationTime !== undefined) {
         // A longer expiration than the region's would outlive an L1 bounded by creation time.
@@ -662,6 +672,7 @@ export class CacheRegion {
     }
     const mangled = this.mangler === undefined ? key : this.mangle(key);
     const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
+    if (options !== undefined) this.creations.policyFor(options);
     let found: CachedValue | NoValue;
     // Inlined `read` (no closure, one async frame fewer): this is the hit path of every backend.
     try {
@@ -685,6 +696,7 @@ export class CacheRegion {
     await this.invalidator.sync?.();
     const mangled = this.mangle(key);
     const expMs = this.expirationFor(options?.expirationTime);
+    if (options !== undefined) this.creations.policyFor(options);
     let found: CachedValue | NoValue;
     try {
       found = await backend.get(mangled);
@@ -853,9 +865,12 @@ export class CacheRegion {
       key: mangled,
       mutex: () => this.mutexFor(backend, mangled, key),
       read: async () => {
-        const now = await this.read('get', key, () => backend.get(mangled));
-        await this.tagIndex.settle(now);
-        return this.lookup<T>(now, expMs);
+        const v = await this.read('get', key, () => backend.get(mangled));
+        await this.tagIndex.settle(v);
+        const current = this.lookup<T>(v, expMs);
+        // A value another caller created, read under the lock: fail-safe's copy, as on a hit.
+        if (current.state === 'fresh') creations.memory?.remember(mangled, v as CachedValue);
+        return current;
       },
       create,
       handOff,
@@ -900,7 +915,7 @@ export class CacheRegion {
     const originalOf = new Map(mangledKeys.map((m, i) => [m, keys[i] as string]));
     const mangled = [...originalOf.keys()].sort();
     const creations = this.creations;
-    const policy = creations.policyFor(options);
+    const policy = creations.policyFor(options, 'getOrCreateMulti');
     // With fail-safe: the stale values seen, to serve if the creator fails; throttled keys read as fresh.
     const staleOf = policy.failSafe ? new Map<string, CachedValue>() : undefined;
     const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
@@ -915,7 +930,20 @@ export class CacheRegion {
         return throttled ? { state: 'fresh', value: lookup.value } : lookup;
       });
     };
-    const values = await this.lock.getOrCreateMulti<T>(await readMulti(mangled), {
+    const first = await readMulti(mangled);
+    // Counted per key as getOrCreate counts: a hit, a stale value served while another caller's
+    // creation runs, or a miss (this call creates, or waits for a creation).
+    const events = this.events;
+    first.forEach((lookup, i) => {
+      const k = mangled[i] as string;
+      const key = originalOf.get(k) ?? k;
+      if (lookup.state === 'fresh') {
+        events.hits++;
+        if (events.hearsHit) events.emit('hit', { region: this.name, key });
+      } else if (lookup.state === 'stale' && this.lock.isFlying(k)) creations.staleServed(key, undefined);
+      else creations.missed(key, undefined);
+    });
+    const values = await this.lock.getOrCreateMulti<T>(first, {
       keys: mangled,
       mutexFor: (k) => this.mutexFor(backend, k, originalOf.get(k) ?? k),
       readMulti,
@@ -956,6 +984,8 @@ export class CacheRegion {
         return ks.map((k) => createdFor.get(k) as T);
       },
       waitTimeoutMs: this.waitTimeoutMs,
+      softTimeoutMs: policy.timeouts.softMs,
+      onSoftTimeout: (ks) => creations.softTimedOut(ks, originalOf),
     });
     const byKey = new Map<string, T>();
     mangled.forEach((k, i) => {
@@ -1018,10 +1048,12 @@ export class CacheRegion {
   async invalidate(options: { hard?: boolean } = {}): Promise<void> {
     this.requireConfigured();
     const hard = options.hard ?? true;
-    const at = this.clock.now();
-    await this.strict(async () => this.invalidator.invalidate(hard), 'invalidate');
+    // Not before the creation time of a value stamped in this millisecond (stampFloor), so a second
+    // invalidation within one millisecond still covers a value written between the two.
+    const at = Math.max(this.clock.now(), this.stampFloor);
+    await this.strict(async () => this.invalidator.invalidate(hard, at), 'invalidate');
     // Values created from now on must read as newer than the invalidation, even within its millisecond.
-    this.stampFloor = this.clock.now() + 1;
+    this.stampFloor = Math.max(this.clock.now(), at) + 1;
     // With an L1, the other processes apply it too and drop their L1 copies.
     const tier = this.tier;
     if (tier !== undefined) await this.strict(() => tier.announce({ kind: 'invalidate', at, hard }), 'invalidate (bus)');
@@ -1039,7 +1071,7 @@ export class CacheRegion {
     if (typeof hard !== 'boolean') throw new ValidationError(`invalidateTags: hard must be true or false, got ${describe(hard)}`);
     await this.requireBackend();
     if (tags.length === 0) return;
-    const at = this.clock.now();
+    const at = Math.max(this.clock.now(), this.stampFloor); // see invalidate()
     await this.strict(() => this.tagIndex.invalidate(tags, hard, at), 'invalidateTags');
     this.stampFloor = Math.max(this.stampFloor, at + 1);
     const tier = this.tier;

@@ -140,10 +140,14 @@ export class FileBackend extends BaseBackend {
     return new FileMutex(this, this.storeKey(key), this.options);
   }
 
+  // The lock records are written in asynchronous write transactions: LMDB's write lock is taken
+  // off the main thread, so a writer in another process that holds it (stopped, or slow) delays
+  // the promise, which the region's backendTimeout bounds, instead of blocking the event loop.
+
   /** @internal Atomically takes the lock for `key` if free or expired; true when taken. */
   tryLock(key: string, token: string): Promise<boolean> {
     return this.call('lock acquire', undefined, () =>
-      this.locks.transactionSync(() => {
+      this.locks.transaction(() => {
         const current = this.locks.get(key);
         if (current && current.expiresAt > Date.now()) return false;
         this.locks.putSync(key, { token, expiresAt: Date.now() + this.options.lockTimeoutMs });
@@ -155,7 +159,7 @@ export class FileBackend extends BaseBackend {
   /** @internal Extends the lease if `token` still owns it; false when it was lost. */
   renewLock(key: string, token: string): Promise<boolean> {
     return this.call('lock renew', undefined, () =>
-      this.locks.transactionSync(() => {
+      this.locks.transaction(() => {
         const current = this.locks.get(key);
         if (current?.token !== token) return false;
         this.locks.putSync(key, { token, expiresAt: Date.now() + this.options.lockTimeoutMs });
@@ -166,11 +170,11 @@ export class FileBackend extends BaseBackend {
 
   /** @internal Frees the lock only if `token` owns it. */
   unlock(key: string, token: string): Promise<void> {
-    return this.call('lock release', undefined, () =>
-      this.locks.transactionSync(() => {
+    return this.call('lock release', undefined, async () => {
+      await this.locks.transaction(() => {
         if (this.locks.get(key)?.token === token) this.locks.removeSync(key);
-      }),
-    );
+      });
+    });
   }
 
   /** @internal Whether an unexpired lock record exists for `key`. */

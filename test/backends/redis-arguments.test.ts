@@ -4,25 +4,16 @@
 // named in the error. Against a private redis-server. (Issues 12 and 13.)
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createRedisBackend, type RedisBackend } from '../../src/backends/redis.js';
 import { BackendError, makeRegion, NO_VALUE, ValidationError, v8Serializer } from '../../src/index.js';
-import { freePort, type ServerProcess, startRedis } from '../helpers/servers.js';
+import { privateRedis } from '../helpers/redis.js';
+import { freePort, startRedis } from '../helpers/servers.js';
 
 const context = { serializer: v8Serializer, regionName: undefined };
-let server: ServerProcess;
-let raw: Redis;
-const url = () => `redis://127.0.0.1:${server.port}`;
-
-before(async () => {
-  server = await startRedis();
-  raw = new Redis(server.port, '127.0.0.1');
-});
-after(async () => {
-  raw?.disconnect();
-  await server?.stop();
-});
+const redis = privateRedis();
+const url = redis.url;
 
 const rejectsWith = async (kind: string, args: Record<string, unknown>, re: RegExp) => {
   const region = makeRegion().configure(kind, { arguments: args });
@@ -63,7 +54,7 @@ describe('redis arguments: unknown names', () => {
   });
 
   it('connection arguments beside an existing client are rejected', async () => {
-    const client = new Redis(server.port, '127.0.0.1');
+    const client = new Redis(redis.server.port, '127.0.0.1');
     try {
       await rejectsWith('redis', { client, url: url() }, /url has no effect together with client/);
       await rejectsWith(
@@ -98,12 +89,12 @@ describe('redis arguments: redisOptions pass-through', () => {
     )) as RedisBackend;
     try {
       await backend.get('k');
-      const list = await raw.client('LIST');
+      const list = await redis.raw.client('LIST');
       assert.match(String(list), new RegExp(`name=${name}`));
       const options = (backend.client as Redis).options;
       assert.equal(options.connectionName, name);
       assert.equal(options.family, 4);
-      assert.equal(options.port, server.port); // named arguments still apply
+      assert.equal(options.port, redis.server.port); // named arguments still apply
       assert.equal(typeof options.retryStrategy, 'function');
       assert.equal(retried, false);
     } finally {
@@ -182,7 +173,7 @@ describe('redis arguments: seconds', () => {
     try {
       const region = makeRegion().configure(backend);
       await region.set('k', 1);
-      const pttl = await raw.pttl(`${(backend as unknown as { settings: { prefix: string } }).settings.prefix}k`);
+      const pttl = await redis.raw.pttl(`${(backend as unknown as { settings: { prefix: string } }).settings.prefix}k`);
       assert.ok(pttl > 2000 && pttl <= 2500, String(pttl));
       assert.equal((backend.client as Redis).options.commandTimeout, 1250);
     } finally {
@@ -206,13 +197,13 @@ describe('redis: a key holding another type is a miss (failOpen false)', () => {
   it('get, getValueMetadata, getMulti miss; getOrCreate regenerates and overwrites it', async () => {
     const prefix = `wrongtype:${randomUUID()}:`;
     const region = makeRegion({ failOpen: false }).configure('redis', { arguments: { url: url(), keyPrefix: prefix } });
-    await raw.rpush(`${prefix}list`, 'a', 'b');
-    await raw.hset(`${prefix}hash`, 'f', 'v');
+    await redis.raw.rpush(`${prefix}list`, 'a', 'b');
+    await redis.raw.hset(`${prefix}hash`, 'f', 'v');
     assert.equal(await region.get('list'), NO_VALUE);
     assert.equal(await region.getValueMetadata('list'), null);
     assert.deepEqual(await region.getMulti(['list', 'hash']), [NO_VALUE, NO_VALUE]);
     assert.equal(await region.getOrCreate('list', () => 'made'), 'made');
-    assert.equal(await raw.type(`${prefix}list`), 'string');
+    assert.equal(await redis.raw.type(`${prefix}list`), 'string');
     assert.equal(await region.get('list'), 'made');
     assert.deepEqual(await region.getOrCreateMulti(['hash'], () => ['made-h']), ['made-h']);
     assert.equal(await region.get('hash'), 'made-h');
@@ -224,7 +215,7 @@ describe('redis: a key holding another type is a miss (failOpen false)', () => {
     const region = makeRegion({ failOpen: false }).configure('redis', {
       arguments: { url: url(), keyPrefix: prefix, distributedLock: true },
     });
-    await raw.rpush(`${prefix}k`, 'x');
+    await redis.raw.rpush(`${prefix}k`, 'x');
     const [a, b] = await Promise.all([region.getOrCreate('k', () => 'one'), region.getOrCreate('k', () => 'two')]);
     assert.equal(a, 'one');
     assert.equal(b, 'one');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { createRedisBackend, RedisBackend } from '../../src/backends/redis.js';
 import {
@@ -17,30 +17,21 @@ import {
   ValidationError,
   v8Serializer,
 } from '../../src/index.js';
-import { type ServerProcess, startRedis } from '../helpers/servers.js';
+import { privateRedis } from '../helpers/redis.js';
+import { startRedis } from '../helpers/servers.js';
 import { sleep, until } from '../helpers/time.js';
 import { stampede, startWorker } from '../helpers/workers.js';
 import { backendConformance } from './conformance.js';
 
 const context = { serializer: v8Serializer, regionName: undefined };
-let server: ServerProcess;
-let raw: Redis;
-const url = () => `redis://127.0.0.1:${server.port}`;
-
-before(async () => {
-  server = await startRedis();
-  raw = new Redis(server.port, '127.0.0.1');
-});
-after(async () => {
-  raw?.disconnect();
-  await server?.stop();
-});
+const redis = privateRedis();
+const url = redis.url;
 
 backendConformance({
   name: 'redis',
   makeBackend: () => createRedisBackend({ url: url(), distributedLock: true, keyPrefix: 'conf:' }, context),
   writeRaw: async (key, bytes) => {
-    await raw.set(`conf:${key}`, Buffer.from(bytes));
+    await redis.raw.set(`conf:${key}`, Buffer.from(bytes));
   },
   distributedLock: true,
 });
@@ -142,7 +133,7 @@ describe('redis: the distributed lock', () => {
     const key = `lease:${randomUUID()}`;
     const m = backend.getMutex(key);
     assert.ok(m && (await m.acquire(false)));
-    await raw.set(`dogpile:lock:${key}`, 'someone-else'); // another holder took it over
+    await redis.raw.set(`dogpile:lock:${key}`, 'someone-else'); // another holder took it over
     await waitFor(() => m.signal?.aborted === true, 2000);
     assert.ok(m.signal?.reason instanceof LockLostError);
     const other = backend.getMutex(key);
@@ -150,7 +141,7 @@ describe('redis: the distributed lock', () => {
     assert.equal(await other?.acquire(true), false);
     assert.ok(Date.now() - started >= 250);
     await m.release(); // not ours any more: must not delete someone-else's lock
-    assert.equal(await raw.get(`dogpile:lock:${key}`), 'someone-else');
+    assert.equal(await redis.raw.get(`dogpile:lock:${key}`), 'someone-else');
     await backend.close();
   });
 
@@ -174,7 +165,7 @@ describe('redis: the distributed lock', () => {
   it("the creator's SET frees its lock in the same script, and the notice carries a small value", async () => {
     const { a, b, key, held, waiting, close } = await heldAndWaiting('carry', { lockPollInterval: 30 });
     await a.set(key, value({ small: true }));
-    assert.equal(await raw.exists(`dogpile:lock:${key}`), 0, 'the SET released the lock');
+    assert.equal(await redis.raw.exists(`dogpile:lock:${key}`), 0, 'the SET released the lock');
     assert.equal(await waiting, false);
     const got = await b.get(key);
     assert.ok(got !== NO_VALUE);
@@ -186,7 +177,7 @@ describe('redis: the distributed lock', () => {
     const lockKey = `dogpile:lock:${key}`;
     const { waiting: waiting2 } = await waitOn(b, key);
     const bytes = encodeValue(value('carried'), v8Serializer);
-    const notice = (text: string | Buffer) => raw.publish('dogpile:lock-released-with-value', text);
+    const notice = (text: string | Buffer) => redis.raw.publish('dogpile:lock-released-with-value', text);
     await notice('garbage'); // malformed notices are ignored
     await notice(`999:${lockKey}`);
     await notice(Buffer.concat([Buffer.from(`${Buffer.byteLength(lockKey)}:${lockKey}`), Buffer.from('not an envelope')]));
@@ -205,7 +196,7 @@ describe('redis: the distributed lock', () => {
 
   it('one subscriber connection per backend, opened at start and closed by close()', async () => {
     const channel = 'sub-test:dogpile:lock-released-with-value';
-    const subscribers = async () => ((await raw.pubsub('NUMSUB', channel)) as [string, number])[1];
+    const subscribers = async () => ((await redis.raw.pubsub('NUMSUB', channel)) as [string, number])[1];
     const a = (await createRedisBackend({ url: url(), distributedLock: true, keyPrefix: 'sub-test:' }, context)) as RedisBackend;
     await until(async () => (await subscribers()) >= 1, 5000);
     assert.equal(await subscribers(), 1, 'listening before any wait');
@@ -299,7 +290,7 @@ describe('redis: failures and arguments', () => {
   it('keyPrefix and redisExpirationTime are applied', async () => {
     const region = makeRegion().configure('redis', { arguments: { url: url(), keyPrefix: 'app1:', redisExpirationTime: 100 } });
     await region.set('p', 'v');
-    const ttl = await raw.pttl('app1:p');
+    const ttl = await redis.raw.pttl('app1:p');
     assert.ok(ttl > 90_000 && ttl <= 100_000, `ttl ${ttl}`);
     await region.close();
   });
@@ -345,7 +336,7 @@ describe('redis: failures and arguments', () => {
   });
 
   it('accepts an existing client and leaves it open', async () => {
-    const client = new Redis(server.port, '127.0.0.1');
+    const client = new Redis(redis.server.port, '127.0.0.1');
     const region = makeRegion().configure('redis', { arguments: { client } });
     await region.set('c', 1);
     assert.equal(await region.get('c'), 1);

@@ -61,3 +61,33 @@ describe('SharedInvalidationStrategy (cross-process region invalidation)', () =>
     assert.throws(() => new SharedInvalidationStrategy({ refreshInterval: -1 }), ValidationError);
   });
 });
+
+describe('invalidation within one millisecond', () => {
+  it('a second invalidate() in the same millisecond covers a value written between the two (hard and soft)', async () => {
+    for (const hard of [true, false]) {
+      const clock = new ManualClock();
+      const region = makeRegion({ clock }).configure('memory', { expirationTime: 60 });
+      await region.set('k', 'before');
+      await region.invalidate({ hard });
+      await region.set('k', 'between'); // stamped just past the first invalidation
+      assert.equal(await region.get('k'), 'between');
+      await region.invalidate({ hard }); // same millisecond, still later than the write
+      assert.equal(await region.get('k'), NO_VALUE, `hard=${hard}`);
+      await region.set('k', 'after');
+      assert.equal(await region.get('k'), 'after');
+    }
+  });
+
+  it('a second invalidateTags() in the same millisecond covers a value written between the two', async () => {
+    const clock = new ManualClock();
+    const region = makeRegion({ clock }).configure('memory', { expirationTime: 60 });
+    await region.set('k', 'before', { tags: ['t'] });
+    await region.invalidateTags(['t']);
+    await region.set('k', 'between', { tags: ['t'] });
+    assert.equal(await region.get('k'), 'between');
+    await region.invalidateTags(['t']);
+    assert.equal(await region.get('k'), NO_VALUE);
+    await region.set('k', 'after', { tags: ['t'] });
+    assert.equal(await region.get('k'), 'after');
+  });
+});

@@ -549,7 +549,8 @@ describe('circuit breaker and backend timeouts', () => {
   it('opens after `failures` consecutive failures, stops calling the backend, probes after `duration`, closes', async () => {
     const backend = new FlakyBackend();
     const errors: unknown[] = [];
-    const r = makeRegion({ breaker: { failures: 3, duration: 0.1 }, onError: (e) => errors.push(e) }).configure(backend, {
+    // duration long enough that the 100 calls below fit in it on a loaded machine
+    const r = makeRegion({ breaker: { failures: 3, duration: 0.6 }, onError: (e) => errors.push(e) }).configure(backend, {
       expirationTime: 10,
     });
     const states = record(r, 'breaker');
@@ -563,7 +564,7 @@ describe('circuit breaker and backend timeouts', () => {
     for (let i = 0; i < 100; i++) assert.equal(await r.getOrCreate(`k${i}`, () => i), i);
     assert.equal(backend.calls, before, 'no backend call while open');
     assert.equal(errors.length, 3, 'open-circuit misses are not reported again');
-    await sleep(120);
+    await sleep(650);
     backend.mode = 'ok';
     assert.equal(await r.getOrCreate('p', () => 'v'), 'v');
     assert.deepEqual(

@@ -87,9 +87,9 @@ export async function startServer(command: string, args: (dir: string) => string
   return { port, child, dir, stop };
 }
 
-/** Starts a private redis-server (no persistence) on a free port. */
-export async function startRedis(extraArgs: string[] = []): Promise<ServerProcess> {
-  const port = await freePort();
+/** Starts a private redis-server (no persistence) on `port` (default: a free one). */
+export async function startRedis(extraArgs: string[] = [], port?: number): Promise<ServerProcess> {
+  port ??= await freePort();
   return startServer(
     'redis-server',
     (dir) => ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...extraArgs],
@@ -97,9 +97,9 @@ export async function startRedis(extraArgs: string[] = []): Promise<ServerProces
   );
 }
 
-/** Starts a private memcached on a free port. */
-export async function startMemcached(extraArgs: string[] = []): Promise<ServerProcess> {
-  const port = await freePort();
+/** Starts a private memcached on `port` (default: a free one). */
+export async function startMemcached(extraArgs: string[] = [], port?: number): Promise<ServerProcess> {
+  port ??= await freePort();
   return startServer(
     'memcached',
     () => [

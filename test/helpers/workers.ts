@@ -13,12 +13,12 @@ export interface Worker {
   waitFor(text: string, timeoutMs?: number): Promise<void>;
 }
 
-/** Starts one worker (by default backend-lock-worker.ts) with the given environment (BACKEND, BACKEND_ARGS, KEY, MODE, START_AT). */
+/** Starts one worker (by default backend-lock-worker.ts) with the given environment (BACKEND, BACKEND_ARGS, KEY, MODE). */
 export function startWorker(env: Record<string, string>, file = workerFile): Worker {
   const child = spawn(process.execPath, ['--import', 'tsx', file], {
     env: { ...process.env, ...env },
     cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   let out = '';
   let err = '';
@@ -61,13 +61,12 @@ export async function stampede(
   args: Record<string, unknown>,
   key: string,
 ): Promise<{ calls: number; values: string[] }[]> {
-  const env = {
-    BACKEND: backend,
-    BACKEND_ARGS: JSON.stringify(args),
-    KEY: key,
-    MODE: 'stampede',
-    START_AT: String(Date.now() + 3000),
-  };
-  const outs = await Promise.all(Array.from({ length: 4 }, () => startWorker(env).done));
+  const env = { BACKEND: backend, BACKEND_ARGS: JSON.stringify(args), KEY: key, MODE: 'stampede' };
+  const workers = Array.from({ length: 4 }, () => startWorker(env));
+  // A start barrier, not a start time: on a loaded machine a worker can take seconds to load, and
+  // one that starts after the others have finished finds the value and proves nothing.
+  await Promise.all(workers.map((w) => w.waitFor('READY', 60_000)));
+  for (const w of workers) w.child.stdin?.end('GO\n');
+  const outs = await Promise.all(workers.map((w) => w.done));
   return outs.map((o) => JSON.parse(o.trim().split('\n').pop() ?? '{}') as { calls: number; values: string[] });
 }

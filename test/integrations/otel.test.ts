@@ -12,7 +12,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { instrumentRegion } from '../../integrations/otel.js';
-import { makeRegion } from '../../src/index.js';
+import { makeRegion, ValidationError } from '../../src/index.js';
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 
@@ -126,7 +126,14 @@ describe('dogpile/otel', () => {
     await o.shutdown();
   });
 
-  it('rejects what is not a region', () => {
-    assert.throws(() => instrumentRegion({} as never), TypeError);
+  it('rejects what is not a region, and bad options, with a ValidationError naming them', () => {
+    assert.throws(() => instrumentRegion({} as never), ValidationError);
+    assert.throws(() => instrumentRegion(42 as never), /expected a CacheRegion/);
+    const r = makeRegion().configure('memory');
+    assert.throws(() => instrumentRegion(r, null as never), /instrumentRegion: options must be an object/);
+    assert.throws(() => instrumentRegion(r, { meterProvider: {} as never }), /instrumentRegion: meterProvider must be/);
+    assert.throws(() => instrumentRegion(r, { tracerProvider: 'x' as never }), /instrumentRegion: tracerProvider must be/);
+    assert.throws(() => instrumentRegion(r, { meterprovider: 1 } as never), /unknown option "meterprovider"/);
+    assert.equal(r.listenerCount('hit'), 0, 'nothing was installed');
   });
 });

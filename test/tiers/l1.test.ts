@@ -166,7 +166,7 @@ describe('L1 in front of redis', () => {
       ['--import', 'tsx', fileURLToPath(new URL('../fixtures/l1-bound-worker.ts', import.meta.url))],
       {
         encoding: 'utf8',
-        timeout: 60_000,
+        timeout: 180_000,
       },
     );
     assert.equal(child.status, 0, child.stderr);
