@@ -551,7 +551,11 @@ export class CacheRegion {
   }
 
   private async getAsync<T>(key: string, options: GetOptions | undefined): Promise<T | NoValue> {
-    const found = await this.readUsable(key, options);
+    return this.counted<T>(key, await this.readUsable(key, options));
+  }
+
+  /** What `get` returns for a usable-or-not read, counted and reported as a hit or a miss. */
+  private counted<T>(key: string, found: CachedValue | NoValue): T | NoValue {
     const events = this.events;
     if (found === NO_VALUE) {
       events.misses++;
@@ -576,18 +580,9 @@ export class CacheRegion {
         ? keys.map((k) => sync.get(this.mangle(k)) ?? NO_VALUE)
         : await this.read('getMulti', undefined, () => backend.getMulti(keys.map((k) => this.mangle(k))));
     await this.tagIndex.settleMulti(found);
-    const events = this.events;
-    return keys.map((key, i) => {
-      const v = this.usable(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs, options);
-      if (v === NO_VALUE) {
-        events.misses++;
-        if (events.heard.miss) events.emit('miss', { region: this.name, key });
-        return NO_VALUE;
-      }
-      events.hits++;
-      if (events.hearsHit) events.emit('hit', { region: this.name, key });
-      return v.payload as T;
-    });
+    return keys.map((key, i) =>
+      this.counted<T>(key, this.usable(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs, options)),
+    );
   }
 
   /** The stored {@link CachedValue} (payload, metadata, age) under `key`, or null. */
