@@ -95,10 +95,16 @@ export class FailSafeMemory {
     return copy;
   }
 
+  /**
+   * Whether values are copied at all. Off over the in-process memory backend read directly (no
+   * proxy, no L1): its reads cannot fail, so a copy would only double the heap the values take.
+   */
+  keepCopies = true;
+
   /** Keeps `value` as the fallback for `key` (a value this process wrote or regenerated). */
   remember(key: string, value: CachedValue): void {
     this.retryAt.delete(key);
-    this.copies.set(key, value);
+    if (this.keepCopies) this.copies.set(key, value);
   }
 
   /** The fallback copy of `key`, for when the backend cannot be read. */

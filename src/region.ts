@@ -1132,6 +1132,8 @@ export class CacheRegion {
     // Proxies have no synchronous read; the breaker guard passes the memory backend's through.
     const reader = (outer as Partial<SyncReadable>)[SYNC_GET];
     this.syncReader = typeof reader?.get === 'function' ? reader : undefined;
+    const memory = this.creations.memory;
+    if (memory !== undefined) memory.keepCopies = this.syncReader === undefined || this.pendingL1 !== undefined;
     if (this.pendingL1 !== undefined) this.installTier(this.pendingL1, outer, backend);
   }
 
