@@ -640,8 +640,8 @@ export class CacheRegion {
         ) {
           const events = this.events;
           events.hits++;
-          // hearsHit is also set when the region refreshes early (events.hookHits).
-          if (events.hearsHit || options !== undefined) this.hitHooks(key, mangled, hit, expMs, creator, options);
+          // hearsHit is also set when the region refreshes early (events.hookHits); a call can ask for it too.
+          if (events.hearsHit || options?.earlyRefresh !== undefined) this.hitHooks(key, mangled, hit, expMs, creator, options);
           return Promise.resolve(hit.payload as T);
         }
       }
