@@ -18,7 +18,7 @@ import {
   type TracerProvider,
   trace,
 } from '@opentelemetry/api';
-import { type CacheRegion, type RegionEventMap, ValidationError } from '../src/index.js';
+import { type CacheRegion, liveRegions, type RegionEventMap, ValidationError, watchRegions } from '../src/index.js';
 
 /** Options of {@link instrumentRegion}. */
 export interface InstrumentOptions {
@@ -35,18 +35,7 @@ const SCOPE = 'dogpile';
  * that removes the instrumentation (the region's listeners) again; calling it twice is harmless.
  */
 export function instrumentRegion(region: CacheRegion | Iterable<CacheRegion>, options: InstrumentOptions = {}): () => void {
-  if (options === null || typeof options !== 'object') {
-    throw new ValidationError(`instrumentRegion: options must be an object, got ${describe(options)}`);
-  }
-  for (const name of Object.keys(options)) {
-    if (name !== 'meterProvider' && name !== 'tracerProvider') {
-      throw new ValidationError(
-        `instrumentRegion: unknown option ${JSON.stringify(name)}; allowed: meterProvider, tracerProvider`,
-      );
-    }
-  }
-  checkProvider(options.meterProvider, 'meterProvider', 'getMeter');
-  checkProvider(options.tracerProvider, 'tracerProvider', 'getTracer');
+  const setup = prepare(options, 'instrumentRegion');
   const isIterable = region !== null && typeof (region as Partial<Iterable<CacheRegion>>)[Symbol.iterator] === 'function';
   const regions: unknown[] = isRegion(region) ? [region] : isIterable ? [...region] : [region];
   for (const r of regions) {
@@ -54,17 +43,7 @@ export function instrumentRegion(region: CacheRegion | Iterable<CacheRegion>, op
       throw new ValidationError(`instrumentRegion: expected a CacheRegion (or an iterable of them), got ${describe(r)}`);
     }
   }
-  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
-  const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
-  const instruments = {
-    hits: meter.createCounter('dogpile.hits', { description: 'Fresh values returned' }),
-    misses: meter.createCounter('dogpile.misses', { description: 'Reads that found no usable value' }),
-    stale: meter.createCounter('dogpile.stale', { description: 'Stale values returned' }),
-    creations: meter.createCounter('dogpile.creations', { description: 'Creator calls, by outcome' }),
-    errors: meter.createCounter('dogpile.errors', { description: 'Failed creations and absorbed backend failures' }),
-    duration: meter.createHistogram('dogpile.creation.duration', { description: 'Creator run time', unit: 'ms' }),
-  };
-  const removers = (regions as CacheRegion[]).map((r) => instrumentOne(r, instruments, tracer));
+  const removers = (regions as CacheRegion[]).map((r) => instrumentOne(r, setup.instruments, setup.tracer));
   let removed = false;
   return () => {
     if (removed) return;
@@ -72,6 +51,59 @@ export function instrumentRegion(region: CacheRegion | Iterable<CacheRegion>, op
     for (const remove of removers) remove();
   };
 }
+
+/**
+ * Instruments every region of the process: those alive now and every region made afterwards
+ * (through `watchRegions` of the core), with the same metrics and spans as
+ * {@link instrumentRegion}. Regions stay weakly held: a region the application drops is collected
+ * as usual. Returns a function that stops instrumenting new regions and removes the listeners from
+ * every region it instrumented; calling it twice is harmless. Do not also pass the same regions to
+ * {@link instrumentRegion} with the same providers, or their events are counted twice.
+ */
+export function instrumentAllRegions(options: InstrumentOptions = {}): () => void {
+  const setup = prepare(options, 'instrumentAllRegions');
+  const removers = new WeakMap<CacheRegion, () => void>();
+  const stop = watchRegions((r) => {
+    if (!removers.has(r)) removers.set(r, instrumentOne(r, setup.instruments, setup.tracer));
+  });
+  let removed = false;
+  return () => {
+    if (removed) return;
+    removed = true;
+    stop();
+    for (const r of liveRegions()) {
+      removers.get(r)?.();
+      removers.delete(r);
+    }
+  };
+}
+
+/** Validates the options and makes the meter's instruments and the tracer. */
+function prepare(options: InstrumentOptions, fn: string): { instruments: Instruments; tracer: Tracer } {
+  if (options === null || typeof options !== 'object') {
+    throw new ValidationError(`${fn}: options must be an object, got ${describe(options)}`);
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== 'meterProvider' && name !== 'tracerProvider') {
+      throw new ValidationError(`${fn}: unknown option ${JSON.stringify(name)}; allowed: meterProvider, tracerProvider`);
+    }
+  }
+  checkProvider(options.meterProvider, 'meterProvider', 'getMeter', fn);
+  checkProvider(options.tracerProvider, 'tracerProvider', 'getTracer', fn);
+  const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter(SCOPE);
+  const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE);
+  const instruments: Instruments = {
+    hits: meter.createCounter('dogpile.hits', { description: 'Fresh values returned' }),
+    misses: meter.createCounter('dogpile.misses', { description: 'Reads that found no usable value' }),
+    stale: meter.createCounter('dogpile.stale', { description: 'Stale values returned' }),
+    creations: meter.createCounter('dogpile.creations', { description: 'Creator calls, by outcome' }),
+    errors: meter.createCounter('dogpile.errors', { description: 'Failed creations and absorbed backend failures' }),
+    duration: meter.createHistogram('dogpile.creation.duration', { description: 'Creator run time', unit: 'ms' }),
+  };
+  return { instruments, tracer };
+}
+
+type Tracer = ReturnType<TracerProvider['getTracer']>;
 
 type Instruments = {
   hits: ReturnType<ReturnType<MeterProvider['getMeter']>['createCounter']>;
@@ -82,7 +114,7 @@ type Instruments = {
   duration: ReturnType<ReturnType<MeterProvider['getMeter']>['createHistogram']>;
 };
 
-function instrumentOne(region: CacheRegion, m: Instruments, tracer: ReturnType<TracerProvider['getTracer']>): () => void {
+function instrumentOne(region: CacheRegion, m: Instruments, tracer: Tracer): () => void {
   let backend: string | undefined;
   const base = (): Attributes => {
     backend ??= backendName(region);
@@ -153,12 +185,10 @@ function backendName(region: CacheRegion): string | undefined {
 }
 
 /** A provider option must have its factory method (`getMeter` / `getTracer`). */
-function checkProvider(value: unknown, name: string, method: string): void {
+function checkProvider(value: unknown, name: string, method: string, fn: string): void {
   if (value === undefined) return;
   if (value === null || typeof value !== 'object' || typeof (value as Record<string, unknown>)[method] !== 'function') {
-    throw new ValidationError(
-      `instrumentRegion: ${name} must be an OpenTelemetry ${name} (with ${method}()), got ${describe(value)}`,
-    );
+    throw new ValidationError(`${fn}: ${name} must be an OpenTelemetry ${name} (with ${method}()), got ${describe(value)}`);
   }
 }
 

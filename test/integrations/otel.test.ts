@@ -11,7 +11,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { instrumentRegion } from '../../integrations/otel.js';
+import { instrumentAllRegions, instrumentRegion } from '../../integrations/otel.js';
 import { makeRegion, ValidationError } from '../../src/index.js';
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
@@ -135,5 +135,37 @@ describe('dogpile/otel', () => {
     assert.throws(() => instrumentRegion(r, { tracerProvider: 'x' as never }), /instrumentRegion: tracerProvider must be/);
     assert.throws(() => instrumentRegion(r, { meterprovider: 1 } as never), /unknown option "meterprovider"/);
     assert.equal(r.listenerCount('hit'), 0, 'nothing was installed');
+  });
+
+  it('instrumentAllRegions covers regions alive now and regions made later, and uninstalls from all', async () => {
+    const o = setup();
+    const before = makeRegion({ name: 'before' }).configure('memory', { expirationTime: 60 });
+    const uninstall = instrumentAllRegions({ meterProvider: o.meterProvider, tracerProvider: o.tracerProvider });
+    const after = makeRegion({ name: 'after' }).configure('memory', { expirationTime: 60 });
+    assert.equal(before.listenerCount('hit'), 1);
+    assert.equal(after.listenerCount('hit'), 1);
+    await before.getOrCreate('k', () => 1);
+    await before.getOrCreate('k', () => 1);
+    await after.getOrCreate('k', () => 1);
+    await after.getOrCreate('k', () => 1);
+    await after.getOrCreate('k', () => 1);
+    const hits = (await o.collect()).get('dogpile.hits') ?? [];
+    const byRegion = (name: string) => sum(hits.filter((p) => p.attributes['dogpile.region'] === name));
+    assert.equal(byRegion('before'), 1);
+    assert.equal(byRegion('after'), 2);
+    assert.equal(o.spanExporter.getFinishedSpans().filter((s) => s.name === 'dogpile.create').length, 2);
+    uninstall();
+    uninstall();
+    assert.equal(before.listenerCount('hit'), 0, 'removed from a region alive at install time');
+    assert.equal(after.listenerCount('hit'), 0, 'removed from a region made after install');
+    const later = makeRegion({ name: 'later' }).configure('memory');
+    assert.equal(later.listenerCount('hit'), 0, 'regions made after uninstall are not instrumented');
+    await o.shutdown();
+  });
+
+  it('instrumentAllRegions validates its options like instrumentRegion', () => {
+    assert.throws(() => instrumentAllRegions(null as never), /instrumentAllRegions: options must be an object/);
+    assert.throws(() => instrumentAllRegions({ meterProvider: {} as never }), /instrumentAllRegions: meterProvider must be/);
+    assert.throws(() => instrumentAllRegions({ tracer: 1 } as never), /unknown option "tracer"/);
   });
 });
