@@ -112,13 +112,12 @@ export {
   type CreatorContext,
   type GetOptions,
   type GetOrCreateOptions,
-  liveRegions,
   makeRegion,
   type ProxySpec,
   type RegionOptions,
   type SetOptions,
-  watchRegions,
 } from './region.js';
+export { liveRegions, watchRegions } from './region-watch.js';
 export { lookupBackend, registerBackend, registeredBackends } from './registry.js';
 export { decodeValue, defaultSerializer, encodeValue, jsonSerializer, v8Serializer } from './serialization.js';
 export { type L1Options, makeTier, type RemoteInvalidations, TieredBackend } from './tiered.js';

@@ -1,58 +1,41 @@
-// Every region made in this process, weakly held, and the watchers told about each new one: what
-// "instrument all regions" (dogpile/otel) and other process-wide tooling build on. A region is
-// never kept alive by being watched.
+// watchRegions / liveRegions: the public face of the region registry (src/region-registry.ts), what
+// "instrument all regions" in dogpile/otel and other process-wide tooling build on.
 
-/** What the watch registry knows of a region: only that it is one (avoids an import cycle). */
-type Watched = object;
-
-const live = new Set<WeakRef<Watched>>();
-const cleanup = new FinalizationRegistry<WeakRef<Watched>>((ref) => live.delete(ref));
-const watchers = new Set<(region: Watched) => void>();
-
-/** Called by every region's constructor. @internal */
-export function trackRegion(region: Watched): void {
-  const ref = new WeakRef(region);
-  live.add(ref);
-  cleanup.register(region, ref);
-  for (const watcher of watchers) notify(watcher, region);
-}
+import { describe, ValidationError } from './api.js';
+import type { CacheRegion } from './region.js';
+import { live, watchAll } from './region-registry.js';
 
 /**
- * Calls `watcher` for every region that exists now (unless `existing` is false) and for every
- * region made from now on, until the returned function is called. Regions are held weakly: a
- * region the application drops is not kept alive by the watch. A watcher that throws does not stop
- * the region from being made; its error is reported through `process.emitWarning`.
+ * Calls `watcher` with every region alive now (unless `options.existing` is false) and with every
+ * region made from now on, until the returned function is called. Regions are held weakly: being
+ * watched never keeps a region alive. A watcher that throws is reported with
+ * `process.emitWarning` (code `DOGPILE_WATCHER`) and does not stop the region from being made.
+ * This is what `instrumentAllRegions` in `dogpile/otel` builds on.
  */
-export function watchRegions<R extends Watched>(watcher: (region: R) => void, existing = true): () => void {
-  const w = watcher as (region: Watched) => void;
-  if (existing) {
-    for (const ref of live) {
-      const region = ref.deref();
-      if (region !== undefined) notify(w, region);
+export function watchRegions(watcher: (region: CacheRegion) => void, options: { existing?: boolean } = {}): () => void {
+  if (typeof watcher !== 'function') {
+    throw new ValidationError(`watchRegions: watcher must be a function, got ${describe(watcher)}`);
+  }
+  if (options === null || typeof options !== 'object') {
+    throw new ValidationError(`watchRegions: options must be an object, got ${describe(options)}`);
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== 'existing') {
+      throw new ValidationError(`watchRegions: unknown option ${JSON.stringify(name)}; allowed: existing`);
     }
   }
-  watchers.add(w);
-  return () => {
-    watchers.delete(w);
-  };
+  if (options.existing !== undefined && typeof options.existing !== 'boolean') {
+    throw new ValidationError(`watchRegions: existing must be a boolean, got ${describe(options.existing)}`);
+  }
+  return watchAll(watcher as (region: object) => void, options.existing ?? true);
 }
 
-/** The regions alive now (made and not yet collected). */
-export function liveRegions<R extends Watched>(): R[] {
-  const out: R[] = [];
+/** The regions alive in this process now (made and not yet garbage-collected), oldest first. */
+export function liveRegions(): CacheRegion[] {
+  const out: CacheRegion[] = [];
   for (const ref of live) {
     const region = ref.deref();
-    if (region !== undefined) out.push(region as R);
+    if (region !== undefined) out.push(region as CacheRegion);
   }
   return out;
-}
-
-function notify(watcher: (region: Watched) => void, region: Watched): void {
-  try {
-    watcher(region);
-  } catch (err) {
-    process.emitWarning(`dogpile: a region watcher threw: ${err instanceof Error ? err.message : String(err)}`, {
-      code: 'DOGPILE_WATCHER',
-    });
-  }
 }

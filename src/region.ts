@@ -75,7 +75,7 @@ import {
   warnOnce,
   withinExpiry,
 } from './region-checks.js';
-import { liveRegions as allLive, trackRegion, watchRegions as watchAll } from './region-watch.js';
+import { trackRegion } from './region-registry.js';
 import { lookupBackend } from './registry.js';
 import { defaultSerializer } from './serialization.js';
 import { checkTags, DEFAULT_TAG_REFRESH_SECONDS, TAGS_HARD, TAGS_OK, TAGS_SOFT, TagIndex } from './tags.js';
@@ -238,36 +238,6 @@ const DEFAULT_LOCK_WAIT_SECONDS = 30;
 /** Creates a {@link CacheRegion}; configure it before use. */
 export function makeRegion(options: RegionOptions = {}): CacheRegion {
   return new CacheRegion(options);
-}
-
-/**
- * Calls `watcher` with every region alive now (unless `options.existing` is false) and with every
- * region made from now on, until the returned function is called. Regions are held weakly: being
- * watched never keeps a region alive. A watcher that throws is reported with
- * `process.emitWarning` (code `DOGPILE_WATCHER`) and does not stop the region from being made.
- * This is what `instrumentAllRegions` in `dogpile/otel` builds on.
- */
-export function watchRegions(watcher: (region: CacheRegion) => void, options: { existing?: boolean } = {}): () => void {
-  if (typeof watcher !== 'function') {
-    throw new ValidationError(`watchRegions: watcher must be a function, got ${describe(watcher)}`);
-  }
-  if (options === null || typeof options !== 'object') {
-    throw new ValidationError(`watchRegions: options must be an object, got ${describe(options)}`);
-  }
-  for (const name of Object.keys(options)) {
-    if (name !== 'existing') {
-      throw new ValidationError(`watchRegions: unknown option ${JSON.stringify(name)}; allowed: existing`);
-    }
-  }
-  if (options.existing !== undefined && typeof options.existing !== 'boolean') {
-    throw new ValidationError(`watchRegions: existing must be a boolean, got ${describe(options.existing)}`);
-  }
-  return watchAll(watcher, options.existing ?? true);
-}
-
-/** The regions alive in this process now (made and not yet garbage-collected), oldest first. */
-export function liveRegions(): CacheRegion[] {
-  return allLive<CacheRegion>();
 }
 
 /** A cache region: configured once with a backend, then used by key or through wrapped functions. */
