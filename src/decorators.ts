@@ -41,6 +41,7 @@ export interface WrappableRegion {
       failSafe?: FailSafeOptions | false | undefined;
       softTimeout?: number | null | undefined;
       hardTimeout?: number | null | undefined;
+      tags?: readonly string[] | ((key: string) => readonly string[]) | undefined;
     },
   ): Promise<T[]>;
   /** See `CacheRegion.get`. */
@@ -53,7 +54,10 @@ export interface WrappableRegion {
   /** See `CacheRegion.set`. */
   set(key: string, value: unknown, options?: { tags?: readonly string[] | undefined }): Promise<void>;
   /** See `CacheRegion.setMulti`. */
-  setMulti(entries: ReadonlyMap<string, unknown>): Promise<void>;
+  setMulti(
+    entries: ReadonlyMap<string, unknown>,
+    options?: { tags?: readonly string[] | ((key: string) => readonly string[]) | undefined },
+  ): Promise<void>;
   /** See `CacheRegion.delete`. */
   delete(key: string): Promise<void>;
   /** See `CacheRegion.deleteMulti`. */
@@ -101,7 +105,7 @@ export interface CacheOnArgumentsOptions<V = UncheckedValue> {
   hardTimeout?: CreatorTimeoutOptions['hardTimeout'];
   /**
    * Tags stored with each cached result (see `region.invalidateTags`): strings, or a function of
-   * the call's arguments returning them (for example `(id) => [\`user:${id}\`]`). Single-key wrappers only.
+   * the call's arguments returning them (for example `(id) => [\`user:${id}\`]`).
    */
   tags?: readonly string[] | ((...args: never[]) => readonly string[]);
   /** XFetch beta for this function's calls (see the region's `earlyRefresh`). Single-key wrappers only. */
@@ -111,6 +115,12 @@ export interface CacheOnArgumentsOptions<V = UncheckedValue> {
 /** Options of `region.cacheMultiOnArguments()`. `V` is one value (shouldCacheFn is called per value). */
 export interface CacheMultiOnArgumentsOptions<V = UncheckedValue>
   extends Omit<CacheOnArgumentsOptions<V>, 'functionKeyGenerator' | 'tags' | 'earlyRefresh'> {
+  /**
+   * Tags stored with each cached value (see `region.invalidateTags`): strings for every value, or a
+   * function of one argument (the one whose value is stored) returning that value's tags, for
+   * example `(id) => [\`user:${id}\`]`.
+   */
+  tags?: readonly string[] | ((arg: never) => readonly string[]);
   /** The function returns (and the wrapper resolves to) an object keyed by argument; keys it omits are not cached. Default false. */
   asDict?: boolean;
   /** Overrides the region's multi key generator for this function. Default: the region's. */
@@ -278,6 +288,20 @@ export function makeCacheMultiOnArguments<D extends boolean>(
   const shouldCacheFn = asDict
     ? (value: unknown) => value !== NO_VALUE && (!userShouldCache || userShouldCache(value))
     : userShouldCache;
+  const tagOption = options.tags;
+  if (tagOption !== undefined && typeof tagOption !== 'function' && !Array.isArray(tagOption)) {
+    throw new ValidationError(
+      `cacheMultiOnArguments: tags must be an array of strings or a function, got ${describe(tagOption)}`,
+    );
+  }
+  // Per key: the tags of the argument behind it (a function is called with that argument alone).
+  const tagsFor = (
+    self: unknown,
+    argOf: ReadonlyMap<string, unknown>,
+  ): readonly string[] | ((key: string) => readonly string[]) | undefined =>
+    typeof tagOption === 'function'
+      ? (key: string) => (tagOption as (arg: unknown) => readonly string[]).call(self, argOf.get(key))
+      : tagOption;
 
   const decorate = (fn: AnyFn, context?: ClassMethodDecoratorContext): unknown => {
     const target = targetFor(fn, context, namespace, 'cacheMultiOnArguments');
@@ -333,6 +357,7 @@ export function makeCacheMultiOnArguments<D extends boolean>(
         failSafe,
         softTimeout,
         hardTimeout,
+        tags: tagsFor(this, argOf),
       });
       return shape(args, values);
     };
@@ -354,19 +379,23 @@ export function makeCacheMultiOnArguments<D extends boolean>(
           this,
           pairs.map(([a]) => a),
         );
-        return region.setMulti(new Map(keys.map((k, i) => [k, (pairs[i] as [unknown, unknown])[1]])));
+        const argOf = new Map(keys.map((k, i) => [k, (pairs[i] as [unknown, unknown])[0]]));
+        return region.setMulti(new Map(keys.map((k, i) => [k, (pairs[i] as [unknown, unknown])[1]])), {
+          tags: tagsFor(this, argOf),
+        });
       },
       get(this: unknown, ...args: unknown[]) {
         return region.getMulti(keysOf(this, args), { expirationTime: expiration() });
       },
       async refresh(this: unknown, ...args: unknown[]) {
         const keys = keysOf(this, args);
-        const values = await callFor(this, keys, new Map(keys.map((k, i) => [k, args[i]])));
+        const argOf = new Map(keys.map((k, i) => [k, args[i]]));
+        const values = await callFor(this, keys, argOf);
         const store = new Map<string, unknown>();
         keys.forEach((k, i) => {
           if (!shouldCacheFn || shouldCacheFn(values[i])) store.set(k, values[i]);
         });
-        await region.setMulti(store);
+        await region.setMulti(store, { tags: tagsFor(this, argOf) });
         return shape(args, values);
       },
       keys(this: unknown, ...args: unknown[]) {
@@ -393,14 +422,12 @@ function checkOptions(
     throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
   }
   if (where !== 'cacheOnArguments') {
-    // Said plainly rather than as an unknown name: users reach for them after cacheOnArguments.
-    for (const name of ['tags', 'earlyRefresh'] as const) {
-      if ((options as Record<string, unknown>)[name] !== undefined) {
-        throw new ValidationError(
-          `${where}: ${name} is not supported on multi-key wrappers (their values are created and stored together by ` +
-            `getOrCreateMulti / setMulti, which take no per-key ${name}); use cacheOnArguments, or region.set(key, value, { tags })`,
-        );
-      }
+    // Said plainly rather than as an unknown name: users reach for it after cacheOnArguments.
+    if ((options as Record<string, unknown>).earlyRefresh !== undefined) {
+      throw new ValidationError(
+        `${where}: earlyRefresh is not supported on multi-key wrappers (a batch is created together, not one key ` +
+          'ahead of its expiry); use cacheOnArguments for the keys that need it',
+      );
     }
   }
   checkKnownNames(where, 'option', options, where === 'cacheOnArguments' ? WRAPPER_OPTION_NAMES : MULTI_WRAPPER_OPTION_NAMES);

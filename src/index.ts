@@ -111,10 +111,13 @@ export {
   type ConfigureOptions,
   type CreatorContext,
   type GetOptions,
+  type GetOrCreateMultiOptions,
   type GetOrCreateOptions,
+  type KeyTags,
   makeRegion,
   type ProxySpec,
   type RegionOptions,
+  type SetMultiOptions,
   type SetOptions,
 } from './region.js';
 export { liveRegions, watchRegions } from './region-watch.js';

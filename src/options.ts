@@ -56,8 +56,8 @@ export const WRAPPER_OPTION_NAMES: readonly string[] = [
 
 /** Options of cacheMultiOnArguments(). */
 export const MULTI_WRAPPER_OPTION_NAMES: readonly string[] = [
-  // Tags and early refresh are per key: a multi wrapper has neither (a ValidationError, not ignored).
-  ...WRAPPER_OPTION_NAMES.filter((n) => n !== 'functionKeyGenerator' && n !== 'tags' && n !== 'earlyRefresh'),
+  // Early refresh is single-key only: a multi wrapper rejects it (a ValidationError, not ignored).
+  ...WRAPPER_OPTION_NAMES.filter((n) => n !== 'functionKeyGenerator' && n !== 'earlyRefresh'),
   'asDict',
   'functionMultiKeyGenerator',
 ];

@@ -205,6 +205,18 @@ export interface SetOptions {
   tags?: readonly string[];
 }
 
+/**
+ * Tags for the multi-key forms: the same tags for every key, or a function of each key (as the
+ * caller gave it, before the key mangler) returning that key's tags.
+ */
+export type KeyTags = readonly string[] | ((key: string) => readonly string[]);
+
+/** Options of {@link CacheRegion.setMulti}. */
+export interface SetMultiOptions {
+  /** Tags stored with each value (see {@link KeyTags}). Default none. */
+  tags?: KeyTags;
+}
+
 /** Per-read options. */
 export interface GetOptions {
   /** Overrides the region's expiration for this read (seconds, `-1` never). Default: the region's. */
@@ -227,10 +239,16 @@ export interface GetOrCreateOptions<T> {
   hardTimeout?: number | null;
   /** Attributes added to this call's event payloads (the template layer sets `template`, `block`). */
   attributes?: Readonly<Record<string, string>>;
-  /** Tags stored with a value this call creates (see {@link CacheRegion.invalidateTags}). Not used by getOrCreateMulti. */
+  /** Tags stored with a value this call creates (see {@link CacheRegion.invalidateTags}). */
   tags?: readonly string[];
-  /** XFetch beta for this call (overrides the region's `earlyRefresh`; 0 turns it off). Not used by getOrCreateMulti. */
+  /** XFetch beta for this call (overrides the region's `earlyRefresh`; 0 turns it off). */
   earlyRefresh?: number;
+}
+
+/** Options of {@link CacheRegion.getOrCreateMulti}: those of getOrCreate but early refresh, with per-key tags. */
+export interface GetOrCreateMultiOptions<T> extends Omit<GetOrCreateOptions<T>, 'tags' | 'earlyRefresh'> {
+  /** Tags stored with each value this call creates: the same for every key, or a function of the key. */
+  tags?: KeyTags;
 }
 
 const DEFAULT_LOCK_WAIT_SECONDS = 30;
@@ -896,12 +914,16 @@ export class CacheRegion {
   async getOrCreateMulti<T>(
     keys: readonly string[],
     creator: (...keys: string[]) => readonly T[] | Promise<readonly T[]>,
-    options?: GetOrCreateOptions<T>,
+    options?: GetOrCreateMultiOptions<T>,
   ): Promise<T[]> {
     checkKeys(keys);
     if (typeof creator !== 'function') {
       throw new ValidationError(`getOrCreateMulti: creator must be a function, got ${describe(creator)}`);
     }
+    if ((options as GetOrCreateOptions<T> | undefined)?.earlyRefresh !== undefined) {
+      throw new ValidationError('getOrCreateMulti: earlyRefresh is per key and single-key only; use getOrCreate');
+    }
+    const tagsFor = keyTags(options?.tags, 'getOrCreateMulti');
     const shouldCache = options?.shouldCacheFn;
     if (shouldCache !== undefined && typeof shouldCache !== 'function') throw badShouldCacheFn('getOrCreateMulti', shouldCache);
     if (keys.length === 0) return [];
@@ -974,7 +996,9 @@ export class CacheRegion {
           const value = created[i] as T;
           createdFor.set(k, value);
           const fs = policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe);
-          if (!shouldCache || shouldCache(value)) entries.set(k, this.newValue(value, started, fs || undefined));
+          if (!shouldCache || shouldCache(value)) {
+            entries.set(k, this.newValue(value, started, fs || undefined, tagsFor?.(originalOf.get(k) as string)));
+          }
         });
         if (entries.size) await this.write('setMulti', undefined, () => backend.setMulti(entries));
         if (policy.failSafe) for (const [k, v] of entries) creations.failSafe().remember(k, v);
@@ -1002,19 +1026,25 @@ export class CacheRegion {
     await this.write('set', key, () => backend.set(mangled, stored));
   }
 
-  /** Stores several values (a record or a Map), all with the same creation time (and tags). */
-  async setMulti(entries: Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>, options?: SetOptions): Promise<void> {
+  /** Stores several values (a record or a Map), all with the same creation time (and tags: see {@link KeyTags}). */
+  async setMulti(
+    entries: Readonly<Record<string, unknown>> | ReadonlyMap<string, unknown>,
+    options?: SetMultiOptions,
+  ): Promise<void> {
     if (!(entries instanceof Map) && !isPlainRecord(entries)) {
       throw new ValidationError(`setMulti: entries must be a plain object or a Map of key to value, got ${describe(entries)}`);
     }
     const pairs = entries instanceof Map ? [...entries] : Object.entries(entries);
     checkKeys(pairs.map(([k]) => k));
-    const tags = tagsOf(options, 'setMulti');
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new ValidationError(`setMulti: options must be an object, got ${describe(options)}`);
+    }
+    const tagsFor = keyTags(options?.tags, 'setMulti');
     if (pairs.length === 0) return;
     const backend = await this.requireBackend();
     const started = this.clock.now();
     const map = new Map<string, CachedValue>();
-    for (const [k, v] of pairs) map.set(this.mangle(k), this.newValue(v, started, undefined, tags));
+    for (const [k, v] of pairs) map.set(this.mangle(k), this.newValue(v, started, undefined, tagsFor?.(k)));
     await this.write('setMulti', undefined, () => backend.setMulti(map));
   }
 
@@ -1358,6 +1388,23 @@ export class CacheRegion {
 }
 
 /** The tags of a set/setMulti call's options, checked. */
+/**
+ * A multi-key call's tags as a function of the key, or undefined for none; checks an array now and
+ * a function's result for each key (a ValidationError naming the call and the key).
+ */
+function keyTags(option: KeyTags | undefined, where: string): ((key: string) => readonly string[]) | undefined {
+  if (option === undefined) return undefined;
+  if (typeof option === 'function') {
+    return (key) => {
+      const tags = option(key);
+      checkTags(tags, `${where}: tags for key ${JSON.stringify(key)}`);
+      return tags;
+    };
+  }
+  checkTags(option, `${where}: tags`);
+  return () => option;
+}
+
 function tagsOf(options: SetOptions | undefined, where: string): readonly string[] | undefined {
   if (options === undefined) return undefined;
   if (options === null || typeof options !== 'object') {

@@ -137,18 +137,91 @@ describe('tags', () => {
       region.getOrCreate('m', () => 1, { tags: [1] as never }),
       (e: unknown) => e instanceof ValidationError && /getOrCreate: tags/.test(e.message),
     );
-    for (const name of ['tags', 'earlyRefresh']) {
-      assert.throws(
-        () => region.cacheMultiOnArguments({ [name]: name === 'tags' ? ['t'] : 1 } as never),
-        (e: unknown) =>
-          e instanceof ValidationError &&
-          new RegExp(`cacheMultiOnArguments: ${name} is not supported on multi-key wrappers`).test(e.message),
-      );
-    }
+    assert.throws(
+      () => region.cacheMultiOnArguments({ earlyRefresh: 1 } as never),
+      (e: unknown) =>
+        e instanceof ValidationError &&
+        /cacheMultiOnArguments: earlyRefresh is not supported on multi-key wrappers/.test(e.message),
+    );
+    assert.throws(
+      () => region.cacheMultiOnArguments({ tags: 'x' as never }),
+      (e: unknown) =>
+        e instanceof ValidationError && /cacheMultiOnArguments: tags must be an array of strings or a function/.test(e.message),
+    );
+    await assert.rejects(
+      region.getOrCreateMulti(['a'], () => [1], { earlyRefresh: 1 } as never),
+      (e: unknown) => e instanceof ValidationError && /getOrCreateMulti: earlyRefresh/.test(e.message),
+    );
+    await assert.rejects(
+      region.getOrCreateMulti(['a'], () => [1], { tags: [''] }),
+      (e: unknown) =>
+        e instanceof ValidationError && /getOrCreateMulti: tags must be an array of non-empty strings/.test(e.message),
+    );
+    await assert.rejects(
+      region.getOrCreateMulti(['a'], () => [1], { tags: () => 'x' as never }),
+      (e: unknown) => e instanceof ValidationError && /getOrCreateMulti: tags for key "a" must be an array/.test(e.message),
+    );
+    await assert.rejects(
+      region.setMulti({ a: 1 }, { tags: [2] as never }),
+      (e: unknown) => e instanceof ValidationError && /setMulti: tags must be an array/.test(e.message),
+    );
     assert.throws(
       () => makeRegion({ tagRefreshInterval: -1 }),
       (e: unknown) => e instanceof ValidationError && /tagRefreshInterval/.test(e.message),
     );
+  });
+});
+
+describe('tags on the multi-key forms', () => {
+  it('getOrCreateMulti stores the same tags for every key, or each key its own (a function of the key)', async () => {
+    const { region } = tagged();
+    let calls = 0;
+    const make = (...ks: string[]) => {
+      calls++;
+      return ks.map((k) => `${k}:${calls}`);
+    };
+    assert.deepEqual(await region.getOrCreateMulti(['a', 'b'], make, { tags: ['all'] }), ['a:1', 'b:1']);
+    assert.deepEqual(await region.getOrCreateMulti(['c', 'd'], make, { tags: (k) => [`only:${k}`] }), ['c:2', 'd:2']);
+    assert.deepEqual(await region.getOrCreateMulti(['a', 'b', 'c', 'd'], make), ['a:1', 'b:1', 'c:2', 'd:2']);
+    await region.invalidateTags(['only:d']);
+    assert.deepEqual(await region.getOrCreateMulti(['a', 'b', 'c', 'd'], make), ['a:1', 'b:1', 'c:2', 'd:3']);
+    await region.invalidateTags(['all']);
+    assert.deepEqual(await region.getOrCreateMulti(['a', 'b', 'c', 'd'], make), ['a:4', 'b:4', 'c:2', 'd:3']);
+    assert.equal(calls, 4);
+  });
+
+  it('setMulti takes tags the same way', async () => {
+    const { region } = tagged();
+    await region.setMulti({ x: 1, y: 2 }, { tags: (k) => [`t:${k}`] });
+    await region.setMulti(new Map([['z', 3]]), { tags: ['zed'] });
+    await region.invalidateTags(['t:x', 'zed']);
+    assert.deepEqual(await region.getMulti(['x', 'y', 'z']), [NO_VALUE, 2, NO_VALUE]);
+  });
+
+  it('cacheMultiOnArguments tags each value by its own argument, in calls, set and refresh', async () => {
+    const { region } = tagged();
+    let version = 0;
+    const load = region.cacheMultiOnArguments({ tags: (id: number) => [`user:${id}`] })(async function users(...ids: number[]) {
+      version++;
+      return ids.map((id) => `${id}:${version}`);
+    });
+    assert.deepEqual(await load(1, 2, 3), ['1:1', '2:1', '3:1']);
+    await region.invalidateTags(['user:2']);
+    assert.deepEqual(await load(1, 2, 3), ['1:1', '2:2', '3:1']);
+    await load.set(new Map([[4, 'four']]));
+    await region.invalidateTags(['user:4']);
+    assert.deepEqual(await load.get(4), [NO_VALUE]);
+    await load.refresh(5, 6);
+    await region.invalidateTags(['user:6']);
+    assert.deepEqual(await load.get(5, 6), ['5:3', NO_VALUE]);
+    const fixed = region.cacheMultiOnArguments({ tags: ['batch'], namespace: 'fixed' })(async function squares(...ns: number[]) {
+      version++;
+      return ns.map((n) => n * n + version / 1000);
+    });
+    const first = await fixed(2, 3);
+    assert.deepEqual(await fixed(2, 3), first);
+    await region.invalidateTags(['batch']);
+    assert.notDeepEqual(await fixed(2, 3), first);
   });
 });
 
