@@ -229,6 +229,38 @@ describe('redis: the distributed lock', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it("the creator's SET + release is written at once, not held for the next auto-pipelined batch", async () => {
+    const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
+    const key = `at-once:${randomUUID()}`;
+    const held = a.getMutex(key);
+    assert.ok(held && (await held.acquire(false)));
+    const stream = (a.client as unknown as { stream: { write(chunk: unknown, ...rest: unknown[]): boolean } }).stream;
+    const write = stream.write;
+    const written: string[] = [];
+    stream.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+      written.push(String(chunk));
+      return write.call(this, chunk, ...rest);
+    };
+    const storing = a.set(key, value('now'));
+    const sameTick = written.join('');
+    stream.write = write;
+    assert.match(sameTick, /lock-released-with-value/, 'the script went to the socket in the tick of the set');
+    await storing;
+    assert.equal(await redis.raw.exists(`dogpile:lock:${key}`), 0);
+    // Plain commands keep auto-pipelining (one socket write per tick for many of them).
+    written.length = 0;
+    stream.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+      written.push(String(chunk));
+      return write.call(this, chunk, ...rest);
+    };
+    const reading = a.get(key);
+    const readSameTick = written.length;
+    stream.write = write;
+    assert.equal(readSameTick, 0, 'a GET waits for the batch of its tick');
+    assert.ok((await reading) !== NO_VALUE);
+    await a.close();
+  });
+
   it('one subscriber connection per backend, opened at start and closed by close()', async () => {
     const channel = 'sub-test:dogpile:lock-released-with-value';
     const subscribers = async () => ((await redis.raw.pubsub('NUMSUB', channel)) as [string, number])[1];
