@@ -432,7 +432,7 @@ export class RedisBackend extends BaseBackend {
   }
 
   /**
-   * Hears the release notices of `lockKey` from now until `stop()`. A notice that arrives while
+   * @internal Hears the release notices of `lockKey` from now until `stop()`. A notice that arrives while
    * the waiter is not waiting (it is trying the lock or reading the value) is kept for its next
    * wait, so that none is missed between two waits. Call {@link listening} first.
    */
@@ -857,7 +857,7 @@ function checker(kind: Kind, args: Readonly<RedisBackendArguments>): Checker {
 }
 
 /**
- * One waiter's hearing of a lock's release notices (see {@link RedisBackend.watchReleases}): the
+ * @internal One waiter's hearing of a lock's release notices (see `RedisBackend.watchReleases`): the
  * latest notice since the last {@link ReleaseWatch.next} is kept, with the value bytes it carried.
  */
 export class ReleaseWatch {
