@@ -18,6 +18,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const workerPath = join(here, 'wake-worker.ts');
 const ROUNDS = Number(process.env.WAKE_ROUNDS ?? 5);
 const TRACE = process.env.WAKE_TRACE === '1';
+/** With WAKE_TRACE, print only the rounds with a wake-up over this many ms. */
+const TRACE_OVER = Number(process.env.WAKE_TRACE_OVER ?? 0);
 
 async function together<T>(args: (i: number) => string[], env: (i: number) => Record<string, string>): Promise<T[]> {
   const ready: ((line: string | number) => void)[] = [];
@@ -81,7 +83,7 @@ try {
       `round ${r + 1}: creator calls ${calls.at(-1)}, values ${values.size}, wake-ups ${round.map((x) => x.toFixed(1)).join(' ')} ms; ` +
         `floor ${fl.map((x) => x.toFixed(1)).join(' ')} ms\n`,
     );
-    if (TRACE) {
+    if (TRACE && Math.max(...round) > TRACE_OVER) {
       for (const rep of reports) {
         const who = rep.creatorReturnedAt === null ? 'waiter' : 'creator';
         process.stderr.write(`  ${who}:\n`);
