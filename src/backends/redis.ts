@@ -423,24 +423,32 @@ export class RedisBackend extends BaseBackend {
    * first; without a subscriber connection, waits end by the timer alone (polling).
    */
   async released(lockKey: string, ms: number): Promise<Buffer | undefined> {
-    let wake!: (bytes?: Buffer) => void;
-    const woken = new Promise<Buffer | undefined>((resolve) => {
-      wake = resolve;
-    });
+    const watch = this.watchReleases(lockKey);
+    try {
+      return await watch.next(ms);
+    } finally {
+      watch.stop();
+    }
+  }
+
+  /**
+   * @internal Hears the release notices of `lockKey` from now until `stop()`. A notice that arrives while
+   * the waiter is not waiting (it is trying the lock or reading the value) is kept for its next
+   * wait, so that none is missed between two waits. Call {@link listening} first.
+   */
+  watchReleases(lockKey: string): ReleaseWatch {
     let set = this.waiters.get(lockKey);
     if (!set) {
       set = new Set();
       this.waiters.set(lockKey, set);
     }
-    set.add(wake);
-    const timer = setTimeout(wake, ms);
-    try {
-      return await woken;
-    } finally {
-      clearTimeout(timer);
-      set.delete(wake);
-      if (set.size === 0) this.waiters.delete(lockKey);
-    }
+    const watching = set;
+    const watch = new ReleaseWatch(() => {
+      watching.delete(watch.hear);
+      if (watching.size === 0 && this.waiters.get(lockKey) === watching) this.waiters.delete(lockKey);
+    });
+    watching.add(watch.hear);
+    return watch;
   }
 
   private subscribe(): Promise<void> {
@@ -526,33 +534,39 @@ export class RedisDistributedMutex implements CacheMutex {
     if (await this.tryAcquire()) return true;
     if (!wait) return false;
     const deadline = Date.now() + this.waitMs;
-    // Listen for releases before looking again, so none can slip between the look and the wait.
-    // Bounded by the wait: a SUBSCRIBE queued while the server is unreachable may never answer.
-    await settledOrAfter(this.backend.listening(), this.waitMs);
-    // What is stored now: different bytes that decode, after a wake, mean the holder's value landed.
-    const valueKey = this.valueKey;
-    const before = valueKey === undefined ? null : await this.backend.storedBytes(valueKey);
-    const landed = (bytes: Buffer | null | undefined) =>
-      bytes != null && (before === null || !bytes.equals(before)) ? this.backend.decoded(bytes) : null;
-    let woken = false;
-    for (;;) {
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) return woken && this.tryAcquire(); // one last try after the final wake
-      const wake = this.backend.released(this.lockKey, Math.min(remaining, this.pollMs));
-      // One try per pass, after listening: a release since the last try is not missed.
-      if (await this.tryAcquire()) return true;
-      const carried = await wake;
-      woken = true;
-      if (valueKey !== undefined) {
-        // The value landed while we waited: stop waiting (false, without the lock) so the caller
-        // reads it now, instead of queueing for the lock behind every other waiting process.
-        // The release notice may carry the new value; otherwise look it up.
-        const value = landed(carried) ?? landed(await this.backend.storedBytes(valueKey));
-        if (value !== null) {
-          this.backend.offerLanded(valueKey, value);
-          return false;
+    // Hear releases from before the first look on, and until the wait ends (also while a pass is
+    // trying the lock or reading the value), so that none slips between a look and a wait.
+    const watch = this.backend.watchReleases(this.lockKey);
+    try {
+      // Bounded by the wait: a SUBSCRIBE queued while the server is unreachable may never answer.
+      await settledOrAfter(this.backend.listening(), this.waitMs);
+      // What is stored now: different bytes that decode, after a wake, mean the holder's value landed.
+      const valueKey = this.valueKey;
+      const before = valueKey === undefined ? null : await this.backend.storedBytes(valueKey);
+      const landed = (bytes: Buffer | null | undefined) =>
+        bytes != null && (before === null || !bytes.equals(before)) ? this.backend.decoded(bytes) : null;
+      let woken = false;
+      for (;;) {
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) return woken && this.tryAcquire(); // one last try after the final wake
+        // One try per pass, while listening: a release since the last try is not missed. When a
+        // notice came meanwhile, it is looked at first (its value may have landed: no lock needed).
+        if (!watch.heard && (await this.tryAcquire())) return true;
+        const carried = await watch.next(Math.min(remaining, this.pollMs));
+        woken = true;
+        if (valueKey !== undefined) {
+          // The value landed while we waited: stop waiting (false, without the lock) so the caller
+          // reads it now, instead of queueing for the lock behind every other waiting process.
+          // The release notice may carry the new value; otherwise look it up.
+          const value = landed(carried) ?? landed(await this.backend.storedBytes(valueKey));
+          if (value !== null) {
+            this.backend.offerLanded(valueKey, value);
+            return false;
+          }
         }
       }
+    } finally {
+      watch.stop();
     }
   }
 
@@ -694,6 +708,11 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
     lazyConnect: false,
     // Commands issued in the same tick share one socket write (+10-40% hit throughput at 64 in flight).
     enableAutoPipelining: true,
+    // ...but the lock's scripts (EVALs: release, renewal, a creator's SET + release) go out at once:
+    // an auto-pipelined command waits for the next setImmediate and for any batch still in flight,
+    // which delayed the creator's SET + release, and so every other process's wake-up, by ~0.3-0.6 ms
+    // (bench/wake.ts). The acquire (SET NX) stays batched with the other commands of its tick.
+    autoPipeliningIgnoredCommands: ['eval'],
   };
   let client: Client;
   let ownsClient = true;
@@ -711,6 +730,7 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
     const nodes = check.addresses('nodes');
     const options: ClusterOptions = {
       enableAutoPipelining: true,
+      autoPipeliningIgnoredCommands: ['eval'], // as above
       clusterRetryStrategy: (times) => Math.min(times * 100, 2000),
       ...(clusterOptions as ClusterOptions),
       redisOptions: { ...common, ...(redisOptions as RedisOptions), ...connectionOptions(check) },
@@ -834,6 +854,56 @@ function checker(kind: Kind, args: Readonly<RedisBackendArguments>): Checker {
       });
     },
   };
+}
+
+/**
+ * @internal One waiter's hearing of a lock's release notices (see `RedisBackend.watchReleases`): the
+ * latest notice since the last {@link ReleaseWatch.next} is kept, with the value bytes it carried.
+ */
+export class ReleaseWatch {
+  /** Whether a notice arrived that no {@link ReleaseWatch.next} has returned yet. */
+  heard = false;
+  private bytes: Buffer | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly unregister: () => void) {}
+
+  /** Called by the subscriber for each release notice of the lock. */
+  readonly hear = (bytes?: Buffer): void => {
+    this.heard = true;
+    this.bytes = bytes; // the latest notice counts: an earlier one's value may have been replaced
+    this.wake?.();
+  };
+
+  /**
+   * Resolves at the next notice (at once if one arrived since the last call) or after `ms`,
+   * whichever is first: to the value bytes that notice carried, else undefined.
+   */
+  next(ms: number): Promise<Buffer | undefined> {
+    if (this.heard) return Promise.resolve(this.take());
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve(this.take());
+      };
+      const timer = setTimeout(done, ms);
+      this.wake = done;
+    });
+  }
+
+  /** Stops hearing notices. */
+  stop(): void {
+    this.wake?.();
+    this.unregister();
+  }
+
+  private take(): Buffer | undefined {
+    const bytes = this.bytes;
+    this.heard = false;
+    this.bytes = undefined;
+    return bytes;
+  }
 }
 
 /** Resolves when `promise` settles or after `ms`, whichever is first (never rejects). */

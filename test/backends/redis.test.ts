@@ -194,6 +194,73 @@ describe('redis: the distributed lock', () => {
     await close();
   });
 
+  it('a release that lands while the waiter reads the value between two waits is heard: it takes no lock and reads no more', async () => {
+    const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
+    const b = (await createRedisBackend(
+      { url: url(), distributedLock: true, lockPollInterval: 0.05, lockWaitTimeout: 5 },
+      context,
+    )) as RedisBackend;
+    const key = `between:${randomUUID()}`;
+    const held = a.getMutex(key);
+    assert.ok(held && (await held.acquire(false)));
+    // The waiter's GETs of the value: the first is its look before waiting; the second, after its
+    // first poll step, finds nothing, and the creator's value and release land before that answer
+    // reaches the waiter (so the notice arrives while the waiter is between two waits).
+    const client = b.client as unknown as { getBuffer(key: string): Promise<Buffer | null> };
+    const getBuffer = client.getBuffer.bind(client);
+    let reads = 0;
+    client.getBuffer = async (k: string) => {
+      const got = await getBuffer(k);
+      if (k === key && ++reads === 2) {
+        assert.equal(got, null);
+        await a.set(key, value('landed between'));
+        await sleep(100); // the notice reaches b's subscriber meanwhile
+      }
+      return got;
+    };
+    const waiter = b.getMutex(key);
+    assert.ok(waiter);
+    assert.equal(await waiter.acquire(true), false, 'the notice was heard: no lock taken (a missed one lets SET NX win)');
+    assert.equal(reads, 2, 'no GET after the notice: it carried the value');
+    const got = await b.get(key);
+    assert.ok(got !== NO_VALUE && got.payload === 'landed between');
+    assert.equal(await redis.raw.exists(`dogpile:lock:${key}`), 0);
+    client.getBuffer = getBuffer;
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it("the creator's SET + release is written at once, not held for the next auto-pipelined batch", async () => {
+    const a = (await createRedisBackend({ url: url(), distributedLock: true }, context)) as RedisBackend;
+    const key = `at-once:${randomUUID()}`;
+    const held = a.getMutex(key);
+    assert.ok(held && (await held.acquire(false)));
+    const stream = (a.client as unknown as { stream: { write(chunk: unknown, ...rest: unknown[]): boolean } }).stream;
+    const write = stream.write;
+    const written: string[] = [];
+    stream.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+      written.push(String(chunk));
+      return write.call(this, chunk, ...rest);
+    };
+    const storing = a.set(key, value('now'));
+    const sameTick = written.join('');
+    stream.write = write;
+    assert.match(sameTick, /lock-released-with-value/, 'the script went to the socket in the tick of the set');
+    await storing;
+    assert.equal(await redis.raw.exists(`dogpile:lock:${key}`), 0);
+    // Plain commands keep auto-pipelining (one socket write per tick for many of them).
+    written.length = 0;
+    stream.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+      written.push(String(chunk));
+      return write.call(this, chunk, ...rest);
+    };
+    const reading = a.get(key);
+    const readSameTick = written.length;
+    stream.write = write;
+    assert.equal(readSameTick, 0, 'a GET waits for the batch of its tick');
+    assert.ok((await reading) !== NO_VALUE);
+    await a.close();
+  });
+
   it('one subscriber connection per backend, opened at start and closed by close()', async () => {
     const channel = 'sub-test:dogpile:lock-released-with-value';
     const subscribers = async () => ((await redis.raw.pubsub('NUMSUB', channel)) as [string, number])[1];

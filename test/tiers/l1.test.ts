@@ -14,6 +14,7 @@ import {
   NO_VALUE,
   type NoValue,
   ProxyBackend,
+  type RedisBackend,
   type TieredBackend,
   ValidationError,
 } from '../../src/index.js';
@@ -95,6 +96,52 @@ describe('L1 in front of redis', () => {
     assert.equal(await b.region.getOrCreate(key, () => 'other'), 'v3');
     await a.region.invalidate();
     assert.ok(await until(async () => (await b.region.get(key)) === NO_VALUE, 2000), 'b applied the invalidation');
+  });
+
+  it('a region waiting on another (as another process would) returns the value the release notice carried: no command of its own after the release (MONITOR)', async () => {
+    const name = `wake-${randomUUID()}`;
+    const a = await l1Region(name);
+    const b = await l1Region(name);
+    const key = `k:${randomUUID()}`;
+    const lockKey = `dogpile:lock:${key}`;
+    const client = (region: CacheRegion) =>
+      ((region.actualBackend as RedisBackend).client as unknown as { stream: { localPort: number } }).stream.localPort;
+    const bSource = `127.0.0.1:${client(b.region)}`;
+    const seen: { source: string; command: string; args: string[] }[] = [];
+    const monitor = await raw.monitor();
+    monitor.on('monitor', (_time: string, args: string[], source: string) => {
+      seen.push({ source, command: String(args[0]).toLowerCase(), args });
+    });
+    try {
+      const creating = a.region.getOrCreate(key, async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        return 'from a';
+      });
+      assert.ok(await until(() => seen.some((c) => c.command === 'set' && c.args[1] === lockKey), 2000), 'a holds the lock');
+      let bCalls = 0;
+      const waiting = b.region.getOrCreate(key, () => {
+        bCalls++;
+        return 'from b';
+      });
+      assert.equal(await creating, 'from a');
+      assert.equal(await waiting, 'from a');
+      await new Promise((r) => setTimeout(r, 100)); // the MONITOR lines of both have arrived
+      const release = seen.findIndex((c) => c.command === 'eval' && c.args.includes(lockKey));
+      assert.ok(release >= 0, "a's SET + release was seen");
+      assert.ok(
+        seen.slice(0, release).some((c) => c.source === bSource && c.command === 'set' && c.args[1] === lockKey),
+        'b tried the lock before (the test watches the right connection)',
+      );
+      const after = seen.slice(release + 1).filter((c) => c.source === bSource);
+      assert.deepEqual(
+        after.map((c) => c.args.slice(0, 2).join(' ')),
+        [],
+        'b sent nothing after the release: no GET, no SET NX',
+      );
+      assert.equal(bCalls, 0);
+    } finally {
+      monitor.disconnect();
+    }
   });
 
   it('a process ignores its own messages (its fresh L1 copy survives its own write)', async () => {
