@@ -168,9 +168,13 @@ const TIME_ORIGIN = Math.floor(Date.now()) + 2 ** 30 - 86_400_000;
 /** Clocks given to the constructor (rare: `getValueMetadata` results), kept off the object. */
 const clocks = new WeakMap<CachedValue, () => number>();
 
-/** Whether `metadata` is { ct, v, d? } with a whole-ms ct, the current version and a numeric d. */
+/**
+ * Whether `metadata` is { ct, v, d? } with a whole-ms ct (within ±2^51 ms, ~71,000 years, of the
+ * origin, so that the packed number is exact), the current version and a numeric d.
+ */
 function isTimeOnly(metadata: CacheMetadata): boolean {
-  if (metadata.v !== VALUE_VERSION || !Number.isInteger(metadata.ct)) return false;
+  const ct = metadata.ct;
+  if (metadata.v !== VALUE_VERSION || !Number.isInteger(ct) || !(Math.abs(ct - TIME_ORIGIN) <= 2 ** 51)) return false;
   const d = metadata.d;
   if (d !== undefined && typeof d !== 'number') return false;
   for (const field in metadata) {
@@ -190,7 +194,8 @@ function packTime(ct: number, flag: 0 | 1): number {
  * 16-byte heap number (even when whole and small) that a field would then keep.
  */
 function asSmall(n: number): number {
-  return n >= -0x80000000 && n <= 0x7fffffff && Number.isInteger(n) ? n | 0 : n;
+  const small = n | 0;
+  return small === n && (small !== 0 || Object.is(n, 0)) ? small : n; // -0 stays -0
 }
 
 // One value of each form built first, a small integer stored before an object, so that V8 types the
