@@ -57,18 +57,21 @@ export const VALUE_TAGS: unique symbol = Symbol('dogpile.valueTags') as typeof V
 /**
  * A payload with its metadata: what backends store and return.
  *
- * A memory store keeps one of these per entry, so it is one small object: the payload, the creation
- * time and, when there is one, the creation duration (`d`), 48 bytes on 64-bit Node. The metadata
- * object is built when `metadata` is read (a new object each time); metadata with any other field
- * (tags, another version, a fractional time) is kept as given instead.
+ * A memory store keeps one of these per entry, so it is one small object: the payload and one
+ * number that packs the creation time with whether a creation duration (`d`) of 0 was recorded,
+ * 40 bytes on 64-bit Node (two slots). A value with a nonzero duration is a 48-byte internal
+ * subclass with a third slot for it. The metadata object is built when `metadata` is read (a new
+ * object each time); metadata with any other field (tags, another version, a fractional time) is
+ * kept as given instead.
  */
 export class CachedValue<T = unknown> {
   /** The cached value itself. */
-  readonly payload: T;
-  /** ct − TIME_ORIGIN (set only from a whole-millisecond ct), or undefined when #extra is the metadata. */
-  readonly #ct: number | undefined;
-  /** undefined: metadata is { ct, v }; a number: { ct, v, d }; an object: the metadata as given. */
-  readonly #extra: number | CacheMetadata | undefined;
+  readonly payload!: T;
+  /**
+   * A number: `2 * (ct − TIME_ORIGIN) + (d === 0 ? 1 : 0)`, a small integer (held in the object
+   * itself) for a ct within the window around TIME_ORIGIN. An object: the metadata as given.
+   */
+  readonly #m!: number | CacheMetadata;
 
   /**
    * @param payload the cached value itself
@@ -76,29 +79,37 @@ export class CachedValue<T = unknown> {
    * @param now clock used by {@link CachedValue.age}; defaults to `Date.now`
    */
   constructor(payload: T, metadata: CacheMetadata, now?: () => number) {
-    this.payload = payload;
-    if (isCompact(metadata)) {
-      this.#ct = metadata.ct - TIME_ORIGIN;
-      this.#extra = metadata.d;
-    } else {
-      this.#ct = undefined;
-      this.#extra = metadata;
+    let m: number | CacheMetadata = metadata;
+    if (isTimeOnly(metadata)) {
+      const d = metadata.d;
+      const target: unknown = new.target;
+      if (d === undefined || Object.is(d, 0)) {
+        m = packTime(metadata.ct, d === undefined ? 0 : 1);
+      } else if (target === DurationValue) {
+        m = packTime(metadata.ct, 0); // the subclass keeps d
+      } else if (target === CachedValue) {
+        // A nonzero duration needs a third slot: the subclass that has one is built instead.
+        // biome-ignore lint/correctness/noConstructorReturn: the 48-byte form of the same value
+        return new DurationValue(payload, metadata, d, now);
+      } // else a user's subclass: the metadata as given
     }
+    this.payload = payload;
+    this.#m = m;
     if (now !== undefined) clocks.set(this, now);
   }
 
   /** Creation time, envelope version and the other stored fields (a new object for compact values). */
   get metadata(): CacheMetadata {
-    const extra = this.#extra;
-    if (typeof extra === 'object') return extra;
-    const ct = TIME_ORIGIN + (this.#ct as number);
-    return extra === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: extra };
+    const m = this.#m;
+    if (typeof m === 'object') return m;
+    const ct = TIME_ORIGIN + Math.floor(m / 2);
+    return m % 2 === 0 ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: 0 };
   }
 
   /** Creation time in milliseconds since the epoch. */
   get cachedTime(): number {
-    const extra = this.#extra;
-    return typeof extra === 'object' ? extra.ct : TIME_ORIGIN + (this.#ct as number);
+    const m = this.#m;
+    return typeof m === 'object' ? m.ct : TIME_ORIGIN + Math.floor(m / 2);
   }
 
   /** Age in seconds (fractions included), measured now. */
@@ -108,38 +119,62 @@ export class CachedValue<T = unknown> {
 
   /** @internal See {@link CURRENT_CT}. */
   get [CURRENT_CT](): number {
-    const extra = this.#extra;
-    if (typeof extra !== 'object') return TIME_ORIGIN + (this.#ct as number);
-    return extra.v === VALUE_VERSION ? extra.ct : Number.NaN;
+    const m = this.#m;
+    if (typeof m === 'number') return TIME_ORIGIN + Math.floor(m / 2);
+    return m.v === VALUE_VERSION ? m.ct : Number.NaN;
   }
 
   /** @internal See {@link UNTAGGED_CT}. */
   get [UNTAGGED_CT](): number {
-    const extra = this.#extra;
-    if (typeof extra !== 'object') return TIME_ORIGIN + (this.#ct as number);
-    return extra.v === VALUE_VERSION && extra.tags === undefined ? extra.ct : Number.NaN;
+    const m = this.#m;
+    if (typeof m === 'number') return TIME_ORIGIN + Math.floor(m / 2);
+    return m.v === VALUE_VERSION && m.tags === undefined ? m.ct : Number.NaN;
   }
 
   /** @internal See {@link VALUE_TAGS}. */
   get [VALUE_TAGS](): readonly string[] | undefined {
-    const extra = this.#extra;
-    return typeof extra === 'object' ? extra.tags : undefined;
+    const m = this.#m;
+    return typeof m === 'object' ? m.tags : undefined;
   }
 }
 
 /**
- * Creation times are kept as offsets from this origin (when this module loaded): within about 12
- * days of it an offset is a V8 small integer, held in the object itself, where an epoch-ms number
- * would be a separate 16-byte heap number per entry. Further away it is a heap number again.
+ * A value whose metadata is { ct, v, d } with a whole-ms ct and a d other than 0: the packed time of
+ * CachedValue plus one slot for d (48 bytes). `new CachedValue` builds one for such metadata; it is
+ * not exported, and reads as a CachedValue in every way but its constructor's name.
  */
-const TIME_ORIGIN = Math.floor(Date.now());
+class DurationValue<T = unknown> extends CachedValue<T> {
+  readonly #d: number;
+
+  constructor(payload: T, metadata: CacheMetadata, d: number, now?: () => number) {
+    super(payload, metadata, now);
+    this.#d = asSmall(d);
+  }
+
+  override get metadata(): CacheMetadata {
+    return { ct: this.cachedTime, v: VALUE_VERSION, d: this.#d };
+  }
+}
+
+/**
+ * Creation times are kept as offsets from this origin: an offset from a day before this module
+ * loaded to ~23 days after (2^30 ms either side of the origin) packs into a V8 small integer, held
+ * in the object itself, where an epoch-ms number would be a separate 16-byte heap number per entry.
+ * Further away (a long-running process, a value from another store created long ago) the packed
+ * number is a heap number again, still exact.
+ */
+const TIME_ORIGIN = Math.floor(Date.now()) + 2 ** 30 - 86_400_000;
 
 /** Clocks given to the constructor (rare: `getValueMetadata` results), kept off the object. */
 const clocks = new WeakMap<CachedValue, () => number>();
 
-/** Whether `metadata` is { ct, v, d? } with a whole-ms ct, the current version and a numeric d. */
-function isCompact(metadata: CacheMetadata): boolean {
-  if (metadata.v !== VALUE_VERSION || !Number.isInteger(metadata.ct)) return false;
+/**
+ * Whether `metadata` is { ct, v, d? } with a whole-ms ct (within ±2^51 ms, ~71,000 years, of the
+ * origin, so that the packed number is exact), the current version and a numeric d.
+ */
+function isTimeOnly(metadata: CacheMetadata): boolean {
+  const ct = metadata.ct;
+  if (metadata.v !== VALUE_VERSION || !Number.isInteger(ct) || !(Math.abs(ct - TIME_ORIGIN) <= 2 ** 51)) return false;
   const d = metadata.d;
   if (d !== undefined && typeof d !== 'number') return false;
   for (const field in metadata) {
@@ -148,9 +183,26 @@ function isCompact(metadata: CacheMetadata): boolean {
   return true;
 }
 
-// One value built with the long form first, so V8 types the two private fields as "any value" from
-// the start: a later heap number (a ct far from the origin, a fractional d) is then stored as such,
-// instead of retyping the fields, and re-boxing them, in every existing value.
+/** `2 * (ct − TIME_ORIGIN) + flag`: exact for any whole-ms ct, a small integer within the window. */
+function packTime(ct: number, flag: 0 | 1): number {
+  return asSmall((ct - TIME_ORIGIN) * 2 + flag);
+}
+
+/**
+ * `n` as V8 stores it most compactly: an int32 comes back from `| 0`, which V8 represents as a small
+ * integer even in unoptimised code, where the result of `-`, `+` or `*` on two heap numbers is a new
+ * 16-byte heap number (even when whole and small) that a field would then keep.
+ */
+function asSmall(n: number): number {
+  const small = n | 0;
+  return small === n && (small !== 0 || Object.is(n, 0)) ? small : n; // -0 stays -0
+}
+
+// One value of each form built first, a small integer stored before an object, so that V8 types the
+// fields as "any value" (not "object": then optimised code would box every small integer it stores
+// into a new heap number) and later values of any form do not retype them.
+new CachedValue(undefined, { ct: TIME_ORIGIN, v: VALUE_VERSION });
+new CachedValue(undefined, { ct: TIME_ORIGIN, v: VALUE_VERSION, d: 1 });
 new CachedValue(undefined, { ct: 0.5, v: VALUE_VERSION });
 
 /**
