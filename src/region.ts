@@ -97,6 +97,14 @@ export interface CreatorContext {
    * database call to stop work whose result may no longer be wanted.
    */
   readonly signal: AbortSignal | undefined;
+  /**
+   * Adds tags to the value this creation stores, on top of the call's `tags` option: for tags the
+   * creator only finds while it works (the template layer adds those of the fragments rendered
+   * inside a fragment). Read when the creator returns; later calls, and calls on a creation whose
+   * value is not stored (`shouldCacheFn`, a failure), change nothing. Tags must be non-empty
+   * strings (a `ValidationError` otherwise, which fails the creation).
+   */
+  addTags(tags: readonly string[]): void;
 }
 
 /**
