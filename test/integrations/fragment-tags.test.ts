@@ -20,9 +20,9 @@ import { dogpileViews, pageCache } from '../../integrations/express.js';
 import { dogpileFastify } from '../../integrations/fastify.js';
 import { installHandlebars } from '../../integrations/handlebars.js';
 import { installNunjucks, renderNunjucks } from '../../integrations/nunjucks.js';
+import { tagScopeUsage } from '../../integrations/tag-scope.js';
 import { TemplateCache, type TemplateCacheOptions } from '../../integrations/templates.js';
 import { type CacheRegion, makeRegion, ProxyBackend, ValidationError } from '../../src/index.js';
-import { tagScopeUsage } from '../../integrations/tag-scope.js';
 import { type ServerProcess, startRedis } from '../helpers/servers.js';
 import { sleep } from '../helpers/time.js';
 

@@ -129,7 +129,8 @@ describe('tags', () => {
         context.addTags(['ok', ''] as never);
         return 1;
       }),
-      (e: unknown) => e instanceof ValidationError && /CreatorContext\.addTags: tags must be an array of non-empty strings/.test(e.message),
+      (e: unknown) =>
+        e instanceof ValidationError && /CreatorContext\.addTags: tags must be an array of non-empty strings/.test(e.message),
     );
     assert.equal(await region.get('bad'), NO_VALUE);
   });
