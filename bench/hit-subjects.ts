@@ -10,7 +10,7 @@ export type Call = (key: string, creator: () => Promise<object>) => Promise<unkn
 /**
  * raw (lru-cache wrapper), plain (region, no options), options (failSafe + softTimeout +
  * hardTimeout), listener (plain + one `hit` listener), guarded (options + breaker), all (guarded +
- * backendTimeout: every resilience option).
+ * backendTimeout: every resilience option), tags (plain, every call with the same `tags` option).
  */
 export function hitSubject(subject: string): Call {
   if (subject === 'raw') {
@@ -39,6 +39,10 @@ export function hitSubject(subject: string): Call {
       n++;
     });
     process.on('exit', () => n);
+  }
+  if (subject === 'tags') {
+    const tagged = { tags: ['users'] };
+    return (key, creator) => region.getOrCreate(key, creator, tagged);
   }
   return (key, creator) => region.getOrCreate(key, creator);
 }

@@ -121,18 +121,51 @@ export function itemKeys(items: unknown, key: unknown, where: string): unknown[]
     );
   }
   const path = typeof key === 'string' ? key.split('.') : undefined;
+  const values = new Array<unknown>(items.length);
+  const last = lastItems.get(where);
+  let same = last !== undefined && last.values.length === items.length;
+  for (let i = 0; i < items.length; i++) {
+    const item: unknown = items[i];
+    const value = path === undefined ? (key as (item: unknown, index: number) => unknown)(item, i) : pluck(item, path);
+    values[i] = value;
+    if (same && (!Object.is(value, last?.values[i]) || isRecordItem(item))) same = false;
+  }
+  // The same key values as this tag's previous render, none a record: the same (checked) keys.
+  if (same) return (last as ItemKeyMemo).args;
+  const out = checkedItemKeys(items, values, key, where);
+  if (out.every((args) => args.length === 1)) {
+    if (lastItems.size >= 1000) lastItems.clear();
+    lastItems.set(where, { values, args: out });
+  }
+  return out;
+}
+
+/** The last item keys {@link itemKeys} built for a collection tag (by its `where`), when no item was a record. */
+interface ItemKeyMemo {
+  readonly values: readonly unknown[];
+  readonly args: unknown[][];
+}
+
+/** By `where` (tag, template and line): one entry per collection tag. Bounded. */
+const lastItems = new Map<string, ItemKeyMemo>();
+
+/** {@link itemKeys} for items whose key values are `values`: checks each, and that none repeats. */
+function checkedItemKeys(items: readonly unknown[], values: readonly unknown[], key: unknown, where: string): unknown[][] {
   const out = new Array<unknown[]>(items.length);
   const seen = new Map<unknown, number>();
   for (let i = 0; i < items.length; i++) {
     const item: unknown = items[i];
-    const value = path === undefined ? (key as (item: unknown, index: number) => unknown)(item, i) : pluck(item, path);
-    const what = typeof key === 'string' ? `key field ${JSON.stringify(key)}` : 'key function';
+    const value = values[i];
     if (value === undefined || value === null) {
-      throw new ValidationError(`${where}: item ${i} has no ${what} (got ${describeValue(value)}); every item needs a key`);
+      throw new ValidationError(
+        `${where}: item ${i} has no ${keyName(key)} (got ${describeValue(value)}); every item needs a key`,
+      );
     }
     const type = typeof value;
     if (type !== 'string' && type !== 'number' && type !== 'bigint' && type !== 'boolean') {
-      throw new ValidationError(`${where}: item ${i}: the ${what} must give a string or number, got ${describeValue(value)}`);
+      throw new ValidationError(
+        `${where}: item ${i}: the ${keyName(key)} must give a string or number, got ${describeValue(value)}`,
+      );
     }
     const before = seen.get(value);
     if (before !== undefined) {
@@ -146,6 +179,10 @@ export function itemKeys(items: unknown, key: unknown, where: string): unknown[]
   return out;
 }
 
+function keyName(key: unknown): string {
+  return typeof key === 'string' ? `key field ${JSON.stringify(key)}` : 'key function';
+}
+
 /**
  * Every item's fragment key: `stem` (the partial's name, dependency digest and collection block
  * id) followed by the item's key arguments from {@link itemKeys}. A record whose `cacheKey` throws
@@ -153,6 +190,8 @@ export function itemKeys(items: unknown, key: unknown, where: string): unknown[]
  * record key are one too.
  */
 export function collectionKeys(cache: TemplateCache, stem: string, args: readonly unknown[][], where: string): string[] {
+  const last = lastKeys.get(cache)?.get(where);
+  if (last !== undefined && last.args === args && last.stem === stem) return last.keys;
   const keys = args.map((a, i) => {
     try {
       return cache.keyWithArgs(stem, a, undefined, where);
@@ -175,8 +214,29 @@ export function collectionKeys(cache: TemplateCache, stem: string, args: readonl
       seen.set(k, i);
     });
   }
+  // Item keys itemKeys gave again (the same array): the next render gets these keys, and the
+  // same stored-key strings (whose hashes the backends' maps have kept).
+  if (args === lastItems.get(where)?.args) {
+    let byWhere = lastKeys.get(cache);
+    if (byWhere === undefined) {
+      byWhere = new Map();
+      lastKeys.set(cache, byWhere);
+    }
+    if (byWhere.size >= 1000) byWhere.clear();
+    byWhere.set(where, { args, stem, keys });
+    storedKeysOf.set(
+      keys,
+      keys.map((k) => cache.storedKey(k)),
+    );
+  }
   return keys;
 }
+
+/** The item keys {@link collectionKeys} last built per collection tag (by `where`), per cache. */
+const lastKeys = new WeakMap<TemplateCache, Map<string, { args: readonly unknown[][]; stem: string; keys: string[] }>>();
+
+/** The stored keys of a remembered key list (see {@link collectionKeys}). */
+const storedKeysOf = new WeakMap<readonly string[], readonly string[]>();
 
 /**
  * The block id of a collection's items: `each`, plus the variable name the item is given under and
@@ -213,7 +273,7 @@ export function renderCollection(
   } catch (err) {
     return Promise.reject(err);
   }
-  const stored = keys.map((k) => cache.storedKey(k));
+  const stored = storedKeysOf.get(keys) ?? keys.map((k) => cache.storedKey(k));
   // Dev annotations / the render's summary: what this render rendered itself (raw output and time).
   const observed = cache.observes(options) ? new Map<number, { raw: string; ms: number }>() : undefined;
   const created = new Map<number, string>();

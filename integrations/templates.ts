@@ -3,7 +3,6 @@
 // digests, region lookup, the backend-error policy and single flight live here, once; the engine
 // adapters only parse their syntax and hand over a function that renders the block's body.
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
@@ -21,6 +20,14 @@ import {
 import { annotateFragment, annotationPolicy, type FragmentSummary, recordFragment, stripAnnotations } from './dev-annotations.js';
 import { type FragmentRef, FragmentRegistry } from './fragment-registry.js';
 import { encodeFragmentArg } from './record-keys.js';
+import {
+  collectFragmentTags,
+  enclosingFragmentTags,
+  NestedFragmentCall,
+  renderFragment,
+  reportFragmentTags,
+  widenedTags,
+} from './tag-scope.js';
 
 export {
   createFragmentSummary,
@@ -29,6 +36,7 @@ export {
 } from './dev-annotations.js';
 export type { FragmentRef } from './fragment-registry.js';
 export { encodeFragmentArg } from './record-keys.js';
+export { collectFragmentTags, reportFragmentTags } from './tag-scope.js';
 
 /** Options shared by every template integration (`TemplateCacheOptions` in the API). */
 export interface TemplateCacheOptions {
@@ -181,64 +189,6 @@ function describeTag(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
   return `${typeof value} ${String(value)}`;
-}
-
-// --- Tag propagation -----------------------------------------------------------------------------
-// A fragment rendered inside another one's body (a miss of the outer fragment) reports its tags
-// to the outer one, which stores them with its own: the outer fragment holds the inner one's HTML,
-// so invalidating the inner's tag must refresh the outer too. The scope is an AsyncLocalStorage
-// set only while a fragment's body renders (misses), so hits pay one `getStore()` when they have
-// tags, nothing otherwise (and the storage is disabled while no body renders: see `rendering`).
-
-const tagScope = new AsyncLocalStorage<Set<string>>();
-
-/** @internal For the engine adapters: adds `tags` to the fragment whose body is rendering around this call, if any. */
-export function reportFragmentTags(tags: readonly string[] | undefined): void {
-  if (tags === undefined || tags.length === 0) return;
-  const scope = tagScope.getStore();
-  if (scope !== undefined) for (const t of tags) scope.add(t);
-}
-
-/**
- * @internal For the engine adapters and page caching. Runs `render` (a fragment's body) collecting the tags of the fragments rendered inside it into
- * `into`; the caller stores them with the fragment.
- */
-export function collectFragmentTags<R>(into: Set<string>, render: () => R): R {
-  rendering++;
-  let out: R;
-  try {
-    out = tagScope.run(into, render);
-  } catch (err) {
-    leaveScope();
-    throw err;
-  }
-  if (out !== null && typeof (out as { then?: unknown }).then === 'function') {
-    (out as Promise<unknown>).then(leaveScope, leaveScope);
-  } else leaveScope();
-  return out;
-}
-
-/**
- * Fragment bodies rendering now. On Node 20 an enabled AsyncLocalStorage costs every promise of
- * the process a hook call, which doubled the cost of a block hit; the scope is therefore disabled
- * whenever no body renders (hits never need it), and `run` enables it again on the next miss.
- */
-let rendering = 0;
-
-function leaveScope(): void {
-  if (--rendering === 0) tagScope.disable();
-}
-
-/** `declared` plus the collected tags not in it, or `undefined` when nothing was added. */
-function widenedTags(declared: readonly string[] | undefined, collected: ReadonlySet<string>): string[] | undefined {
-  if (collected.size === 0) return undefined;
-  let out: string[] | undefined;
-  for (const t of collected) {
-    if (declared?.includes(t)) continue;
-    out ??= declared === undefined ? [] : [...declared];
-    out.push(t);
-  }
-  return out;
 }
 
 /** The parts a fragment key is made of; see {@link TemplateCache.fragmentKey}. */
@@ -627,11 +577,27 @@ export class TemplateCache extends EventEmitter {
     } catch (err) {
       return Promise.reject(err);
     }
-    const call = new FragmentCall(region, stored, render, options?.tags);
+    const parent = enclosingFragmentTags();
+    if (parent === undefined) {
+      // No fragment around this one (the usual hit): no call object; the creator hands the tags
+      // its body collects to the region itself.
+      let created: string | undefined;
+      return region
+        .getOrCreate<string>(
+          stored,
+          async (context) => {
+            created = await renderFragment(render, context, undefined);
+            return created;
+          },
+          regionCallOptions(region, key, options),
+        )
+        .then(undefined, (err: unknown) => this.recover(err, key, created, render));
+    }
+    const call = new NestedFragmentCall(region, stored, render, parent, options?.tags);
     return region
-      .getOrCreate<string>(stored, () => call.create(), regionCallOptions(region, key, options, call))
+      .getOrCreate<string>(stored, (context) => call.create(context), regionCallOptions(region, key, options))
       .then(
-        (html) => (call.parent === undefined || call.created !== undefined ? html : call.reportStored(html)),
+        (html) => call.settle(html),
         (err: unknown) => this.recover(err, key, call.created, render),
       );
   }
@@ -663,13 +629,33 @@ export class TemplateCache extends EventEmitter {
       done(err);
       return;
     }
-    const call = new FragmentCall(region, stored, render, options?.tags);
+    const parent = enclosingFragmentTags();
+    if (parent === undefined) {
+      // As in fetch: no call object without a fragment around this one.
+      let created: string | undefined;
+      region
+        .getOrCreate<string>(
+          stored,
+          async (context) => {
+            created = await renderFragment(render, context, undefined);
+            return created;
+          },
+          regionCallOptions(region, key, options),
+        )
+        .then(
+          (html) => done(null, html),
+          (err: unknown) => this.recover(err, key, created, render).then((html) => done(null, html), done),
+        );
+      return;
+    }
+    const call = new NestedFragmentCall(region, stored, render, parent, options?.tags);
     region
-      .getOrCreate<string>(stored, () => call.create(), regionCallOptions(region, key, options, call))
+      .getOrCreate<string>(stored, (context) => call.create(context), regionCallOptions(region, key, options))
       .then(
         (html) => {
-          if (call.parent === undefined || call.created !== undefined) done(null, html);
-          else call.reportStored(html).then((h) => done(null, h), done);
+          const out = call.settle(html);
+          if (typeof out === 'string') done(null, out);
+          else out.then((h) => done(null, h), done);
         },
         (err: unknown) => this.recover(err, key, call.created, render).then((html) => done(null, html), done),
       );
@@ -965,87 +951,33 @@ function isRegion(value: unknown): value is CacheRegion {
 }
 
 /**
- * The region call options of one fragment: its `expire`, and `{ template, block }` attributes when
- * somebody listens for the region's hit/miss events (nothing is built otherwise).
+ * The region call options of one fragment: its `expire` and `tags`, and `{ template, block }`
+ * attributes when somebody listens for the region's hit/miss events; `undefined` (nothing built)
+ * when there is none of these, as for most block hits.
  */
 function regionCallOptions(
   region: CacheRegion,
   key: string,
   options: FragmentOptions | undefined,
-  call: FragmentCall,
-): GetOrCreateOptions<string> {
-  const expire = options?.expire;
-  const tags = options?.tags;
-  const out: GetOrCreateOptions<string> = {};
-  // Assigned, not written in the literal: tsx/esbuild's keepNames would wrap a named function
-  // (a defineProperty call) on every fragment, which cost more than the whole hit.
-  out.shouldCacheFn = () => call.shouldStore();
-  if (expire !== undefined) out.expirationTime = expire;
-  if (tags !== undefined && tags.length > 0) out.tags = tags;
+): GetOrCreateOptions<string> | undefined {
+  let out: GetOrCreateOptions<string> | undefined;
+  if (options !== undefined) {
+    const expire = options.expire;
+    const tags = options.tags;
+    if (expire !== undefined) out = { expirationTime: expire };
+    if (tags !== undefined && tags.length > 0) {
+      out ??= {};
+      out.tags = tags;
+    }
+  }
   if (region.listenerCount('hit') + region.listenerCount('miss') > 0) {
     const attributes = fragmentAttributes(key);
-    if (attributes !== undefined) out.attributes = attributes;
+    if (attributes !== undefined) {
+      out ??= {};
+      out.attributes = attributes;
+    }
   }
   return out;
-}
-
-/**
- * One fragment's trip through its region: the creator (which renders the body collecting the tags
- * of the fragments inside it), and the tag reports to the fragment around this one, if any. When
- * the body's fragments add tags, the creator stores the fragment itself with them (still under the
- * region's lock, before waiters read it) and tells the region not to store it again.
- */
-class FragmentCall {
-  /** The tags of the fragment whose body is rendering around this one (undefined at top level). */
-  readonly parent: Set<string> | undefined = tagScope.getStore();
-  /** The body's output, when this call rendered it. */
-  created: string | undefined;
-  private storedItself = false;
-
-  constructor(
-    private readonly region: CacheRegion,
-    private readonly stored: string,
-    private readonly render: () => string | Promise<string>,
-    private readonly tags: readonly string[] | undefined,
-  ) {
-    const parent = this.parent;
-    if (parent !== undefined && tags !== undefined) for (const t of tags) parent.add(t);
-  }
-
-  async create(): Promise<string> {
-    const collected = new Set<string>();
-    const html = String(await collectFragmentTags(collected, this.render));
-    this.created = html;
-    const parent = this.parent;
-    if (parent !== undefined) for (const t of collected) parent.add(t);
-    const wide = widenedTags(this.tags, collected);
-    if (wide !== undefined) {
-      await this.region.set(this.stored, html, { tags: wide });
-      this.storedItself = true;
-    }
-    return html;
-  }
-
-  shouldStore(): boolean {
-    return !this.storedItself;
-  }
-
-  /**
-   * A hit (or another caller's creation) inside an outer fragment's body: the stored fragment's
-   * tags (its own and those of fragments inside it) go to the outer fragment. One extra read,
-   * only while an outer fragment renders.
-   */
-  reportStored(html: string): Promise<string> {
-    const parent = this.parent as Set<string>;
-    return this.region.getValueMetadata(this.stored, { ignoreExpiration: true }).then(
-      (v) => {
-        const tags = v?.metadata.tags;
-        if (tags !== undefined) for (const t of tags) parent.add(t);
-        return html;
-      },
-      () => html, // a failing backend: the declared tags were reported already
-    );
-  }
 }
 
 /**

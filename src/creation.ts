@@ -14,6 +14,37 @@ import {
   parseFailSafe,
   servableUntil,
 } from './failsafe.js';
+import { checkTags } from './tags.js';
+
+/**
+ * The context one creation's creator receives (`CreatorContext` in region.ts): its key, the lock's
+ * signal, and the tags it adds to the value it creates, read once when the creator has returned.
+ */
+class CreationContext {
+  private added: string[] | undefined;
+  private closed = false;
+
+  constructor(
+    readonly key: string,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+
+  addTags(tags: readonly string[]): void {
+    checkTags(tags, 'CreatorContext.addTags: tags');
+    if (this.closed) return;
+    this.added ??= [];
+    for (const t of tags) if (!this.added.includes(t)) this.added.push(t);
+  }
+
+  /** `tags` plus the added ones not in it (`undefined` when none were added); later additions are ignored. */
+  tagsWith(tags: readonly string[] | undefined): readonly string[] | undefined {
+    this.closed = true;
+    const added = this.added;
+    if (added === undefined) return undefined;
+    if (tags === undefined || tags.length === 0) return added;
+    return [...tags, ...added.filter((t) => !tags.includes(t))];
+  }
+}
 
 /** The creation policies in force for one call. */
 export interface CallPolicy {
@@ -29,7 +60,7 @@ export interface PolicyOverrides {
 }
 
 /** What a creator receives (see CreatorContext in region.ts). */
-type Creator<T> = (context: { readonly key: string; readonly signal: AbortSignal | undefined }) => T | Promise<T>;
+type Creator<T> = (context: CreationContext) => T | Promise<T>;
 type Attributes = Readonly<Record<string, string>> | undefined;
 
 /** What the creation side needs of its region. */
@@ -180,8 +211,17 @@ export class Creations {
     }
     const t0 = performance.now();
     let value: T;
+    let context: CreationContext | undefined;
     try {
-      value = await runCreator((s) => creator({ key, signal: s }), signal, policy.timeouts.hardMs, key);
+      value = await runCreator(
+        (s) => {
+          context = new CreationContext(key, s);
+          return creator(context);
+        },
+        signal,
+        policy.timeouts.hardMs,
+        key,
+      );
     } catch (err) {
       events.creationErrors++;
       this.ended(key, attributes, t0, err instanceof CreatorTimeoutError ? 'timeout' : 'error');
@@ -193,7 +233,7 @@ export class Creations {
     this.ended(key, attributes, t0, 'ok');
     if (shouldCache && !shouldCache(value)) return value;
     const fs = policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe);
-    const stored = this.host.stamp(value, started, fs || undefined, tags);
+    const stored = this.host.stamp(value, started, fs || undefined, context?.tagsWith(tags) ?? tags);
     await this.host.write(key, () => backend.set(mangled, stored));
     if (policy.failSafe) this.failSafe().remember(mangled, stored);
     return value;

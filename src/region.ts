@@ -98,6 +98,14 @@ export interface CreatorContext {
    * database call to stop work whose result may no longer be wanted.
    */
   readonly signal: AbortSignal | undefined;
+  /**
+   * Adds tags to the value this creation stores, on top of the call's `tags` option: for tags the
+   * creator only finds while it works (the template layer adds those of the fragments rendered
+   * inside a fragment). Read when the creator returns; later calls, and calls on a creation whose
+   * value is not stored (`shouldCacheFn`, a failure), change nothing. Tags must be non-empty
+   * strings (a `ValidationError` otherwise, which fails the creation).
+   */
+  addTags(tags: readonly string[]): void;
 }
 
 /**
@@ -931,12 +939,11 @@ export class CacheRegion {
     await this.invalidator.sync?.();
     const expMs = this.expirationFor(options?.expirationTime);
     const mangledKeys = keys.map((k) => this.mangle(k));
-    const originalOf = new Map(mangledKeys.map((m, i) => [m, keys[i] as string]));
-    const mangled = [...originalOf.keys()].sort();
     const creations = this.creations;
     const policy = creations.policyFor(options, 'getOrCreateMulti');
     // With fail-safe: the stale values seen, to serve if the creator fails; throttled keys read as fresh.
     const staleOf = policy.failSafe ? new Map<string, CachedValue>() : undefined;
+    let originalOf: Map<string, string> | undefined; // mangled → as asked; built past the warm path
     const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
       const found = await this.read('getMulti', undefined, () => backend.getMulti([...ks]));
       await this.tagIndex.settleMulti(found);
@@ -945,17 +952,26 @@ export class CacheRegion {
         const lookup = this.lookup<T>(v, expMs);
         if (staleOf === undefined || lookup.state !== 'stale') return lookup;
         staleOf.set(k, v as CachedValue);
-        const throttled = creations.servesThrottled(policy, originalOf.get(k) ?? k, k, v as CachedValue, undefined);
+        const key = originalOf === undefined ? (keys[i] as string) : (originalOf.get(k) ?? k);
+        const throttled = creations.servesThrottled(policy, key, k, v as CachedValue, undefined);
         return throttled ? { state: 'fresh', value: lookup.value } : lookup;
       });
     };
-    const first = await readMulti(mangled);
-    // Counted per key as getOrCreate counts: a hit, a stale value served while another caller's
-    // creation runs, or a miss (this call creates, or waits for a creation).
+    // The one read, in request order. Every value fresh (a warm page of fragments): done, without
+    // sorting the keys or the lock, which only keys to create need.
+    const asked = await readMulti(mangledKeys);
+    if (asked.every((lookup) => lookup.state === 'fresh')) return this.allFresh(keys, asked);
+    originalOf = new Map(mangledKeys.map((m, i) => [m, keys[i] as string]));
+    const mangled = [...originalOf.keys()].sort();
+    const lookupOf = new Map(mangledKeys.map((m, i) => [m, asked[i] as Lookup<T>]));
+    const first = mangled.map((k) => lookupOf.get(k) as Lookup<T>);
+    // Counted per key asked (as getMulti and the warm path count) as getOrCreate counts: a hit, a
+    // stale value served while another caller's creation runs, or a miss (this call creates, or
+    // waits for a creation).
     const events = this.events;
-    first.forEach((lookup, i) => {
-      const k = mangled[i] as string;
-      const key = originalOf.get(k) ?? k;
+    asked.forEach((lookup, i) => {
+      const k = mangledKeys[i] as string;
+      const key = keys[i] as string;
       if (lookup.state === 'fresh') {
         events.hits++;
         if (events.hearsHit) events.emit('hit', { region: this.name, key });
@@ -1013,6 +1029,14 @@ export class CacheRegion {
       byKey.set(k, values[i] as T);
     });
     return mangledKeys.map((m) => byKey.get(m) as T);
+  }
+
+  /** getOrCreateMulti's result when every value read was fresh: a hit per key asked (a key asked twice, twice). */
+  private allFresh<T>(keys: readonly string[], found: readonly Lookup<T>[]): T[] {
+    const events = this.events;
+    events.hits += found.length;
+    if (events.hearsHit) for (const key of keys) events.emit('hit', { region: this.name, key });
+    return found.map((lookup) => (lookup as { value: T }).value);
   }
 
   /** Stores `value` under `key` with fresh metadata (and `options.tags`, if given). */

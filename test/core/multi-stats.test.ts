@@ -2,7 +2,7 @@
 // hit / miss / stale events see getMulti and getOrCreateMulti.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ManualClock, makeRegion, NO_VALUE } from '../../src/index.js';
+import { ManualClock, makeRegion, NO_VALUE, ProxyBackend } from '../../src/index.js';
 
 describe('stats and events of the multi paths', () => {
   it('getMulti counts a hit or a miss per key and emits them', async () => {
@@ -35,6 +35,37 @@ describe('stats and events of the multi paths', () => {
     stats = region.stats();
     assert.equal(stats.hits, 4);
     assert.equal(stats.misses, 2);
+  });
+
+  it('a warm getOrCreateMulti reads once in request order, counts a hit per key asked and never calls the creator', async () => {
+    const reads: string[][] = [];
+    class Reads extends ProxyBackend {
+      override getMulti(keys: string[]) {
+        reads.push(keys);
+        return super.getMulti(keys);
+      }
+    }
+    const region = makeRegion({ name: 'm' }).configure('memory', { expirationTime: 60, wrap: [new Reads()] });
+    await region.setMulti({ b: 'B', a: 'A', c: 'C' });
+    const hits: string[] = [];
+    region.on('hit', (e) => hits.push(e.key as string));
+    const values = await region.getOrCreateMulti(['c', 'a', 'b', 'a'], () => assert.fail('all fresh'));
+    assert.deepEqual(values, ['C', 'A', 'B', 'A']);
+    assert.deepEqual(reads, [['c', 'a', 'b', 'a']]);
+    assert.deepEqual(hits, ['c', 'a', 'b', 'a']);
+    assert.equal(region.stats().hits, 4);
+    // One key missing: the lock path (a read again under the lock), the creation for that key alone.
+    reads.length = 0;
+    const created: string[] = [];
+    const made = await region.getOrCreateMulti(['c', 'd', 'a'], (...ks) => {
+      created.push(...ks);
+      return ks.map((k) => k.toUpperCase());
+    });
+    assert.deepEqual(made, ['C', 'D', 'A']);
+    assert.deepEqual(created, ['d']);
+    assert.deepEqual(reads, [['c', 'd', 'a'], ['d']]);
+    assert.equal(region.stats().misses, 1);
+    assert.equal(region.stats().hits, 6);
   });
 
   it('getOrCreateMulti counts a stale value served while another caller regenerates it', async () => {

@@ -152,6 +152,27 @@ function collectionSuite(engine: EngineUnderTest): void {
       for (const id of [1, 2, 3, 4, 5]) assert.equal(t.rendered.get(id), 2, `item ${id}: first collection + loop`);
     });
 
+    it('the same list object changed between renders (reordered, a key changed, an item turned record) keys each render by its items', async () => {
+      const t = setup();
+      const list: Array<{ id: number; name: string; version?: number }> = products(4);
+      const ctx = { products: list, cur: 'EUR' };
+      const check = async (why: string) => assert.equal(await t.render('page', ctx), await t.render('loop', ctx), why);
+      await check('cold');
+      await check('warm');
+      list.reverse();
+      await check('reordered');
+      assert.equal(t.rendered.get(1), 4, 'item 1: the first collection and three loops (reordered, it is a hit)');
+      (list[0] as { id: number }).id = 40; // was item 4
+      await check('a key changed');
+      assert.equal(t.rendered.get(40), 2, 'the new key rendered once by the collection, once by the loop');
+      (list[1] as { version?: number }).version = 2;
+      await check('an item became a record');
+      (list[1] as { version?: number }).version = 3;
+      const before = t.runs();
+      assert.equal(await t.render('page', ctx), await t.render('page', ctx));
+      assert.equal(t.runs() - before, 1, 'the bumped record renders once, then is a hit');
+    });
+
     it('variables shared by every item are part of the key', async () => {
       const t = setup();
       const a = await t.render('page', { products: products(2), cur: 'EUR' });

@@ -20,6 +20,7 @@ import { dogpileViews, pageCache } from '../../integrations/express.js';
 import { dogpileFastify } from '../../integrations/fastify.js';
 import { installHandlebars } from '../../integrations/handlebars.js';
 import { installNunjucks, renderNunjucks } from '../../integrations/nunjucks.js';
+import { tagScopeUsage } from '../../integrations/tag-scope.js';
 import { TemplateCache, type TemplateCacheOptions } from '../../integrations/templates.js';
 import { type CacheRegion, makeRegion, ProxyBackend, ValidationError } from '../../src/index.js';
 import { type ServerProcess, startRedis } from '../helpers/servers.js';
@@ -87,6 +88,11 @@ const engines: EngineSpec[] = [
       cond: '{% cache "k", if=on, tags="t" %}K{{ count("k") }}{% endcache %}',
       tagA: '{% cache "same", tags="a" %}{{ count("same") }}{% endcache %}',
       tagB: '{% cache "same", tags=["b", "c"] %}{{ count("same") }}{% endcache %}',
+      nestedPlain:
+        '{% cache "outer", v, tags="o" %}O{{ count("outer") }}[{% cache "mid" %}M{{ count("mid") }}({% cache "in", tags="i" %}I{{ count("in") }}{% endcache %}){% endcache %}]{% endcache %}',
+      untagged:
+        '{% cache "a" %}A{{ count("a") }}{% cache "in" %}I{{ count("in") }}{% endcache %}{% endcache %}|' +
+        '{% cachedinclude "card.njk", key=p.id, p=p %}|{% cachedeach "item.njk", products, key="id", as="product" %}',
     },
     make(dir, cache, h) {
       const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(dir, { noCache: true }), { autoescape: true });
@@ -122,6 +128,11 @@ const engines: EngineSpec[] = [
       cond: '<% cache "k", { if: it.on, tags: "t" } %>K<%= this.config.hooks.count("k") %><% endcache %>',
       tagA: '<% cache "same", { tags: "a" } %><%= this.config.hooks.count("same") %><% endcache %>',
       tagB: '<% cache "same", { tags: ["b", "c"] } %><%= this.config.hooks.count("same") %><% endcache %>',
+      nestedPlain:
+        '<% cache "outer", it.v, { tags: "o" } %>O<%= this.config.hooks.count("outer") %>[<% cache "mid" %>M<%= this.config.hooks.count("mid") %>(<% cache "in", { tags: "i" } %>I<%= this.config.hooks.count("in") %><% endcache %>)<% endcache %>]<% endcache %>',
+      untagged:
+        '<% cache "a" %>A<%= this.config.hooks.count("a") %><% cache "in" %>I<%= this.config.hooks.count("in") %><% endcache %><% endcache %>|' +
+        '<%~ await cachedInclude("./card", { p: it.p }, { key: it.p.id }) %>|<%~ await cachedEach("./item", it.products, { key: "id", as: "product" }) %>',
     },
     make(dir, cache, h) {
       const eta = new Eta({ views: dir, autoTrim: false, plugins: [dogpileEta(cache)], hooks: h } as ConstructorParameters<
@@ -156,6 +167,11 @@ const engines: EngineSpec[] = [
       cond: '{{#cache "k" if=on tags="t"}}K{{count "k"}}{{/cache}}',
       tagA: '{{#cache "same" tags="a"}}{{count "same"}}{{/cache}}',
       tagB: '{{#cache "same" tags="b, c"}}{{count "same"}}{{/cache}}',
+      nestedPlain:
+        '{{#cache "outer" v tags="o"}}O{{count "outer"}}[{{#cache "mid"}}M{{count "mid"}}({{#cache "in" tags="i"}}I{{count "in"}}{{/cache}}){{/cache}}]{{/cache}}',
+      untagged:
+        '{{#cache "a"}}A{{count "a"}}{{#cache "in"}}I{{count "in"}}{{/cache}}{{/cache}}|' +
+        '{{cachedPartial "card" key=p.id p=p}}|{{cachedEach "item" products key="id" as="product"}}',
     },
     make(dir, cache, h) {
       const hbs = Handlebars.create();
@@ -320,6 +336,31 @@ for (const engine of engines) {
       assert.deepEqual(h.counts, { outer: 5, mid: 3, in: 2 }, 'the inner fragment is untouched');
     });
 
+    it('a fragment without tags= inside a tagged one still carries its inner fragments’ tags outward', async () => {
+      const { render, cache, h } = setup();
+      assert.equal(await render('nestedPlain', { v: 1 }), 'O1[M1(I1)]');
+      // A new outer key: the tag-less middle fragment is a hit; the tags stored with it (i) go outward.
+      assert.equal(await render('nestedPlain', { v: 2 }), 'O2[M1(I1)]');
+      await tick();
+      await cache.invalidateTags('i');
+      assert.equal(await render('nestedPlain', { v: 2 }), 'O3[M2(I2)]');
+      assert.equal(await render('nestedPlain', { v: 1 }), 'O4[M2(I2)]');
+      assert.deepEqual(h.counts, { outer: 4, mid: 2, in: 2 });
+      await tick();
+      await cache.invalidateTags('o');
+      assert.equal(await render('nestedPlain', { v: 1 }), 'O5[M2(I2)]', 'only the outer fragment carries o');
+    });
+
+    it('a warm page without tags never looks up or enters the tag scope', async () => {
+      const { render } = setup();
+      const cold = tagScopeUsage();
+      const first = await render('untagged', pageCtx());
+      assert.ok(tagScopeUsage().entries > cold.entries, 'misses render their bodies in the scope');
+      const warm = tagScopeUsage();
+      for (let i = 0; i < 3; i++) assert.equal(await render('untagged', pageCtx()), first);
+      assert.deepEqual(tagScopeUsage(), warm);
+    });
+
     it('the synchronous tier honours tags (TemplateCache.invalidateTags at once, region.invalidateTags after a check)', async () => {
       const { render, renderSync, cache, region, h } = setup({ syncTagRefresh: 0 });
       const r = engine.name === 'nunjucks' ? render : async (n: string, c: Record<string, unknown>) => renderSync(n, c);
@@ -475,6 +516,27 @@ describe('TemplateCache.invalidateTags', () => {
     await assert.rejects(cache.invalidateTags(''), ValidationError);
     await assert.rejects(cache.invalidateTags(['x'], { hard: 'yes' as unknown as boolean }), ValidationError);
     assert.equal(calls.length, 2);
+  });
+
+  it('tags found while a fragment renders reach the region with its value (no second write)', async () => {
+    const region = makeRegion({ failOpen: false }).configure('memory');
+    const cache = new TemplateCache({ regions: region });
+    let sets = 0;
+    const set = region.set.bind(region);
+    region.set = (...args: Parameters<CacheRegion['set']>) => {
+      sets++;
+      return set(...args);
+    };
+    const inner = () => cache.getOrCreate('inner', () => 'I', { tags: ['i'] });
+    assert.equal(await cache.getOrCreate('outer', async () => `O${await inner()}`), 'OI');
+    assert.equal(await cache.getOrCreate('outer2', async () => `P${await inner()}`, { tags: ['p'] }), 'PI');
+    assert.equal(sets, 0, 'stored by the region’s own creation');
+    assert.deepEqual((await region.getValueMetadata(cache.storedKey('outer')))?.metadata.tags, ['i']);
+    assert.deepEqual((await region.getValueMetadata(cache.storedKey('outer2')))?.metadata.tags, ['p', 'i']);
+    await tick();
+    await cache.invalidateTags('i');
+    assert.equal(await cache.get('outer'), undefined);
+    assert.equal(await cache.get('outer2'), undefined);
   });
 
   it('set(key, html, { tags }) stores a fragment that invalidateTags drops', async () => {

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { shouldRefreshEarly } from '../../src/early-refresh.js';
 import {
   type CachedValue,
+  type CreatorContext,
   ManualClock,
   MemoryBackend,
   makeRegion,
@@ -95,6 +96,43 @@ describe('tags', () => {
     b.clock.advance(1.1);
     assert.equal(await b.region.get('k'), NO_VALUE);
     assert.equal(await b.region.getOrCreate('k', () => 'recreated'), 'recreated', 'hard: a miss, not stale');
+  });
+
+  it('tags a creator adds through its context are stored with the call’s own (read after it returns)', async () => {
+    const { region, clock } = tagged();
+    let late: ((tags: string[]) => void) | undefined;
+    let calls = 0;
+    const create = async (context: CreatorContext) => {
+      calls++;
+      await sleep(1);
+      context.addTags(['found', 'own']);
+      context.addTags(['found']);
+      late = (tags) => context.addTags(tags);
+      return `v${calls}`;
+    };
+    assert.equal(await region.getOrCreate('k', create, { tags: ['own'] }), 'v1');
+    assert.deepEqual((await region.getValueMetadata('k'))?.metadata.tags, ['own', 'found']);
+    late?.(['too-late']);
+    assert.deepEqual((await region.getValueMetadata('k'))?.metadata.tags, ['own', 'found'], 'nothing after the store');
+    // Without a tags option: the added tags alone; invalidating one of them makes the value a miss.
+    assert.equal(await region.getOrCreate('j', create), 'v2');
+    assert.deepEqual((await region.getValueMetadata('j'))?.metadata.tags, ['found', 'own']);
+    clock.advance(0.01);
+    await region.invalidateTags(['found']);
+    assert.equal(await region.getOrCreate('j', create), 'v3');
+    assert.equal(await region.getOrCreate('k', create, { tags: ['own'] }), 'v4');
+    // Not stored: nothing to tag. A bad tag fails the creation.
+    assert.equal(await region.getOrCreate('n', create, { shouldCacheFn: () => false }), 'v5');
+    assert.equal(await region.getValueMetadata('n'), null);
+    await assert.rejects(
+      region.getOrCreate('bad', (context) => {
+        context.addTags(['ok', ''] as never);
+        return 1;
+      }),
+      (e: unknown) =>
+        e instanceof ValidationError && /CreatorContext\.addTags: tags must be an array of non-empty strings/.test(e.message),
+    );
+    assert.equal(await region.get('bad'), NO_VALUE);
   });
 
   it('costs untagged hits no read, and tagged hits one read per tagRefreshInterval', async () => {
