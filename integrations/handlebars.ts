@@ -591,20 +591,25 @@ export function installHandlebars(
       const out: string[] = new Array(entries.length);
       let left = entries.length;
       let failed = false;
+      // One settle function per render; each entry's callback is an anonymous arrow passed inline
+      // (under tsx/esbuild a named closure made per entry costs a __name/defineProperty call).
+      const settle = (i: number, err: unknown, html: string | undefined): void => {
+        if (failed) return;
+        if (err) {
+          failed = true;
+          rejectAll(err);
+          return;
+        }
+        out[i] = html ?? '';
+        if (--left === 0) resolveAll(out);
+      };
       for (let i = 0; i < entries.length; i++) {
         const entry = entries[i] as Deferred;
-        const done = (err: unknown, html?: string): void => {
-          if (failed) return;
-          if (err) {
-            failed = true;
-            rejectAll(err);
-            return;
-          }
-          out[i] = html ?? '';
-          if (--left === 0) resolveAll(out);
-        };
         if (entry.many !== undefined) {
-          resolveMany(entry.many, entry.fragment, collector).then((h) => done(null, h), done);
+          resolveMany(entry.many, entry.fragment, collector).then(
+            (h) => settle(i, null, h),
+            (err: unknown) => settle(i, err, undefined),
+          );
           continue;
         }
         cache.getOrCreateStoredThen(
@@ -616,7 +621,7 @@ export function installHandlebars(
             return resolve(body, inner);
           },
           entry.fragment,
-          done,
+          (err, html) => settle(i, err, html),
         );
       }
     });
