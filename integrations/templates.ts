@@ -288,6 +288,15 @@ export function blockOptions(
 ): FragmentOptions | undefined {
   let out: FragmentOptions | undefined;
   if (given !== undefined) out = parseFragmentOptions(given, BLOCK_OPTIONS, where, ignore);
+  // The usual hit: a context without `dogpile` and `_locals` has neither the opt-out nor the
+  // render's annotate / summary requests (what renderEnabled and renderDevOptions would find).
+  if (
+    context === null ||
+    typeof context !== 'object' ||
+    ((context as { dogpile?: unknown }).dogpile === undefined && (context as { _locals?: unknown })._locals === undefined)
+  ) {
+    return out;
+  }
   if (!renderEnabled(context)) {
     out ??= {};
     out.enabled = false;
