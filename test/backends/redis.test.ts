@@ -46,8 +46,23 @@ const value = (payload: unknown) => new CachedValue(payload, { ct: Date.now(), v
 async function waitOn(backend: RedisBackend, key: string) {
   const waiter = backend.getMutex(key);
   assert.ok(waiter);
+  // Ready when the waiter has subscribed and taken its first look at the stored value (a fixed
+  // sleep was not enough on a loaded machine: a value stored before that look reads as old).
+  const target = backend as unknown as { storedBytes(k: string): Promise<Buffer | null> };
+  const original = target.storedBytes;
+  let looked!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    looked = resolve;
+  });
+  target.storedBytes = async function (this: unknown, k: string) {
+    const bytes = await original.call(this, k);
+    looked();
+    return bytes;
+  };
   const waiting = waiter.acquire(true);
-  await sleep(50); // the waiter is subscribed and sleeping
+  await Promise.race([ready, sleep(5000)]);
+  target.storedBytes = original;
+  await sleep(5); // and back in its wait
   return { waiter, waiting };
 }
 
