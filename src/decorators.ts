@@ -208,9 +208,6 @@ export function makeCacheOnArguments(region: WrappableRegion, options: CacheOnAr
   const generator = options.functionKeyGenerator ?? region.functionKeyGenerator;
   const expiration = expirationReader(options.expirationTime);
   const tagOption = options.tags;
-  if (tagOption !== undefined && typeof tagOption !== 'function' && !Array.isArray(tagOption)) {
-    throw new ValidationError(`cacheOnArguments: tags must be an array of strings or a function, got ${describe(tagOption)}`);
-  }
   const tagsFor = (self: unknown, args: unknown[]): readonly string[] | undefined =>
     typeof tagOption === 'function' ? (tagOption as (...a: unknown[]) => readonly string[]).apply(self, args) : tagOption;
   const earlyRefresh = options.earlyRefresh;
@@ -289,11 +286,6 @@ export function makeCacheMultiOnArguments<D extends boolean>(
     ? (value: unknown) => value !== NO_VALUE && (!userShouldCache || userShouldCache(value))
     : userShouldCache;
   const tagOption = options.tags;
-  if (tagOption !== undefined && typeof tagOption !== 'function' && !Array.isArray(tagOption)) {
-    throw new ValidationError(
-      `cacheMultiOnArguments: tags must be an array of strings or a function, got ${describe(tagOption)}`,
-    );
-  }
   // Per key: the tags of the argument behind it (a function is called with that argument alone).
   const tagsFor = (
     self: unknown,
@@ -441,6 +433,10 @@ function checkOptions(
     }
   }
   checkWrapperPolicy(region, options, where);
+  const tags: unknown = options.tags;
+  if (tags !== undefined && typeof tags !== 'function' && !Array.isArray(tags)) {
+    throw new ValidationError(`${where}: tags must be an array of strings or a function, got ${describe(tags)}`);
+  }
   const exp = options.expirationTime;
   if (exp !== undefined && exp !== null && typeof exp !== 'function' && (typeof exp !== 'number' || !(exp >= 0 || exp === -1))) {
     throw new ValidationError(`${where}: expirationTime must be seconds >= 0, -1, null or a function, got ${describe(exp)}`);

@@ -106,20 +106,22 @@ export {
 } from './keys.js';
 export {
   type AsyncCreationRunner,
-  type BackendErrorInfo,
   CacheRegion,
   type ConfigureOptions,
-  type CreatorContext,
-  type GetOptions,
-  type GetOrCreateMultiOptions,
-  type GetOrCreateOptions,
-  type KeyTags,
   makeRegion,
   type ProxySpec,
   type RegionOptions,
-  type SetMultiOptions,
-  type SetOptions,
 } from './region.js';
+export type {
+  BackendErrorInfo,
+  CreatorContext,
+  GetOptions,
+  GetOrCreateMultiOptions,
+  GetOrCreateOptions,
+  KeyTags,
+  SetMultiOptions,
+  SetOptions,
+} from './region-options.js';
 export { liveRegions, watchRegions } from './region-watch.js';
 export { lookupBackend, registerBackend, registeredBackends } from './registry.js';
 export { decodeValue, defaultSerializer, encodeValue, jsonSerializer, v8Serializer } from './serialization.js';

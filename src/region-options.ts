@@ -1,6 +1,6 @@
 // The per-call option and context types of a region (get / set / getOrCreate and their multi
 // forms, what a creator receives, backend error reports): the region's public vocabulary,
-// kept apart from the class that implements it (src/region.ts re-exports all of them).
+// kept apart from the class that implements it (exported from src/index.ts).
 
 import type { FailSafeOptions } from './failsafe.js';
 

@@ -5,7 +5,7 @@
 /** Regions as the registry holds them (typed as CacheRegion only at the public edge). */
 type Watched = object;
 
-export const live = new Set<WeakRef<Watched>>();
+const live = new Set<WeakRef<Watched>>();
 const cleanup = new FinalizationRegistry<WeakRef<Watched>>((ref) => live.delete(ref));
 const watchers = new Set<(region: Watched) => void>();
 
@@ -18,17 +18,21 @@ export function trackRegion(region: Watched): void {
 }
 
 export function watchAll(watcher: (region: Watched) => void, existing: boolean): () => void {
-  const w = watcher;
-  if (existing) {
-    for (const ref of live) {
-      const region = ref.deref();
-      if (region !== undefined) notify(w, region);
-    }
-  }
-  watchers.add(w);
+  if (existing) for (const region of alive()) notify(watcher, region);
+  watchers.add(watcher);
   return () => {
-    watchers.delete(w);
+    watchers.delete(watcher);
   };
+}
+
+/** The regions registered and not yet collected, oldest first. */
+export function alive(): Watched[] {
+  const out: Watched[] = [];
+  for (const ref of live) {
+    const region = ref.deref();
+    if (region !== undefined) out.push(region);
+  }
+  return out;
 }
 
 function notify(watcher: (region: Watched) => void, region: Watched): void {

@@ -3,7 +3,8 @@
 
 import { describe, ValidationError } from './api.js';
 import type { CacheRegion } from './region.js';
-import { live, watchAll } from './region-registry.js';
+import { alive, watchAll } from './region-registry.js';
+import { checkKnownNames } from './validate.js';
 
 /**
  * Calls `watcher` with every region alive now (unless `options.existing` is false) and with every
@@ -19,11 +20,7 @@ export function watchRegions(watcher: (region: CacheRegion) => void, options: { 
   if (options === null || typeof options !== 'object') {
     throw new ValidationError(`watchRegions: options must be an object, got ${describe(options)}`);
   }
-  for (const name of Object.keys(options)) {
-    if (name !== 'existing') {
-      throw new ValidationError(`watchRegions: unknown option ${JSON.stringify(name)}; allowed: existing`);
-    }
-  }
+  checkKnownNames('watchRegions', 'option', options, ['existing']);
   if (options.existing !== undefined && typeof options.existing !== 'boolean') {
     throw new ValidationError(`watchRegions: existing must be a boolean, got ${describe(options.existing)}`);
   }
@@ -32,10 +29,5 @@ export function watchRegions(watcher: (region: CacheRegion) => void, options: { 
 
 /** The regions alive in this process now (made and not yet garbage-collected), oldest first. */
 export function liveRegions(): CacheRegion[] {
-  const out: CacheRegion[] = [];
-  for (const ref of live) {
-    const region = ref.deref();
-    if (region !== undefined) out.push(region as CacheRegion);
-  }
-  return out;
+  return alive() as CacheRegion[];
 }

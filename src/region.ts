@@ -94,16 +94,6 @@ import { checkSeconds } from './validate.js';
 
 export type { ConfigureOptions } from './config.js';
 export type { ProxySpec } from './proxies.js';
-export type {
-  BackendErrorInfo,
-  CreatorContext,
-  GetOptions,
-  GetOrCreateMultiOptions,
-  GetOrCreateOptions,
-  KeyTags,
-  SetMultiOptions,
-  SetOptions,
-} from './region-options.js';
 
 /**
  * Runs a regeneration in the background so that even the caller that won the lock returns the
