@@ -206,6 +206,15 @@ export class RegionEvents {
     }
   }
 
+  /**
+   * Counts a fresh value returned for `key` and tells the `hit` listeners (payload without
+   * attributes). The getOrCreate and get fast paths write this out instead, for speed.
+   */
+  hit(key: string): void {
+    this.hits++;
+    if (this.hearsHit) this.emit('hit', { region: this.region, key });
+  }
+
   /** Records a creation's duration for the percentiles. */
   recordDuration(ms: number): void {
     this.durations[this.durationCount % DURATION_SAMPLES] = ms;

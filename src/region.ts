@@ -2,36 +2,32 @@
 // expiration time, and then read and written by key or through wrapped functions.
 
 import {
-  BackendError,
-  type BackendFactory,
+  type BackendError,
   type CacheBackend,
   CachedValue,
-  type CacheMutex,
   type Clock,
   CURRENT_CT,
-  DogpileError,
+  type DogpileError,
   describe,
-  LockTimeoutError,
   NO_VALUE,
   type NoValue,
   RegionAlreadyConfiguredError,
-  RegionNotConfiguredError,
   type Serializer,
   SYNC_GET,
   type SyncReadable,
   type SyncReader,
-  toBackendError,
   UNTAGGED_CT,
   VALUE_TAGS,
   VALUE_VERSION,
   ValidationError,
 } from './api.js';
 import type { BackendArgumentsMap, BuiltinBackendName } from './backend-arguments.js';
+import { BackendGuard } from './backend-guard.js';
 import type { ProxyBackend } from './backends/base.js';
-import { type BreakerOptions, CircuitOpenError, GuardedBackend, parseBackendTimeout, parseBreaker } from './breaker.js';
+import { type BreakerOptions, parseBackendTimeout, parseBreaker } from './breaker.js';
 import { coarseClock } from './clock.js';
 import { type ConfigureOptions, coerceConfig } from './config.js';
-import { type CallPolicy, Creations } from './creation.js';
+import { Creations } from './creation.js';
 import type { CreatorTimeoutOptions } from './creator-timeouts.js';
 import {
   type CacheMultiOnArgumentsDecorator,
@@ -42,9 +38,9 @@ import {
   makeCacheOnArguments,
   type UncheckedValue,
 } from './decorators.js';
-import { checkEarlyRefresh, shouldRefreshEarly } from './early-refresh.js';
+import { checkEarlyRefresh } from './early-refresh.js';
 import { type RegionEventName, RegionEvents, type RegionListener, type RegionStats } from './events.js';
-import { type FailSafeOptions, fallbackDeadline } from './failsafe.js';
+import type { FailSafeOptions } from './failsafe.js';
 import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
   functionKeyGenerator as defaultKeyGenerator,
@@ -53,42 +49,40 @@ import {
   type FunctionMultiKeyGenerator,
   type KeyMangler,
 } from './keys.js';
-import { type AsyncHandOff, DogpileLock, type Lookup, MISSING } from './lock.js';
+import { DogpileLock, type Lookup, MISSING } from './lock.js';
 import { checkConfigureOptionNames, checkRegionOptionNames } from './options.js';
 import { claimProxies, type ProxySpec, toProxy } from './proxies.js';
+import { Regeneration } from './regeneration.js';
+import { type GuardSettings, notReadyError, openBackend, stackBackend } from './region-backend.js';
 import {
   backendKeyMangler,
   badMangledKey,
-  badShouldCacheFn,
   checkFunction,
   checkInvalidator,
   checkKey,
   checkKeys,
   describeBackend,
-  inRequestOrder,
   isPlainRecord,
   isPromise,
   NEVER,
-  once,
-  rethrowIfNotBackendFailure,
   toExpirationMs,
   warnOnce,
   withinExpiry,
 } from './region-checks.js';
+import type { RegionCore } from './region-core.js';
+import { getOrCreateMulti } from './region-multi.js';
 import type {
   BackendErrorInfo,
   CreatorContext,
   GetOptions,
   GetOrCreateMultiOptions,
   GetOrCreateOptions,
-  KeyTags,
   SetMultiOptions,
   SetOptions,
 } from './region-options.js';
 import { trackRegion } from './region-registry.js';
-import { lookupBackend } from './registry.js';
 import { defaultSerializer } from './serialization.js';
-import { checkTags, DEFAULT_TAG_REFRESH_SECONDS, TAGS_HARD, TAGS_OK, TAGS_SOFT, TagIndex } from './tags.js';
+import { checkTags, DEFAULT_TAG_REFRESH_SECONDS, keyTags, TAGS_HARD, TAGS_OK, TAGS_SOFT, TagIndex, tagsOf } from './tags.js';
 import { checkL1Options, checkL1Placement, type L1Options, makeTier, type TieredBackend } from './tiered.js';
 import { checkSeconds } from './validate.js';
 
@@ -221,20 +215,19 @@ export class CacheRegion {
   private invalidator: RegionInvalidationStrategy;
   private stampFloor = 0;
   private readonly lock = new DogpileLock();
-  private readonly waitTimeoutMs: number;
-  private readonly failOpen: boolean;
-  private readonly handOffEnabled: boolean;
-  private readonly onError: (error: BackendError, info: BackendErrorInfo) => void;
   private readonly events: RegionEvents;
   private readonly creations: Creations;
-  private readonly breaker: { failures: number; durationMs: number } | undefined;
-  private readonly backendTimeoutMs: number | undefined;
+  /** What backend failures become (fail open or closed, reports). */
+  private readonly guard: BackendGuard;
+  /** The breaker and backend timeout put around each backend installed. */
+  private readonly guardSettings: GuardSettings;
+  /** The parts shared with the regeneration and multi-key paths. */
+  private readonly core: RegionCore;
+  private readonly regeneration: Regeneration;
   /** L1 + bus in front of the backend, when `l1` is configured (it is then `outer`). */
   private tier: TieredBackend | undefined;
   private readonly regionL1: L1Options | undefined;
   private pendingL1: L1Options | undefined;
-  /** XFetch beta; 0 = off. */
-  private readonly earlyBeta: number;
   private readonly tagIndex: TagIndex;
 
   constructor(options: RegionOptions = {}) {
@@ -263,19 +256,15 @@ export class CacheRegion {
     this.ownKeyMangler = this.mangler = options.keyMangler;
     this.serializer = options.serializer ?? defaultSerializer;
     this.asyncCreationRunner = options.asyncCreationRunner;
-    this.handOffEnabled = options.asyncCreationRunner !== undefined || options.backgroundRefresh === true;
     this.clock = options.clock ?? coarseClock;
-    this.waitTimeoutMs = wait * 1000;
-    this.failOpen = options.failOpen ?? true;
-    this.onError = options.onError ?? warnOnce;
     this.invalidator = new DefaultInvalidationStrategy(this.clock);
     const policy = Creations.parse(options);
-    this.breaker = parseBreaker(options.breaker);
-    this.backendTimeoutMs = parseBackendTimeout(options.backendTimeout);
+    const breaker = parseBreaker(options.breaker);
+    const backendTimeoutMs = parseBackendTimeout(options.backendTimeout);
     if (options.l1 !== undefined) checkL1Options(options.l1);
     this.regionL1 = options.l1;
     checkEarlyRefresh(options.earlyRefresh);
-    this.earlyBeta = options.earlyRefresh ?? 0;
+    const earlyBeta = options.earlyRefresh ?? 0;
     const tagRefresh = checkSeconds('makeRegion', 'tagRefreshInterval', options.tagRefreshInterval, DEFAULT_TAG_REFRESH_SECONDS, {
       allowZero: true,
     });
@@ -283,20 +272,54 @@ export class CacheRegion {
       this.clock,
       tagRefresh * 1000,
       (tag) => this.mangle(`dogpile:tag:${tag}`),
-      (err) => this.readFailed(err, 'get', undefined),
+      (err) => this.guard.readFailed(err, 'get', undefined),
     );
-    this.events = new RegionEvents(this.name);
-    if (this.earlyBeta !== 0) this.events.hookHits();
+    const events = new RegionEvents(this.name);
+    this.events = events;
+    if (earlyBeta !== 0) events.hookHits();
     this.creations = new Creations(
       {
         name: this.name,
         clock: this.clock,
         stamp: (payload, started, fs, tags) => this.newValue(payload, started, fs, tags),
-        write: (key, op) => this.write('set', key, op),
+        write: (key, op) => this.guard.write('set', key, op),
         owner: this,
       },
-      this.events,
+      events,
       policy,
+    );
+    this.guard = new BackendGuard(options.failOpen ?? true, options.onError ?? warnOnce, events, this.creations);
+    this.guardSettings = {
+      breaker,
+      timeoutMs: backendTimeoutMs,
+      onState: (state) => this.guard.breakerMoved(state),
+      label: `region ${this.label()}`,
+      maxWaitMs: wait * 1000 + (backendTimeoutMs ?? 0),
+    };
+    this.core = {
+      clock: this.clock,
+      events,
+      creations: this.creations,
+      guard: this.guard,
+      tagIndex: this.tagIndex,
+      lock: this.lock,
+      waitTimeoutMs: wait * 1000,
+      backendForRead: async () => {
+        const backend = await this.requireBackend();
+        await this.invalidator.sync?.();
+        return backend;
+      },
+      expirationFor: (expirationTime) => this.expirationFor(expirationTime),
+      mangle: (key) => this.mangle(key),
+      lookup: <T>(v: CachedValue | NoValue, expMs: number) => this.lookup<T>(v, expMs),
+      newValue: (payload, started, fs, tags) => this.newValue(payload, started, fs, tags),
+    };
+    const runner = options.asyncCreationRunner;
+    this.regeneration = new Regeneration(
+      this.core,
+      runner && ((key, create, mutex) => runner(this, key, create, mutex)),
+      runner !== undefined || options.backgroundRefresh === true,
+      earlyBeta,
     );
     trackRegion(this);
   }
@@ -369,24 +392,14 @@ export class CacheRegion {
       checkL1Placement(l1, backend, expirationMs === NEVER ? null : expirationMs / 1000);
     }
 
-    let made: CacheBackend | Promise<CacheBackend>;
-    if (typeof backend === 'string') {
-      const factory: BackendFactory = lookupBackend(backend);
-      made = factory(Object.freeze({ ...args }), {
-        serializer: this.serializer,
-        regionName: this.name,
-        expirationTime: expirationMs === NEVER ? null : expirationMs / 1000,
-        ...(this.creations.policy.failSafe && expirationMs !== NEVER
-          ? { minimumTtl: (expirationMs + this.creations.policy.failSafe.maxStaleMs) / 1000 }
-          : {}),
-      });
-    } else if (backend && typeof backend === 'object' && typeof backend.get === 'function') {
-      made = backend;
-    } else {
-      throw new ValidationError(
-        `configure: backend must be a name, a module specifier or a backend instance, got ${describe(backend)}`,
-      );
-    }
+    const made = openBackend(backend, args, {
+      serializer: this.serializer,
+      regionName: this.name,
+      expirationTime: expirationMs === NEVER ? null : expirationMs / 1000,
+      ...(this.creations.policy.failSafe && expirationMs !== NEVER
+        ? { minimumTtl: (expirationMs + this.creations.policy.failSafe.maxStaleMs) / 1000 }
+        : {}),
+    });
 
     claimProxies(proxies, this); // now, not once loaded: a second region must not take them meanwhile
     this.expirationMs = expirationMs;
@@ -517,8 +530,7 @@ export class CacheRegion {
       if (events.heard.miss) events.emit('miss', { region: this.name, key });
       return NO_VALUE;
     }
-    events.hits++;
-    if (events.hearsHit) events.emit('hit', { region: this.name, key });
+    events.hit(key);
     return found.payload as T;
   }
 
@@ -533,7 +545,7 @@ export class CacheRegion {
     const found =
       sync !== undefined
         ? keys.map((k) => sync.get(this.mangle(k)) ?? NO_VALUE)
-        : await this.read('getMulti', undefined, () => backend.getMulti(keys.map((k) => this.mangle(k))));
+        : await this.guard.read('getMulti', undefined, () => backend.getMulti(keys.map((k) => this.mangle(k))));
     await this.tagIndex.settleMulti(found);
     return keys.map((key, i) =>
       this.counted<T>(key, this.usable(found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE), expMs, options)),
@@ -552,7 +564,7 @@ export class CacheRegion {
     const backend = await this.requireBackend();
     await this.invalidator.sync?.();
     const expMs = this.expirationFor(options?.expirationTime);
-    const found = await this.read('get', key, () => backend.get(this.mangle(key)));
+    const found = await this.guard.read('get', key, () => backend.get(this.mangle(key)));
     await this.tagIndex.settle(found);
     return this.usable(found, expMs, options);
   }
@@ -604,7 +616,7 @@ export class CacheRegion {
       if (this.tier !== undefined || hit?.[VALUE_TAGS] !== undefined) {
         return this.afterRead(this.outer as CacheBackend, key, mangled, hit ?? NO_VALUE, expMs, creator, options, true);
       }
-      return this.regenerate(this.outer as CacheBackend, key, mangled, hit ?? NO_VALUE, expMs, creator, options);
+      return this.regeneration.regenerate(this.outer as CacheBackend, key, mangled, hit ?? NO_VALUE, expMs, creator, options);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -628,7 +640,7 @@ export class CacheRegion {
     try {
       found = await backend.get(mangled);
     } catch (err) {
-      found = this.getFailed(err, key, mangled);
+      found = this.guard.getFailed(err, key, mangled);
     }
     if (found !== NO_VALUE && this.isFresh(found, expMs)) return this.freshHit(key, mangled, found, expMs, creator, options);
     return this.afterRead(backend, key, mangled, found, expMs, creator, options, false);
@@ -651,7 +663,7 @@ export class CacheRegion {
     try {
       found = await backend.get(mangled);
     } catch (err) {
-      found = this.getFailed(err, key, mangled);
+      found = this.guard.getFailed(err, key, mangled);
     }
     return this.afterRead(backend, key, mangled, found, expMs, creator, options, false);
   }
@@ -676,12 +688,12 @@ export class CacheRegion {
       try {
         found = await backend.get(mangled);
       } catch (err) {
-        found = this.getFailed(err, key, mangled);
+        found = this.guard.getFailed(err, key, mangled);
       }
     }
     await this.tagIndex.settle(found);
     if (found !== NO_VALUE && this.isFresh(found, expMs)) return this.freshHit(key, mangled, found, expMs, creator, options);
-    return this.regenerate(backend, key, mangled, found, expMs, creator, options);
+    return this.regeneration.regenerate(backend, key, mangled, found, expMs, creator, options);
   }
 
   /** A fresh hit off the memory fast path: counted, kept for fail-safe, maybe refreshed early. */
@@ -711,133 +723,9 @@ export class CacheRegion {
   ): void {
     const events = this.events;
     if (events.heard.hit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
-    if (this.earlyBeta !== 0 || options?.earlyRefresh !== undefined) {
-      this.maybeRefreshEarly(this.outer as CacheBackend, key, mangled, found, expMs, creator, options);
+    if (this.regeneration.earlyBeta !== 0 || options?.earlyRefresh !== undefined) {
+      this.regeneration.refreshEarly(this.outer as CacheBackend, key, mangled, found, expMs, creator, options);
     }
-  }
-
-  /**
-   * XFetch on a fresh hit: maybe regenerates the value in the background through the dogpile lock,
-   * as if it were stale. A creation already in flight here, or a distributed lock held elsewhere,
-   * means someone else is at it (a try-lock: nobody waits). Having the lock, the key is read again;
-   * a value with another creation time was refreshed meanwhile and nothing is done. The caller
-   * keeps the current value; the creation runs under the call's policies and emits `create`.
-   */
-  private maybeRefreshEarly<T>(
-    backend: CacheBackend,
-    key: string,
-    mangled: string,
-    found: CachedValue,
-    expMs: number,
-    creator: (context: CreatorContext) => T | Promise<T>,
-    options: GetOrCreateOptions<T> | undefined,
-  ): void {
-    const beta = options?.earlyRefresh ?? this.earlyBeta;
-    if (options?.earlyRefresh !== undefined) checkEarlyRefresh(options.earlyRefresh, 'getOrCreate: earlyRefresh');
-    const ct = found.cachedTime;
-    const d = found.metadata.d;
-    if (beta === 0 || typeof creator !== 'function' || this.lock.isFlying(mangled)) return;
-    if (!shouldRefreshEarly(ct, d, expMs, this.clock.now(), beta)) return;
-    const creations = this.creations;
-    const policy = creations.policyFor(options);
-    const current: Lookup<T> = { state: 'stale', value: found.payload as T };
-    const tags = options?.tags;
-    const create = (signal: AbortSignal | undefined): Promise<T> =>
-      creations.create(
-        backend,
-        key,
-        mangled,
-        creator,
-        signal,
-        expMs,
-        policy,
-        found,
-        options?.shouldCacheFn,
-        options?.attributes,
-        tags,
-      );
-    this.lock
-      .getOrCreate<T>(current, {
-        key: mangled,
-        mutex: () => this.mutexFor(backend, mangled, key),
-        read: async () => {
-          const now = await this.read('get', key, () => backend.get(mangled));
-          return now !== NO_VALUE && now.cachedTime !== ct ? this.lookup<T>(now, expMs) : current;
-        },
-        create,
-        handOff: (release) => this.runInBackground(key, () => create(undefined), release),
-        waitTimeoutMs: this.waitTimeoutMs,
-      })
-      .catch((err: unknown) => this.report(err, 'create', key));
-  }
-
-  /** The dogpile path for a key with no fresh value: throttle, lock, create (see lock.ts). */
-  private regenerate<T>(
-    backend: CacheBackend,
-    key: string,
-    mangled: string,
-    found: CachedValue | NoValue,
-    expMs: number,
-    creator: (context: CreatorContext) => T | Promise<T>,
-    options: GetOrCreateOptions<T> | undefined,
-  ): Promise<T> {
-    if (typeof creator !== 'function') {
-      return Promise.reject(new ValidationError(`getOrCreate: creator must be a function, got ${describe(creator)}`));
-    }
-    const creations = this.creations;
-    let policy: CallPolicy;
-    const tags = options?.tags;
-    try {
-      policy = creations.policyFor(options);
-      if (tags !== undefined) checkTags(tags, 'getOrCreate: tags');
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const attributes = options?.attributes;
-    const first = this.lookup<T>(found, expMs);
-    const stale = first.state === 'missing' ? undefined : (found as CachedValue);
-    if (stale && creations.servesThrottled(policy, key, mangled, stale, attributes)) return Promise.resolve(stale.payload as T);
-    const flying = this.lock.isFlying(mangled);
-    if (stale && flying) creations.staleServed(key, attributes);
-    else creations.missed(key, attributes);
-    const shouldCache = options?.shouldCacheFn;
-    if (shouldCache !== undefined && typeof shouldCache !== 'function') {
-      return Promise.reject(badShouldCacheFn('getOrCreate', shouldCache));
-    }
-    const create = (signal: AbortSignal | undefined): Promise<T> =>
-      creations.create(backend, key, mangled, creator, signal, expMs, policy, stale, shouldCache, attributes, tags);
-    let handOff: AsyncHandOff | undefined;
-    if (this.handOffEnabled) {
-      handOff = (release) => this.runInBackground(key, () => create(undefined), release);
-    }
-    const started = flying && !stale ? performance.now() : 0;
-    const result = this.lock.getOrCreate<T>(first, {
-      key: mangled,
-      mutex: () => this.mutexFor(backend, mangled, key),
-      read: async () => {
-        const v = await this.read('get', key, () => backend.get(mangled));
-        await this.tagIndex.settle(v);
-        const current = this.lookup<T>(v, expMs);
-        // A value another caller created, read under the lock: fail-safe's copy, as on a hit.
-        if (current.state === 'fresh') creations.memory?.remember(mangled, v as CachedValue);
-        return current;
-      },
-      create,
-      handOff,
-      waitTimeoutMs: this.waitTimeoutMs,
-      softTimeoutMs: stale ? policy.timeouts.softMs : undefined,
-      onSoftTimeout: () => creations.staleServed(key, attributes),
-    });
-    return result.then(
-      (value) => {
-        if (started !== 0) creations.lockWaited(key, performance.now() - started, attributes);
-        return value;
-      },
-      (err: unknown) => {
-        if (err instanceof LockTimeoutError) creations.lockTimedOut(key, attributes);
-        throw err;
-      },
-    );
   }
 
   /**
@@ -846,124 +734,12 @@ export class CacheRegion {
    * once), and must return their values in that order. Concurrent callers
    * share creations key by key, so each missing key is created once.
    */
-  async getOrCreateMulti<T>(
+  getOrCreateMulti<T>(
     keys: readonly string[],
     creator: (...keys: string[]) => readonly T[] | Promise<readonly T[]>,
     options?: GetOrCreateMultiOptions<T>,
   ): Promise<T[]> {
-    checkKeys(keys);
-    if (typeof creator !== 'function') {
-      throw new ValidationError(`getOrCreateMulti: creator must be a function, got ${describe(creator)}`);
-    }
-    if ((options as GetOrCreateOptions<T> | undefined)?.earlyRefresh !== undefined) {
-      throw new ValidationError('getOrCreateMulti: earlyRefresh is per key and single-key only; use getOrCreate');
-    }
-    const tagsFor = keyTags(options?.tags, 'getOrCreateMulti');
-    const shouldCache = options?.shouldCacheFn;
-    if (shouldCache !== undefined && typeof shouldCache !== 'function') throw badShouldCacheFn('getOrCreateMulti', shouldCache);
-    if (keys.length === 0) return [];
-    const backend = await this.requireBackend();
-    await this.invalidator.sync?.();
-    const expMs = this.expirationFor(options?.expirationTime);
-    const mangledKeys = keys.map((k) => this.mangle(k));
-    const creations = this.creations;
-    const policy = creations.policyFor(options, 'getOrCreateMulti');
-    // With fail-safe: the stale values seen, to serve if the creator fails; throttled keys read as fresh.
-    const staleOf = policy.failSafe ? new Map<string, CachedValue>() : undefined;
-    let originalOf: Map<string, string> | undefined; // mangled → as asked; built past the warm path
-    const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
-      const found = await this.read('getMulti', undefined, () => backend.getMulti([...ks]));
-      await this.tagIndex.settleMulti(found);
-      return ks.map((k, i) => {
-        const v = found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE);
-        const lookup = this.lookup<T>(v, expMs);
-        if (staleOf === undefined || lookup.state !== 'stale') return lookup;
-        staleOf.set(k, v as CachedValue);
-        const key = originalOf === undefined ? (keys[i] as string) : (originalOf.get(k) ?? k);
-        const throttled = creations.servesThrottled(policy, key, k, v as CachedValue, undefined);
-        return throttled ? { state: 'fresh', value: lookup.value } : lookup;
-      });
-    };
-    // The one read, in request order. Every value fresh (a warm page of fragments): done, without
-    // sorting the keys or the lock, which only keys to create need.
-    const asked = await readMulti(mangledKeys);
-    if (asked.every((lookup) => lookup.state === 'fresh')) return this.allFresh(keys, asked);
-    originalOf = new Map(mangledKeys.map((m, i) => [m, keys[i] as string]));
-    const mangled = [...originalOf.keys()].sort();
-    const lookupOf = new Map(mangledKeys.map((m, i) => [m, asked[i] as Lookup<T>]));
-    const first = mangled.map((k) => lookupOf.get(k) as Lookup<T>);
-    // Counted per key asked (as getMulti and the warm path count) as getOrCreate counts: a hit, a
-    // stale value served while another caller's creation runs, or a miss (this call creates, or
-    // waits for a creation).
-    const events = this.events;
-    asked.forEach((lookup, i) => {
-      const k = mangledKeys[i] as string;
-      const key = keys[i] as string;
-      if (lookup.state === 'fresh') {
-        events.hits++;
-        if (events.hearsHit) events.emit('hit', { region: this.name, key });
-      } else if (lookup.state === 'stale' && this.lock.isFlying(k)) creations.staleServed(key, undefined);
-      else creations.missed(key, undefined);
-    });
-    const values = await this.lock.getOrCreateMulti<T>(first, {
-      keys: mangled,
-      mutexFor: (k) => this.mutexFor(backend, k, originalOf.get(k) ?? k),
-      readMulti,
-      createMulti: async (ks) => {
-        const started = this.clock.now();
-        // The creator gets its keys in the order they were asked for (the lock works in sorted order).
-        const ordered = inRequestOrder(ks, mangledKeys);
-        const originals = ordered.map((k) => originalOf.get(k) as string);
-        const made = await creations.createMulti(
-          backend,
-          ordered,
-          originals,
-          () => creator(...originals),
-          policy,
-          staleOf,
-          expMs,
-        );
-        const createdFor = new Map<string, T>();
-        if (made.served) {
-          for (const [i, k] of ordered.entries()) createdFor.set(k, made.values[i] as T);
-          return ks.map((k) => createdFor.get(k) as T);
-        }
-        const created = made.values;
-        if (!Array.isArray(created) || created.length !== ks.length) {
-          throw new ValidationError(
-            `getOrCreateMulti: creator must return an array of ${ks.length} values (one per key it was given), got ${describe(created)}`,
-          );
-        }
-        const entries = new Map<string, CachedValue>();
-        ordered.forEach((k, i) => {
-          const value = created[i] as T;
-          createdFor.set(k, value);
-          const fs = policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe);
-          if (!shouldCache || shouldCache(value)) {
-            entries.set(k, this.newValue(value, started, fs || undefined, tagsFor?.(originalOf.get(k) as string)));
-          }
-        });
-        if (entries.size) await this.write('setMulti', undefined, () => backend.setMulti(entries));
-        if (policy.failSafe) for (const [k, v] of entries) creations.failSafe().remember(k, v);
-        return ks.map((k) => createdFor.get(k) as T);
-      },
-      waitTimeoutMs: this.waitTimeoutMs,
-      softTimeoutMs: policy.timeouts.softMs,
-      onSoftTimeout: (ks) => creations.softTimedOut(ks, originalOf),
-    });
-    const byKey = new Map<string, T>();
-    mangled.forEach((k, i) => {
-      byKey.set(k, values[i] as T);
-    });
-    return mangledKeys.map((m) => byKey.get(m) as T);
-  }
-
-  /** getOrCreateMulti's result when every value read was fresh: a hit per key asked (a key asked twice, twice). */
-  private allFresh<T>(keys: readonly string[], found: readonly Lookup<T>[]): T[] {
-    const events = this.events;
-    events.hits += found.length;
-    if (events.hearsHit) for (const key of keys) events.emit('hit', { region: this.name, key });
-    return found.map((lookup) => (lookup as { value: T }).value);
+    return getOrCreateMulti(this.core, keys, creator, options);
   }
 
   /** Stores `value` under `key` with fresh metadata (and `options.tags`, if given). */
@@ -974,7 +750,7 @@ export class CacheRegion {
     const stored = this.newValue(value, undefined, undefined, tags);
     const mangled = this.mangle(key);
     this.creations.memory?.remember(mangled, stored);
-    await this.write('set', key, () => backend.set(mangled, stored));
+    await this.guard.write('set', key, () => backend.set(mangled, stored));
   }
 
   /** Stores several values (a record or a Map), all with the same creation time (and tags: see {@link KeyTags}). */
@@ -996,7 +772,7 @@ export class CacheRegion {
     const started = this.clock.now();
     const map = new Map<string, CachedValue>();
     for (const [k, v] of pairs) map.set(this.mangle(k), this.newValue(v, started, undefined, tagsFor?.(k)));
-    await this.write('setMulti', undefined, () => backend.setMulti(map));
+    await this.guard.write('setMulti', undefined, () => backend.setMulti(map));
   }
 
   /** Removes `key`. Idempotent. Rejects with {@link BackendError} if the backend fails. */
@@ -1005,7 +781,7 @@ export class CacheRegion {
     const backend = await this.requireBackend();
     const mangled = this.mangle(key);
     this.creations.memory?.forget(mangled);
-    await this.strict(() => backend.delete(mangled), `delete ${JSON.stringify(key)}`);
+    await this.guard.strict(() => backend.delete(mangled), `delete ${JSON.stringify(key)}`);
   }
 
   /** Removes several keys. Idempotent. */
@@ -1015,7 +791,7 @@ export class CacheRegion {
     const backend = await this.requireBackend();
     const mangled = keys.map((k) => this.mangle(k));
     for (const m of mangled) this.creations.memory?.forget(m);
-    await this.strict(() => backend.deleteMulti(mangled), `deleteMulti of ${keys.length} keys`);
+    await this.guard.strict(() => backend.deleteMulti(mangled), `deleteMulti of ${keys.length} keys`);
   }
 
   /**
@@ -1029,12 +805,12 @@ export class CacheRegion {
     // Not before the creation time of a value stamped in this millisecond (stampFloor), so a second
     // invalidation within one millisecond still covers a value written between the two.
     const at = Math.max(this.clock.now(), this.stampFloor);
-    await this.strict(async () => this.invalidator.invalidate(hard, at), 'invalidate');
+    await this.guard.strict(async () => this.invalidator.invalidate(hard, at), 'invalidate');
     // Values created from now on must read as newer than the invalidation, even within its millisecond.
     this.stampFloor = Math.max(this.clock.now(), at) + 1;
     // With an L1, the other processes apply it too and drop their L1 copies.
     const tier = this.tier;
-    if (tier !== undefined) await this.strict(() => tier.announce({ kind: 'invalidate', at, hard }), 'invalidate (bus)');
+    if (tier !== undefined) await this.guard.strict(() => tier.announce({ kind: 'invalidate', at, hard }), 'invalidate (bus)');
     if (this.events.heard.invalidate) this.events.emit('invalidate', { region: this.name, hard });
   }
 
@@ -1050,11 +826,11 @@ export class CacheRegion {
     await this.requireBackend();
     if (tags.length === 0) return;
     const at = Math.max(this.clock.now(), this.stampFloor); // see invalidate()
-    await this.strict(() => this.tagIndex.invalidate(tags, hard, at), 'invalidateTags');
+    await this.guard.strict(() => this.tagIndex.invalidate(tags, hard, at), 'invalidateTags');
     this.stampFloor = Math.max(this.stampFloor, at + 1);
     const tier = this.tier;
     if (tier !== undefined) {
-      await this.strict(() => tier.announce({ kind: 'tags', tags: [...tags], at, hard }), 'invalidateTags (bus)');
+      await this.guard.strict(() => tier.announce({ kind: 'tags', tags: [...tags], at, hard }), 'invalidateTags (bus)');
     }
     if (this.events.heard.invalidate) this.events.emit('invalidate', { region: this.name, hard, tags: [...tags] });
   }
@@ -1066,7 +842,7 @@ export class CacheRegion {
     const mangled = this.mangle(key);
     if (this.lock.isFlying(mangled)) return true;
     const mutex = backend.getMutex?.(mangled);
-    return mutex ? await this.strict(() => mutex.locked(), `keyIsLocked ${JSON.stringify(key)}`) : false;
+    return mutex ? await this.guard.strict(() => mutex.locked(), `keyIsLocked ${JSON.stringify(key)}`) : false;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1095,18 +871,7 @@ export class CacheRegion {
   // Internals
 
   private install(backend: CacheBackend, proxies: ProxyBackend[]): void {
-    let outer = backend;
-    for (let i = proxies.length - 1; i >= 0; i--) outer = (proxies[i] as ProxyBackend).wrap(outer);
-    if (this.breaker !== undefined || this.backendTimeoutMs !== undefined) {
-      outer = new GuardedBackend(
-        outer,
-        this.breaker,
-        this.backendTimeoutMs,
-        (state) => this.breakerMoved(state),
-        `region ${this.label()}`,
-        this.waitTimeoutMs + (this.backendTimeoutMs ?? 0),
-      );
-    }
+    const outer = stackBackend(backend, proxies, this.guardSettings);
     this.inner = backend;
     this.outer = outer;
     this.mangler = this.ownKeyMangler ?? backendKeyMangler(backend);
@@ -1152,13 +917,7 @@ export class CacheRegion {
   }
 
   private notReadyError(): DogpileError {
-    if (this.loadError !== undefined) {
-      return this.loadError instanceof DogpileError
-        ? this.loadError
-        : new BackendError(`region ${this.label()}: the backend failed to load`, { cause: this.loadError });
-    }
-    if (this.loading) return new DogpileError(`region ${this.label()}: the backend is still loading; await region.ready() first`);
-    return new RegionNotConfiguredError(`region ${this.label()} is not configured: call configure() before using it`);
+    return notReadyError(this.label(), this.loadError, this.loading !== undefined);
   }
 
   private label(): string {
@@ -1224,143 +983,4 @@ export class CacheRegion {
     if (fs === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started });
     return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started, fs });
   }
-
-  private breakerMoved(state: 'open' | 'half-open' | 'closed'): void {
-    if (this.events.heard.breaker) this.events.emit('breaker', { region: this.name, state });
-  }
-
-  private mutexFor(backend: CacheBackend, mangled: string, key: string): CacheMutex | null {
-    const mutex = backend.getMutex?.(mangled) ?? null;
-    if (!mutex) return null;
-    const failOpen = this.failOpen;
-    // Times waits for the lockWait event. Fail open: a lock service that is down must not stop
-    // creation (local single flight remains); fail closed: its error reaches the caller.
-    return {
-      acquire: async (wait) => {
-        const t0 = wait ? performance.now() : 0;
-        try {
-          const acquired = await mutex.acquire(wait);
-          if (wait) this.creations.lockWaited(key, performance.now() - t0);
-          return acquired;
-        } catch (err) {
-          if (!failOpen) throw err;
-          this.report(err, 'lock', mangled);
-          return true;
-        }
-      },
-      release: async () => {
-        try {
-          await mutex.release();
-        } catch (err) {
-          if (!failOpen) throw err;
-          this.report(err, 'lock', mangled);
-        }
-      },
-      locked: () => mutex.locked(),
-      get signal() {
-        return mutex.signal;
-      },
-    };
-  }
-
-  private runInBackground(key: string, create: () => Promise<unknown>, release: () => Promise<void>): void {
-    const releaseOnce = once(release);
-    if (this.asyncCreationRunner) {
-      Promise.resolve()
-        .then(() => (this.asyncCreationRunner as AsyncCreationRunner)(this, key, create, { release: releaseOnce }))
-        .catch((err: unknown) => {
-          this.report(err, 'create', key);
-          return releaseOnce();
-        });
-      return;
-    }
-    setImmediate(() => {
-      create()
-        .catch((err: unknown) => this.report(err, 'create', key))
-        .finally(releaseOnce);
-    });
-  }
-
-  private async read<R>(
-    operation: BackendErrorInfo['operation'],
-    key: string | undefined,
-    op: () => Promise<R>,
-  ): Promise<R | NoValue> {
-    try {
-      return await op();
-    } catch (err) {
-      return this.readFailed(err, operation, key);
-    }
-  }
-
-  /**
-   * A failed backend call: rethrown (fail closed, or not a backend failure) or reported (unless
-   * the circuit is open: that was reported when it opened); a miss, or with fail-safe this
-   * process's fallback copy of `mangled`.
-   */
-  private readFailed(err: unknown, operation: BackendErrorInfo['operation'], key: string | undefined): NoValue {
-    rethrowIfNotBackendFailure(err);
-    if (!this.failOpen) throw toBackendError(err, `${operation} failed`);
-    if (!(err instanceof CircuitOpenError)) this.report(err, operation, key);
-    return NO_VALUE;
-  }
-
-  /** {@link readFailed} for a getOrCreate read: with fail-safe, the fallback copy of `mangled` if there is one. */
-  private getFailed(err: unknown, key: string, mangled: string): CachedValue | NoValue {
-    this.readFailed(err, 'get', key);
-    return this.creations.memory?.copy(mangled) ?? NO_VALUE;
-  }
-
-  private async write(operation: BackendErrorInfo['operation'], key: string | undefined, op: () => Promise<void>): Promise<void> {
-    try {
-      await op();
-    } catch (err) {
-      this.readFailed(err, operation, key);
-    }
-  }
-
-  private async strict<R>(op: () => Promise<R>, what: string): Promise<R> {
-    try {
-      return await op();
-    } catch (err) {
-      rethrowIfNotBackendFailure(err);
-      throw toBackendError(err, `${what} failed`);
-    }
-  }
-
-  private report(err: unknown, operation: BackendErrorInfo['operation'], key: string | undefined): void {
-    const error = toBackendError(err, `${operation}${key === undefined ? '' : ` ${JSON.stringify(key)}`} failed`);
-    this.events.backendErrors++;
-    if (this.events.heard.backendError) this.events.emit('backendError', { region: this.name, key, operation, error });
-    try {
-      this.onError(error, { operation, key });
-    } catch {}
-  }
-}
-
-/** The tags of a set/setMulti call's options, checked. */
-/**
- * A multi-key call's tags as a function of the key, or undefined for none; checks an array now and
- * a function's result for each key (a ValidationError naming the call and the key).
- */
-function keyTags(option: KeyTags | undefined, where: string): ((key: string) => readonly string[]) | undefined {
-  if (option === undefined) return undefined;
-  if (typeof option === 'function') {
-    return (key) => {
-      const tags = option(key);
-      checkTags(tags, `${where}: tags for key ${JSON.stringify(key)}`);
-      return tags;
-    };
-  }
-  checkTags(option, `${where}: tags`);
-  return () => option;
-}
-
-function tagsOf(options: SetOptions | undefined, where: string): readonly string[] | undefined {
-  if (options === undefined) return undefined;
-  if (options === null || typeof options !== 'object') {
-    throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
-  }
-  if (options.tags !== undefined) checkTags(options.tags, `${where}: tags`);
-  return options.tags;
 }

@@ -17,6 +17,7 @@ import {
   VALUE_VERSION,
   ValidationError,
 } from './api.js';
+import type { KeyTags, SetOptions } from './region-options.js';
 
 /** A tagged value is usable. */
 export const TAGS_OK = 0;
@@ -195,4 +196,31 @@ export function checkTags(tags: unknown, name = 'tags'): asserts tags is readonl
   if (!Array.isArray(tags) || !tags.every((t) => typeof t === 'string' && t !== '')) {
     throw new ValidationError(`${name} must be an array of non-empty strings, got ${describe(tags)}`);
   }
+}
+
+/**
+ * A multi-key call's tags as a function of the key, or undefined for none; checks an array now and
+ * a function's result for each key (a ValidationError naming the call and the key).
+ */
+export function keyTags(option: KeyTags | undefined, where: string): ((key: string) => readonly string[]) | undefined {
+  if (option === undefined) return undefined;
+  if (typeof option === 'function') {
+    return (key) => {
+      const tags = option(key);
+      checkTags(tags, `${where}: tags for key ${JSON.stringify(key)}`);
+      return tags;
+    };
+  }
+  checkTags(option, `${where}: tags`);
+  return () => option;
+}
+
+/** The tags of a set call's options, checked (the options too). */
+export function tagsOf(options: SetOptions | undefined, where: string): readonly string[] | undefined {
+  if (options === undefined) return undefined;
+  if (options === null || typeof options !== 'object') {
+    throw new ValidationError(`${where}: options must be an object, got ${describe(options)}`);
+  }
+  if (options.tags !== undefined) checkTags(options.tags, `${where}: tags`);
+  return options.tags;
 }
