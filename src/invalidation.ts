@@ -181,3 +181,12 @@ export class SharedInvalidationStrategy implements RegionInvalidationStrategy {
     return this.local.wasSoftInvalidated();
   }
 }
+
+/**
+ * Applies an invalidation another process announced (on an L1 bus) to `strategy`, when it takes
+ * them (`apply`, as the built-in strategies do) and has recorded none newer.
+ */
+export function applyRemoteInvalidation(strategy: RegionInvalidationStrategy, at: number, hard: boolean): void {
+  const s = strategy as Partial<{ apply(at: number, hard: boolean): void; invalidatedAt: number }>;
+  if (typeof s.apply === 'function' && !((s.invalidatedAt ?? Number.NEGATIVE_INFINITY) > at)) s.apply(at, hard);
+}

@@ -8,6 +8,7 @@ import {
   BackendError,
   type BackendFactory,
   type CacheBackend,
+  type Clock,
   DogpileError,
   describe,
   RegionNotConfiguredError,
@@ -15,7 +16,60 @@ import {
 } from './api.js';
 import type { ProxyBackend } from './backends/base.js';
 import { type BreakerState, GuardedBackend } from './breaker.js';
+import type { ConfigureOptions } from './config.js';
+import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
+import { toProxy } from './proxies.js';
+import { checkInvalidator, NEVER, toExpirationMs } from './region-checks.js';
 import { lookupBackend } from './registry.js';
+import { checkL1Options, checkL1Placement, type L1Options } from './tiered.js';
+
+/** What configure() takes from its options, checked. */
+export interface ConfigureParts {
+  /** `expirationTime` in ms, or NEVER. */
+  readonly expirationMs: number;
+  readonly args: object;
+  readonly proxies: ProxyBackend[];
+  readonly invalidator: RegionInvalidationStrategy;
+  /** The L1 to put in front (the call's, else the region's), checked against the backend. */
+  readonly l1: L1Options | undefined;
+}
+
+/**
+ * configure()'s options checked and parsed (past the checks of the options object itself): the
+ * expiration, the factory arguments, the proxies of `wrap` (made for `owner`), the invalidation
+ * strategy (a new default one on `clock` if none is given) and the L1 (the region's `regionL1` if
+ * the call names none).
+ */
+export function parseConfigure(
+  backend: string | CacheBackend,
+  options: ConfigureOptions<object>,
+  owner: object,
+  clock: Clock,
+  regionL1: L1Options | undefined,
+): ConfigureParts {
+  const expirationMs = toExpirationMs(options.expirationTime, 'expirationTime');
+  const args = options.arguments ?? {};
+  if (args === null || typeof args !== 'object') {
+    throw new ValidationError(`configure: arguments must be an object, got ${describe(args)}`);
+  }
+  if (options.wrap !== undefined && !Array.isArray(options.wrap)) {
+    throw new ValidationError(
+      `configure: wrap must be an array of ProxyBackend classes or instances, got ${describe(options.wrap)}`,
+    );
+  }
+  const proxies = (options.wrap ?? []).map((spec) => toProxy(spec, owner));
+  if (new Set(proxies).size !== proxies.length) {
+    throw new ValidationError('configure: wrap lists the same proxy instance twice (it would forward to itself)');
+  }
+  const invalidator = options.regionInvalidator ?? new DefaultInvalidationStrategy(clock);
+  checkInvalidator(invalidator);
+  const l1 = options.l1 ?? regionL1;
+  if (l1 !== undefined) {
+    checkL1Options(l1, options.l1 === undefined ? 'l1' : 'configure: l1');
+    checkL1Placement(l1, backend, expirationMs === NEVER ? null : expirationMs / 1000);
+  }
+  return { expirationMs, args, proxies, invalidator, l1 };
+}
 
 /** configure()'s `backend`: a factory's product for a name or module specifier, or the instance given. */
 export function openBackend(

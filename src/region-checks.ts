@@ -1,7 +1,8 @@
 // Small helpers of region.ts: argument checks, expiry arithmetic and the default onError.
 
-import { BackendError, type CacheBackend, type Clock, DogpileError, describe, ValidationError } from './api.js';
+import { BackendError, type CacheBackend, type Clock, DogpileError, describe, type Serializer, ValidationError } from './api.js';
 import type { KeyMangler } from './keys.js';
+import { checkRegionOptionNames } from './options.js';
 
 /** `expirationTime` of "never", in ms. */
 export const NEVER = -1;
@@ -112,4 +113,30 @@ export function backendKeyMangler(backend: CacheBackend): KeyMangler | undefined
     throw new ValidationError(`the backend's keyMangler must be a function, got ${describe(supplied)}`);
   }
   return supplied.bind(backend);
+}
+
+/**
+ * The shape checks of makeRegion()'s options: an object of known option names, functions where
+ * functions go, a serializer and a clock with their methods (values are checked where they are
+ * parsed).
+ */
+export function checkRegionOptions(options: object): void {
+  if (options === null || typeof options !== 'object') {
+    throw new ValidationError(`makeRegion: options must be an object, got ${describe(options)}`);
+  }
+  checkRegionOptionNames(options);
+  const o = options as Readonly<Record<string, unknown>>;
+  for (const name of ['keyMangler', 'functionKeyGenerator', 'functionMultiKeyGenerator', 'asyncCreationRunner', 'onError']) {
+    checkFunction(name, o[name]);
+  }
+  if (o.serializer !== undefined) {
+    const s = o.serializer as Partial<Serializer> | null;
+    if (!s || typeof s.serialize !== 'function' || typeof s.deserialize !== 'function') {
+      throw new ValidationError(`serializer must have serialize() and deserialize() methods, got ${describe(s)}`);
+    }
+  }
+  const clock = o.clock as Partial<Clock> | null | undefined;
+  if (clock !== undefined && typeof clock?.now !== 'function') {
+    throw new ValidationError(`clock must have a now() method, got ${describe(clock)}`);
+  }
 }

@@ -41,7 +41,7 @@ import {
 import { checkEarlyRefresh } from './early-refresh.js';
 import { type RegionEventName, RegionEvents, type RegionListener, type RegionStats } from './events.js';
 import type { FailSafeOptions } from './failsafe.js';
-import { DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
+import { applyRemoteInvalidation, DefaultInvalidationStrategy, type RegionInvalidationStrategy } from './invalidation.js';
 import {
   functionKeyGenerator as defaultKeyGenerator,
   functionMultiKeyGenerator as defaultMultiKeyGenerator,
@@ -50,17 +50,16 @@ import {
   type KeyMangler,
 } from './keys.js';
 import { DogpileLock, type Lookup, MISSING } from './lock.js';
-import { checkConfigureOptionNames, checkRegionOptionNames } from './options.js';
+import { checkConfigureOptionNames } from './options.js';
 import { claimProxies, type ProxySpec, toProxy } from './proxies.js';
 import { Regeneration } from './regeneration.js';
-import { type GuardSettings, notReadyError, openBackend, stackBackend } from './region-backend.js';
+import { type GuardSettings, notReadyError, openBackend, parseConfigure, stackBackend } from './region-backend.js';
 import {
   backendKeyMangler,
   badMangledKey,
-  checkFunction,
-  checkInvalidator,
   checkKey,
   checkKeys,
+  checkRegionOptions,
   describeBackend,
   isPlainRecord,
   isPromise,
@@ -83,7 +82,7 @@ import type {
 import { trackRegion } from './region-registry.js';
 import { defaultSerializer } from './serialization.js';
 import { checkTags, DEFAULT_TAG_REFRESH_SECONDS, keyTags, TAGS_HARD, TAGS_OK, TAGS_SOFT, TagIndex, tagsOf } from './tags.js';
-import { checkL1Options, checkL1Placement, type L1Options, makeTier, type TieredBackend } from './tiered.js';
+import { checkL1Options, type L1Options, makeTier, type TieredBackend } from './tiered.js';
 import { checkSeconds } from './validate.js';
 
 export type { ConfigureOptions } from './config.js';
@@ -231,24 +230,7 @@ export class CacheRegion {
   private readonly tagIndex: TagIndex;
 
   constructor(options: RegionOptions = {}) {
-    if (options === null || typeof options !== 'object') {
-      throw new ValidationError(`makeRegion: options must be an object, got ${describe(options)}`);
-    }
-    checkRegionOptionNames(options);
-    checkFunction('keyMangler', options.keyMangler);
-    checkFunction('functionKeyGenerator', options.functionKeyGenerator);
-    checkFunction('functionMultiKeyGenerator', options.functionMultiKeyGenerator);
-    checkFunction('asyncCreationRunner', options.asyncCreationRunner);
-    checkFunction('onError', options.onError);
-    if (options.serializer !== undefined) {
-      const s = options.serializer as Partial<Serializer> | null;
-      if (!s || typeof s.serialize !== 'function' || typeof s.deserialize !== 'function') {
-        throw new ValidationError(`serializer must have serialize() and deserialize() methods, got ${describe(s)}`);
-      }
-    }
-    if (options.clock !== undefined && typeof options.clock?.now !== 'function') {
-      throw new ValidationError(`clock must have a now() method, got ${describe(options.clock)}`);
-    }
+    checkRegionOptions(options);
     const wait = checkSeconds('makeRegion', 'lockWaitTimeout', options.lockWaitTimeout, DEFAULT_LOCK_WAIT_SECONDS);
     this.name = options.name;
     this.functionKeyGenerator = options.functionKeyGenerator ?? defaultKeyGenerator;
@@ -370,28 +352,7 @@ export class CacheRegion {
         `region ${this.label()} is already configured with backend ${describeBackend(this.inner, this.loading)}; pass replaceExistingBackend: true to replace it`,
       );
     }
-    const expirationMs = toExpirationMs(options.expirationTime, 'expirationTime');
-    const args = options.arguments ?? {};
-    if (args === null || typeof args !== 'object') {
-      throw new ValidationError(`configure: arguments must be an object, got ${describe(args)}`);
-    }
-    if (options.wrap !== undefined && !Array.isArray(options.wrap)) {
-      throw new ValidationError(
-        `configure: wrap must be an array of ProxyBackend classes or instances, got ${describe(options.wrap)}`,
-      );
-    }
-    const proxies = (options.wrap ?? []).map((spec) => toProxy(spec, this));
-    if (new Set(proxies).size !== proxies.length) {
-      throw new ValidationError('configure: wrap lists the same proxy instance twice (it would forward to itself)');
-    }
-    const invalidator = options.regionInvalidator ?? new DefaultInvalidationStrategy(this.clock);
-    checkInvalidator(invalidator);
-    const l1 = options.l1 ?? this.regionL1;
-    if (l1 !== undefined) {
-      checkL1Options(l1, options.l1 === undefined ? 'l1' : 'configure: l1');
-      checkL1Placement(l1, backend, expirationMs === NEVER ? null : expirationMs / 1000);
-    }
-
+    const { expirationMs, args, proxies, invalidator, l1 } = parseConfigure(backend, options, this, this.clock, this.regionL1);
     const made = openBackend(backend, args, {
       serializer: this.serializer,
       regionName: this.name,
@@ -892,10 +853,7 @@ export class CacheRegion {
   private installTier(l1: L1Options, outer: CacheBackend, actual: CacheBackend): void {
     const tier = makeTier(outer, actual, l1, this.expirationTime, this.name, this.clock);
     tier.remote = {
-      invalidate: (at, hard) => {
-        const s = this.invalidator as Partial<{ apply(at: number, hard: boolean): void; invalidatedAt: number }>;
-        if (typeof s.apply === 'function' && !((s.invalidatedAt ?? Number.NEGATIVE_INFINITY) > at)) s.apply(at, hard);
-      },
+      invalidate: (at, hard) => applyRemoteInvalidation(this.invalidator, at, hard),
       tags: (tags, at, hard) => this.tagIndex.received(tags, hard, at),
     };
     this.tier = tier;
