@@ -60,7 +60,8 @@ export const VALUE_TAGS: unique symbol = Symbol('dogpile.valueTags') as typeof V
  * A memory store keeps one of these per entry, so it is one small object: the payload and one
  * number that packs the creation time with whether a creation duration (`d`) of 0 was recorded,
  * 40 bytes on 64-bit Node (two slots). A value with a nonzero duration is a 48-byte internal
- * subclass with a third slot for it. The metadata object is built when `metadata` is read (a new
+ * subclass with a third slot for it, and one with a fail-safe deadline (`fs`) a 56-byte internal
+ * subclass with slots for `d` and `fs`. The metadata object is built when `metadata` is read (a new
  * object each time); metadata with any other field (tags, another version, a fractional time) is
  * kept as given instead.
  */
@@ -80,7 +81,8 @@ export class CachedValue<T = unknown> {
    */
   constructor(payload: T, metadata: CacheMetadata, now?: () => number) {
     let m: number | CacheMetadata = metadata;
-    if (isTimeOnly(metadata)) {
+    const form = compactForm(metadata);
+    if (form === TIME_ONLY) {
       const d = metadata.d;
       const target: unknown = new.target;
       if (d === undefined || Object.is(d, 0)) {
@@ -91,6 +93,15 @@ export class CachedValue<T = unknown> {
         // A nonzero duration needs a third slot: the subclass that has one is built instead.
         // biome-ignore lint/correctness/noConstructorReturn: the 48-byte form of the same value
         return new DurationValue(payload, metadata, d, now);
+      } // else a user's subclass: the metadata as given
+    } else if (form === WITH_DEADLINE) {
+      const target: unknown = new.target;
+      if (target === DeadlineValue) {
+        m = packTime(metadata.ct, 0); // the subclass keeps d and fs
+      } else if (target === CachedValue) {
+        // A fail-safe deadline (and maybe a duration) in slots of their own, not a metadata object.
+        // biome-ignore lint/correctness/noConstructorReturn: the 56-byte form of the same value
+        return new DeadlineValue(payload, metadata, now);
       } // else a user's subclass: the metadata as given
     }
     this.payload = payload;
@@ -157,6 +168,34 @@ class DurationValue<T = unknown> extends CachedValue<T> {
 }
 
 /**
+ * A value whose metadata is { ct, v, d?, fs } (a region with fail-safe on writes these) with whole-ms
+ * ct and fs: the packed time of CachedValue plus slots for d and fs (56 bytes), where the metadata
+ * object it stands for would be a second object per entry, read on every hit. Built by `new
+ * CachedValue` for such metadata; not exported, and reads as a CachedValue in every way but its
+ * constructor's name.
+ */
+class DeadlineValue<T = unknown> extends CachedValue<T> {
+  readonly #d: number | undefined;
+  /** fs − TIME_ORIGIN (a small integer near the origin); undefined only in the seed below. */
+  readonly #fs: number | undefined;
+
+  constructor(payload: T, metadata: CacheMetadata, now?: () => number) {
+    super(payload, metadata, now);
+    const { d, fs } = metadata;
+    this.#d = d === undefined ? undefined : asSmall(d);
+    this.#fs = fs === undefined ? undefined : asSmall(fs - TIME_ORIGIN);
+  }
+
+  override get metadata(): CacheMetadata {
+    const ct = this.cachedTime;
+    const d = this.#d;
+    const fs = this.#fs === undefined ? undefined : TIME_ORIGIN + this.#fs;
+    if (fs === undefined) return d === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d };
+    return d === undefined ? { ct, v: VALUE_VERSION, fs } : { ct, v: VALUE_VERSION, d, fs };
+  }
+}
+
+/**
  * Creation times are kept as offsets from this origin: an offset from a day before this module
  * loaded to ~23 days after (2^30 ms either side of the origin) packs into a V8 small integer, held
  * in the object itself, where an epoch-ms number would be a separate 16-byte heap number per entry.
@@ -168,19 +207,36 @@ const TIME_ORIGIN = Math.floor(Date.now()) + 2 ** 30 - 86_400_000;
 /** Clocks given to the constructor (rare: `getValueMetadata` results), kept off the object. */
 const clocks = new WeakMap<CachedValue, () => number>();
 
+/** Metadata kept as given (a metadata object). */
+const LONG_FORM = 0;
+/** { ct, v, d? }: CachedValue's packed time, or DurationValue. */
+const TIME_ONLY = 1;
+/** { ct, v, d?, fs }: DeadlineValue. */
+const WITH_DEADLINE = 2;
+
 /**
- * Whether `metadata` is { ct, v, d? } with a whole-ms ct (within ±2^51 ms, ~71,000 years, of the
- * origin, so that the packed number is exact), the current version and a numeric d.
+ * Which compact form `metadata` fits: { ct, v, d? } with a whole-ms ct (within ±2^51 ms, ~71,000
+ * years, of the origin, so that the packed number is exact), the current version and a numeric d
+ * is TIME_ONLY; the same plus a whole-ms fs within the same window is WITH_DEADLINE; anything else
+ * (tags, `ra`, another version, a fractional time, other fields) is LONG_FORM.
  */
-function isTimeOnly(metadata: CacheMetadata): boolean {
+function compactForm(metadata: CacheMetadata): typeof LONG_FORM | typeof TIME_ONLY | typeof WITH_DEADLINE {
   const ct = metadata.ct;
-  if (metadata.v !== VALUE_VERSION || !Number.isInteger(ct) || !(Math.abs(ct - TIME_ORIGIN) <= 2 ** 51)) return false;
+  if (metadata.v !== VALUE_VERSION || !isPackable(ct)) return LONG_FORM;
   const d = metadata.d;
-  if (d !== undefined && typeof d !== 'number') return false;
+  if (d !== undefined && typeof d !== 'number') return LONG_FORM;
+  let deadline = false;
   for (const field in metadata) {
-    if (field !== 'ct' && field !== 'v' && field !== 'd') return false;
+    if (field === 'fs') deadline = true;
+    else if (field !== 'ct' && field !== 'v' && field !== 'd') return LONG_FORM;
   }
-  return true;
+  if (!deadline) return TIME_ONLY;
+  return isPackable(metadata.fs) ? WITH_DEADLINE : LONG_FORM;
+}
+
+/** A whole number of ms within ±2^51 of the origin (its offset is then exact). */
+function isPackable(t: unknown): t is number {
+  return Number.isInteger(t) && Math.abs((t as number) - TIME_ORIGIN) <= 2 ** 51;
 }
 
 /** `2 * (ct − TIME_ORIGIN) + flag`: exact for any whole-ms ct, a small integer within the window. */
@@ -204,6 +260,8 @@ function asSmall(n: number): number {
 new CachedValue(undefined, { ct: TIME_ORIGIN, v: VALUE_VERSION });
 new CachedValue(undefined, { ct: TIME_ORIGIN, v: VALUE_VERSION, d: 1 });
 new CachedValue(undefined, { ct: 0.5, v: VALUE_VERSION });
+new CachedValue(undefined, { ct: TIME_ORIGIN, v: VALUE_VERSION, d: 1, fs: TIME_ORIGIN + 1 });
+new DeadlineValue(undefined, { ct: TIME_ORIGIN, v: VALUE_VERSION }); // d and fs undefined: "any value"
 
 /**
  * A lock for one key, as a backend provides it. `acquire(false)` must not wait; `acquire(true)` may

@@ -61,6 +61,45 @@ describe('CachedValue metadata', () => {
     }
   });
 
+  it('reads back { ct, v, d?, fs } (fail-safe deadlines) exactly, near and far from the time origin', () => {
+    const now = Date.now();
+    const day = 86_400_000;
+    const times = [now, now - day - 1, now + 25 * day, now - 400 * day, now + 2 ** 31, Number.MAX_SAFE_INTEGER];
+    for (const ct of times) {
+      for (const fs of [ct, ct + 3_600_000, ct + 2 ** 31 + 1, now + 2 ** 40, -(2 ** 52) + 7]) {
+        for (const d of [undefined, 0, -0, 4, 0.5, 2 ** 40, Number.NaN]) {
+          const metadata: CacheMetadata = d === undefined ? { ct, v: VALUE_VERSION, fs } : { ct, v: VALUE_VERSION, d, fs };
+          const value = new CachedValue('x', metadata, () => ct + 1_500);
+          const label = `ct ${ct}, fs ${fs}, d ${Object.is(d, -0) ? '-0' : d}`;
+          assert.deepEqual(value.metadata, metadata, label);
+          assert.ok(Object.is(value.metadata.d, d), label);
+          assert.equal(value.metadata.fs, fs, label);
+          assert.equal(value.cachedTime, ct, label);
+          assert.equal(value.age, (ct + 1_500 - ct) / 1000, label); // 1.5 but for float rounding near 2^53
+          assert.equal(value[CURRENT_CT], ct, label);
+          assert.equal(value[UNTAGGED_CT], ct, label);
+          assert.equal(value[VALUE_TAGS], undefined, label);
+          assert.ok(value instanceof CachedValue, label);
+          assert.deepEqual(Object.keys(value), ['payload'], label);
+        }
+      }
+    }
+  });
+
+  it('keeps a fractional or far deadline, a retry time, tags or a bad fs as given', () => {
+    const ct = Date.now();
+    for (const metadata of [
+      { ct, v: VALUE_VERSION, fs: ct + 0.5 },
+      { ct, v: VALUE_VERSION, fs: 2 ** 53 },
+      { ct, v: VALUE_VERSION, d: 2, fs: ct + 10, ra: ct + 5 },
+      { ct, v: VALUE_VERSION, fs: ct + 10, tags: ['a'] },
+      { ct, v: VALUE_VERSION, fs: '1' as unknown as number },
+      { ct, v: VALUE_VERSION, fs: undefined },
+    ]) {
+      assert.equal(new CachedValue('x', metadata).metadata, metadata, JSON.stringify(metadata));
+    }
+  });
+
   it('builds the same value with a duration through the public constructor, clock included', () => {
     const value = new CachedValue({ a: 1 }, { ct: 1_000, v: VALUE_VERSION, d: 250 }, () => 3_000);
     assert.ok(value instanceof CachedValue);
@@ -98,7 +137,7 @@ describe('CachedValue metadata', () => {
     }
   });
 
-  it('takes 40 bytes for a time (with or without d = 0) and 48 with a duration, in a fresh process', () => {
+  it('takes 40 bytes for a time (with or without d = 0), 48 with a duration and 56 with a fail-safe deadline, in a fresh process', () => {
     // A fresh process, whose first values are built by unoptimised code: its arithmetic results are
     // heap numbers unless made small, and a field that once held one kept every later time boxed
     // (the three-slot layout measured 50-52 B here without a duration and 65 B with one).
@@ -107,18 +146,22 @@ describe('CachedValue metadata', () => {
       const { runInNewContext } = await import('node:vm');
       const gc = runInNewContext('gc');
       const n = 50000, out = {};
-      for (const kind of ['time', 'zero', 'duration', 'time', 'zero', 'duration']) {
+      const kinds = ['time', 'zero', 'duration', 'deadline'];
+      for (const kind of [...kinds, ...kinds, ...kinds]) {
         const keep = new Array(n).fill(null);
         globalThis.keep = keep;
         gc(); gc();
         const before = process.memoryUsage().heapUsed;
         for (let i = 0; i < n; i++) {
           const ct = Date.now() - (i % 1000);
-          const metadata = kind === 'time' ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d: kind === 'zero' ? 0 : Date.now() - ct + 1 };
+          const metadata =
+            kind === 'time' ? { ct, v: VALUE_VERSION }
+            : kind === 'deadline' ? { ct, v: VALUE_VERSION, d: Date.now() - ct + 1, fs: ct + 3_600_000 + (i % 7) }
+            : { ct, v: VALUE_VERSION, d: kind === 'zero' ? 0 : Date.now() - ct + 1 };
           keep[i] = new CachedValue(keep, metadata);
         }
         gc(); gc();
-        out[kind] = Math.min(out[kind] ?? Infinity, (process.memoryUsage().heapUsed - before) / n); // the lower of two rounds
+        out[kind] = Math.min(out[kind] ?? Infinity, (process.memoryUsage().heapUsed - before) / n); // the lowest of three rounds (a round reads a few bytes high at times)
       }
       process.stdout.write(JSON.stringify(out));
     `;
@@ -126,10 +169,13 @@ describe('CachedValue metadata', () => {
       encoding: 'utf8',
     });
     assert.equal(child.status, 0, child.stderr);
-    const bytes = JSON.parse(child.stdout) as Record<'time' | 'zero' | 'duration', number>;
+    const bytes = JSON.parse(child.stdout) as Record<'time' | 'zero' | 'duration' | 'deadline', number>;
     assert.ok(bytes.time < 44, `{ ct, v }: ${bytes.time} B`);
     assert.ok(bytes.zero < 44, `{ ct, v, d: 0 }: ${bytes.zero} B`);
     assert.ok(bytes.duration < 52, `{ ct, v, d }: ${bytes.duration} B`);
+    // A fail-safe region's values: before their own form, a CachedValue plus a metadata object
+    // with heap-number times (~130 B).
+    assert.ok(bytes.deadline < 60, `{ ct, v, d, fs }: ${bytes.deadline} B`);
   });
 
   it('payload is the only enumerable field', () => {
