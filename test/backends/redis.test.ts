@@ -311,7 +311,10 @@ describe('redis: the distributed lock', () => {
     assert.equal(queuedTick, 0, 'both wait for the batch of their tick');
     await storing;
     const [late] = await after;
-    assert.ok(late !== NO_VALUE && late.payload === 'late', 'the MGET read the value the SET before it stored');
+    assert.ok(
+      late !== undefined && late !== NO_VALUE && late.payload === 'late',
+      'the MGET read the value the SET before it stored',
+    );
     await a.close();
   });
 
