@@ -98,12 +98,12 @@ function readV8String(buf: Buffer, start: number, end: number): string | undefin
   while (buf[pos] === V8_PADDING && pos < end) pos++;
   const tag = buf[pos++];
   if (tag !== V8_ONE_BYTE_STRING && tag !== V8_TWO_BYTE_STRING) return undefined;
-  // The byte length: an unsigned LEB128 varint.
+  // The byte length: an unsigned LEB128 varint (a multiplier, not `2 ** shift`: Math.pow is slow).
   let length = 0;
-  for (let shift = 0; ; shift += 7) {
-    if (shift > 28 || pos >= end) return undefined;
+  for (let scale = 1; ; scale *= 128) {
+    if (scale > 0x10000000 || pos >= end) return undefined; // at most 5 bytes (2^28)
     const b = buf[pos++] as number;
-    length += (b & 0x7f) * 2 ** shift;
+    length += (b & 0x7f) * scale;
     if (b < 0x80) break;
   }
   if (pos + length !== end) return undefined;
