@@ -178,6 +178,12 @@ interface RedisSettings {
   readonly pollMs: number;
   readonly isCluster: boolean;
   readonly ownsClient: boolean;
+  /**
+   * MGET of these full keys sent at once rather than through ioredis auto-pipelining, whenever no
+   * auto-pipelined command is waiting to go out first (see {@link directMget}); undefined when the
+   * client is not an ioredis `Redis` of the module the backend loaded.
+   */
+  readonly mget?: ((fullKeys: string[]) => Promise<(Buffer | null)[]>) | undefined;
   /** How errors name the server(s): `127.0.0.1:6379`, `sentinels … (master mymaster)`, `cluster …`. */
   readonly target: string;
 }
@@ -232,8 +238,13 @@ export class RedisBackend extends BaseBackend {
   override async getMulti(keys: string[]): Promise<(CachedValue | NoValue)[]> {
     if (keys.length === 0) return [];
     const full = keys.map((k) => this.settings.prefix + k);
+    const mget = this.settings.mget;
     const found = await this.run('MGET', () =>
-      this.settings.isCluster ? Promise.all(full.map((k) => this.bytesOrNull(k))) : this.client.mgetBuffer(...full),
+      this.settings.isCluster
+        ? Promise.all(full.map((k) => this.bytesOrNull(k)))
+        : mget !== undefined
+          ? mget(full)
+          : this.client.mgetBuffer(...full),
     );
     return found.map((bytes) => decodeValue(bytes, this.serializer));
   }
@@ -695,7 +706,11 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
     );
   }
 
-  let mod: { Redis: typeof import('ioredis').Redis; Cluster: typeof import('ioredis').Cluster };
+  let mod: {
+    Redis: typeof import('ioredis').Redis;
+    Cluster: typeof import('ioredis').Cluster;
+    Command: typeof import('ioredis').Command;
+  };
   try {
     mod = await import('ioredis');
   } catch (cause) {
@@ -760,6 +775,7 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
       (args.client !== undefined && 'nodes' in args.client && typeof args.client.nodes === 'function'),
     ownsClient,
     target,
+    mget: directMget(mod, client),
   });
   // Failures surface per command as BackendError (naming the last connection error); ioredis
   // reconnects. Listening also keeps an error event from going unhandled (as before, for a given client too).
@@ -767,6 +783,35 @@ async function build(kind: Kind, args: Readonly<RedisBackendArguments>, context:
   // Waiters must hear of a release even when it comes soon after they start: listen from the start.
   if (distributedLock) void backend.listening();
   return backend;
+}
+
+/**
+ * MGET without the auto-pipelining detour, for an ioredis `Redis` client (of the module loaded
+ * here) with auto-pipelining on; undefined for any other client, which gets plain `mgetBuffer`.
+ *
+ * An auto-pipelined command waits for the next setImmediate (and for any batch still in flight),
+ * and goes through a Pipeline object of its own; a warm cached collection's one MGET paid that on
+ * every page (about half of its client CPU for 100 keys). Sent directly, it is written to the
+ * socket at once. Only when nothing is waiting in the client's auto-pipeline queue, though: a
+ * command issued before it in the same tick (a SET, say) must still reach the server first, so
+ * then the MGET joins that queue as before. The queue is ioredis's `_autoPipelines` map (a
+ * non-public field of ioredis 5); without it, every MGET takes the ordinary path.
+ */
+function directMget(
+  mod: { Redis: typeof import('ioredis').Redis; Command: typeof import('ioredis').Command },
+  client: Client,
+): ((fullKeys: string[]) => Promise<(Buffer | null)[]>) | undefined {
+  if (!(client instanceof mod.Redis) || client.options.enableAutoPipelining !== true) return undefined;
+  const redis = client;
+  const queued = (): unknown => (redis as unknown as { _autoPipelines?: unknown })._autoPipelines;
+  if (!(queued() instanceof Map)) return undefined;
+  const Command = mod.Command;
+  return (fullKeys) => {
+    const waiting = queued();
+    if (!(waiting instanceof Map) || waiting.size !== 0) return redis.mgetBuffer(...fullKeys);
+    const command = new Command('mget', fullKeys, { replyEncoding: null, keyPrefix: redis.options.keyPrefix });
+    return redis.sendCommand(command) as Promise<(Buffer | null)[]>;
+  };
 }
 
 /** `host:port` (or the socket path) of a single-server client, from its parsed options. */

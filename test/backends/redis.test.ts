@@ -276,6 +276,59 @@ describe('redis: the distributed lock', () => {
     await a.close();
   });
 
+  it('a getMulti goes to the socket in its own tick, unless commands of that tick wait in the auto-pipeline queue', async () => {
+    const a = (await createRedisBackend({ url: url(), keyPrefix: 'mget-now:' }, context)) as RedisBackend;
+    const keys = Array.from({ length: 20 }, (_, i) => `k${i}:${randomUUID()}`);
+    await a.setMulti(new Map(keys.slice(0, 10).map((k) => [k, value(k)])));
+    const stream = (a.client as unknown as { stream: { write(chunk: unknown, ...rest: unknown[]): boolean } }).stream;
+    const write = stream.write;
+    const written: string[] = [];
+    const spy = () => {
+      written.length = 0;
+      stream.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+        written.push(String(chunk));
+        return write.call(this, chunk, ...rest);
+      };
+    };
+    spy();
+    const reading = a.getMulti(keys);
+    const sameTick = written.join('');
+    stream.write = write;
+    assert.match(sameTick, /MGET/i, 'the MGET went to the socket in the tick of the call');
+    assert.ok(sameTick.includes(`mget-now:${keys[19]}`), 'with the backend prefix');
+    const found = await reading;
+    assert.deepEqual(
+      found.map((v) => (v === NO_VALUE ? null : v.payload)),
+      keys.map((k, i) => (i < 10 ? k : null)),
+    );
+    // A SET issued first in the same tick is queued for the next batch: the MGET queues behind it
+    // (sent at once, it would overtake the SET and miss its value).
+    spy();
+    const storing = a.set(keys[15] as string, value('late'));
+    const after = a.getMulti([keys[15] as string]);
+    const queuedTick = written.length;
+    stream.write = write;
+    assert.equal(queuedTick, 0, 'both wait for the batch of their tick');
+    await storing;
+    const [late] = await after;
+    assert.ok(
+      late !== undefined && late !== NO_VALUE && late.payload === 'late',
+      'the MGET read the value the SET before it stored',
+    );
+    await a.close();
+  });
+
+  it('a getMulti through a given client applies its own ioredis keyPrefix too', async () => {
+    const client = new Redis(redis.server.port, '127.0.0.1', { keyPrefix: 'outer:', enableAutoPipelining: true });
+    const region = makeRegion().configure('redis', { arguments: { client, keyPrefix: 'inner:' } });
+    await region.set('a', 'one');
+    await region.set('b', 'two');
+    assert.deepEqual(await region.getMulti(['a', 'missing', 'b']), ['one', NO_VALUE, 'two']);
+    assert.ok((await redis.raw.exists('outer:inner:a')) === 1, 'stored under both prefixes');
+    await region.close();
+    client.disconnect();
+  });
+
   it('one subscriber connection per backend, opened at start and closed by close()', async () => {
     const channel = 'sub-test:dogpile:lock-released-with-value';
     const subscribers = async () => ((await redis.raw.pubsub('NUMSUB', channel)) as [string, number])[1];

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { deserialize as v8Deserialize, serialize as v8Serialize } from 'node:v8';
 import {
   CachedValue,
   decodeValue,
@@ -63,7 +64,8 @@ describe('value envelope and default serializer', () => {
 
   it('the default serializer writes JSON only when JSON carries the value exactly', () => {
     const isJson = (v: unknown) => Buffer.from(defaultSerializer.serialize(v) as string | Uint8Array)[0] !== 0xff;
-    for (const v of ['s', 1.5, true, null, [1, 'a', [null]], { a: { b: [1, 2] }, '\u00e9': 'é', lone: '\ud800' }]) {
+    // (A top-level string is not in this list: one of one-byte characters is structured clone, see below.)
+    for (const v of ['\u20ac', 1.5, true, null, [1, 'a', [null]], { a: { b: [1, 2] }, '\u00e9': 'é', lone: '\ud800' }]) {
       assert.ok(isJson(v), `JSON for ${JSON.stringify(v)}`);
       assert.deepEqual(roundTrip(v).payload, v);
     }
@@ -170,6 +172,125 @@ describe('value envelope and default serializer', () => {
     assert.equal(decodeValue(notObject, defaultSerializer), NO_VALUE);
     const notJson = Buffer.concat([tagged.subarray(0, 18), Buffer.from([0, 0, 0, 2]), Buffer.from('{x'), Buffer.from('"x"')]);
     assert.equal(decodeValue(notJson, defaultSerializer), NO_VALUE);
+  });
+
+  it('writes a one-byte string as structured clone, its characters as they are, and reads it back exactly', () => {
+    const html = '<li class="card" id="p7">\n\t<h3>Caf\u00e9 &amp; "friends"</h3>\\</li>\n';
+    const oneByte = ['', 'x', html, '\u0000\u001f\u007f\u0080\u00ff', 'y'.repeat(1 << 20), '\u00e9'.repeat(300)];
+    for (const s of oneByte) {
+      const bytes = defaultSerializer.serialize(s);
+      assert.ok(Buffer.isBuffer(bytes), `structured clone for a string of ${s.length}`);
+      assert.deepEqual(bytes, v8Serialize(s), 'exactly what node:v8 writes, so every release reads it');
+      const envelope = encodeValue(new CachedValue(s, { ct: 5, v: VALUE_VERSION }), defaultSerializer);
+      assert.equal(envelope[1], 1, 'the plain layout: no new envelope layout');
+      assert.equal(envelope.byteLength, 18 + bytes.byteLength);
+      for (const serializer of [defaultSerializer, v8Serializer]) {
+        const back = decodeValue(envelope, serializer);
+        assert.ok(back !== NO_VALUE);
+        assert.equal(back.payload, s);
+        assert.deepEqual(back.metadata, { ct: 5, v: VALUE_VERSION });
+      }
+      assert.equal(defaultSerializer.deserialize(bytes), s);
+      assert.equal(defaultSerializer.deserialize(new Uint8Array(bytes)), s, 'a Uint8Array that is not a Buffer');
+    }
+    // Tagged (the extension layout) and with a creation duration.
+    const tagged = encodeValue(new CachedValue(html, { ct: 5, v: VALUE_VERSION, d: 2.5, tags: ['t'] }), defaultSerializer);
+    assert.equal(tagged[1], 2);
+    const back = decodeValue(tagged, defaultSerializer) as CachedValue;
+    assert.equal(back.payload, html);
+    assert.deepEqual(back.metadata, { ct: 5, v: VALUE_VERSION, d: 2.5, tags: ['t'] });
+  });
+
+  it('keeps JSON for strings with characters above U+00FF, lone surrogates included, exactly', () => {
+    const twoByte = [
+      '\u20ac',
+      'a\u0100',
+      '\u{1f600} emoji',
+      '\ud800',
+      'a\udc00b',
+      '\udbff\udfff',
+      `${'z'.repeat(100_000)}\u4e2d`,
+    ];
+    for (const s of twoByte) {
+      assert.equal(typeof defaultSerializer.serialize(s), 'string', 'JSON text');
+      assert.equal(roundTrip(s).payload, s);
+      // What v8Serializer wrote (UTF-16 in structured clone) reads back exactly through either serializer.
+      const v8Envelope = encodeValue(new CachedValue(s, { ct: 1, v: VALUE_VERSION }), v8Serializer);
+      assert.equal((decodeValue(v8Envelope, defaultSerializer) as CachedValue).payload, s);
+      assert.equal((decodeValue(v8Envelope, v8Serializer) as CachedValue).payload, s);
+    }
+  });
+
+  it('reads strings the previous releases wrote (JSON text in either layout)', () => {
+    const header = (layout: number) => {
+      const h = Buffer.alloc(18);
+      h[0] = 0xd0;
+      h[1] = layout;
+      h.writeDoubleBE(1234, 2);
+      h.writeDoubleBE(Number.NaN, 10);
+      return h;
+    };
+    const s = '<p class="x">caf\u00e9\n</p>';
+    const plain = Buffer.concat([header(1), Buffer.from(JSON.stringify(s))]);
+    assert.equal((decodeValue(plain, defaultSerializer) as CachedValue).payload, s);
+    const extension = Buffer.from(JSON.stringify({ tags: ['a'] }));
+    const length = Buffer.alloc(4);
+    length.writeUInt32BE(extension.byteLength);
+    const extended = Buffer.concat([header(2), length, extension, Buffer.from(JSON.stringify(s))]);
+    const back = decodeValue(extended, defaultSerializer) as CachedValue;
+    assert.equal(back.payload, s);
+    assert.deepEqual(back.metadata, { ct: 1234, v: VALUE_VERSION, tags: ['a'] });
+  });
+
+  it('calls a custom serializer for strings, both ways', () => {
+    const calls: string[] = [];
+    const upper: Serializer = {
+      serialize: (v) => {
+        calls.push('serialize');
+        return JSON.stringify(String(v).toUpperCase());
+      },
+      deserialize: (bytes) => {
+        calls.push('deserialize');
+        return `read:${JSON.parse(Buffer.from(bytes).toString('utf8')) as string}`;
+      },
+    };
+    const bytes = encodeValue(new CachedValue('abc', { ct: 1, v: VALUE_VERSION }), upper);
+    assert.equal((decodeValue(bytes, upper) as CachedValue).payload, 'read:ABC');
+    // Even a structured-clone string payload goes to the custom serializer.
+    const v8Bytes = encodeValue(new CachedValue('abc', { ct: 1, v: VALUE_VERSION }), v8Serializer);
+    const custom: Serializer = { serialize: v8Serializer.serialize, deserialize: (b) => `custom:${String(v8Deserialize(b))}` };
+    assert.equal((decodeValue(v8Bytes, custom) as CachedValue).payload, 'custom:abc');
+    assert.deepEqual(calls, ['serialize', 'deserialize']);
+  });
+
+  it('reads a structured-clone string exactly as node:v8 does, and a broken one as NO_VALUE', () => {
+    const envelope = (payload: number[]) =>
+      Buffer.concat([
+        encodeValue(new CachedValue(0, { ct: 1, v: VALUE_VERSION }), v8Serializer).subarray(0, 18),
+        Buffer.from(payload),
+      ]);
+    const header = [...v8Serialize('').subarray(0, -2)];
+    const cases: number[][] = [
+      [...header, 0x22, 0x05, 0x61, 0x62], // length beyond the end
+      [...header, 0x63, 0x03, 0x61, 0x00, 0x62], // odd UTF-16 byte length
+      [...header, 0x22, 0x01, 0x61, 0x62, 0x63], // trailing bytes (node:v8 ignores them)
+      [...header, 0x22, 0x81, 0x00, 0x61], // a length in a longer varint than needed
+      [...header, 0x00, 0x00, 0x63, 0x02, 0x61, 0x00], // padding before a two-byte string
+      [0xff, 0x0d, 0x22, 0x01, 0x61], // an older format version
+      [...header, 0x22], // no length
+      [...header, 0x22, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], // a length varint too long
+    ];
+    for (const [i, payload] of cases.entries()) {
+      let expected: unknown = NO_VALUE;
+      try {
+        expected = v8Deserialize(Buffer.from(payload));
+      } catch {}
+      for (const serializer of [defaultSerializer, v8Serializer]) {
+        const got = decodeValue(envelope(payload), serializer);
+        assert.equal(got === NO_VALUE ? NO_VALUE : got.payload, expected, `case ${i}`);
+      }
+    }
+    assert.equal(decodeValue(envelope(cases[0] as number[]), defaultSerializer), NO_VALUE);
   });
 
   it('jsonSerializer for values other languages read', () => {

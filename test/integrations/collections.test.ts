@@ -180,6 +180,19 @@ function collectionSuite(engine: EngineUnderTest): void {
       assert.match(a, /EUR/);
       assert.match(b, /USD/);
       assert.equal(t.runs(), 4);
+      // Back and forth: each value keeps its own items (the tag's key parts are reused only while
+      // they are the same), and a shared object is keyed by its content at each render.
+      assert.equal(await t.render('page', { products: products(2), cur: 'EUR' }), a);
+      assert.equal(await t.render('page', { products: products(2), cur: 'USD' }), b);
+      assert.equal(t.runs(), 4);
+      const cur = { code: 'EUR' };
+      await t.render('page', { products: products(2), cur });
+      assert.equal(t.runs(), 6);
+      await t.render('page', { products: products(2), cur });
+      assert.equal(t.runs(), 6);
+      cur.code = 'GBP';
+      await t.render('page', { products: products(2), cur });
+      assert.equal(t.runs(), 8, 'the changed shared object is a new key');
     });
 
     it('50 concurrent cold renders render each item key once', async () => {
