@@ -232,8 +232,8 @@ export class Creations {
     }
     this.ended(key, attributes, t0, 'ok');
     if (shouldCache && !shouldCache(value)) return value;
-    const fs = policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe);
-    const stored = this.host.stamp(value, started, fs || undefined, context?.tagsWith(tags) ?? tags);
+    const fs = fallbackDeadline(started, expMs, policy.failSafe);
+    const stored = this.host.stamp(value, started, fs, context?.tagsWith(tags) ?? tags);
     await this.host.write(key, () => backend.set(mangled, stored));
     if (policy.failSafe) this.failSafe().remember(mangled, stored);
     return value;

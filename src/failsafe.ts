@@ -59,14 +59,17 @@ export function parseFailSafe(value: unknown, where: string): FailSafePolicy | f
 
 /** Until when (ms) `value` may be served as a fail-safe fallback under `expMs` (NEVER: always). */
 export function servableUntil(value: CachedValue, expMs: number, policy: FailSafePolicy): number {
-  const fs = value.metadata.fs;
+  const { fs, ct } = value.metadata;
   if (fs !== undefined) return fs;
-  return expMs === NEVER ? Number.POSITIVE_INFINITY : value.metadata.ct + expMs + policy.maxStaleMs;
+  return expMs === NEVER ? Number.POSITIVE_INFINITY : ct + expMs + policy.maxStaleMs;
 }
 
-/** The metadata field `fs` for a value created at `ct` under `expMs`, or undefined (never expires). */
-export function fallbackDeadline(ct: number, expMs: number, policy: FailSafePolicy): number | undefined {
-  return expMs === NEVER ? undefined : ct + expMs + policy.maxStaleMs;
+/**
+ * The metadata field `fs` for a value created at `ct` under `expMs`: undefined without fail-safe
+ * (`policy` undefined) or when the value never expires.
+ */
+export function fallbackDeadline(ct: number, expMs: number, policy: FailSafePolicy | undefined): number | undefined {
+  return policy === undefined || expMs === NEVER ? undefined : ct + expMs + policy.maxStaleMs;
 }
 
 /** The region's in-process fail-safe state: retry times and fallback copies, by mangled key. */

@@ -92,12 +92,12 @@ export async function getOrCreateMulti<T>(
         );
       }
       const entries = new Map<string, CachedValue>();
+      const fs = fallbackDeadline(started, expMs, policy.failSafe);
       ordered.forEach((k, i) => {
         const value = created[i] as T;
         createdFor.set(k, value);
-        const fs = policy.failSafe && fallbackDeadline(started, expMs, policy.failSafe);
         if (!shouldCache || shouldCache(value)) {
-          entries.set(k, core.newValue(value, started, fs || undefined, tagsFor?.(originalOf.get(k) as string)));
+          entries.set(k, core.newValue(value, started, fs, tagsFor?.(originalOf.get(k) as string)));
         }
       });
       if (entries.size) await guard.write('setMulti', undefined, () => backend.setMulti(entries));
