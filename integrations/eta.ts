@@ -327,11 +327,18 @@ function compiles(varName: string, body: string): true | 'await' | false {
 /**
  * A bare Express engine for an Eta instance: `app.engine('eta', etaEngine(eta))`. Views are rendered
  * with `renderAsync` by their path relative to `eta.config.views` (Eta rejects absolute paths).
+ * While Express's `view cache` setting is on (its default under `NODE_ENV=production`), the engine
+ * also turns on Eta's own template cache (`eta.config.cache`), so views and partials are read and
+ * compiled once, not on every render; it never turns it off.
  */
 export function etaEngine(eta: EtaLike): (file: string, options: object, cb: (err: unknown, html?: string) => void) => void {
   return (file, options, cb) => {
     const views = eta.config.views;
     const name = views ? relative(views, file) : file;
+    // Express passes `cache: true` while its `view cache` setting is on (the default under
+    // NODE_ENV=production). Eta re-reads and recompiles every template file on each render unless
+    // its own `cache` is on, so turn that on too (never off: a cache the app asked for stays).
+    if ((options as { cache?: unknown }).cache === true && eta.config.cache !== true) eta.config.cache = true;
     eta.renderAsync(name, options).then(
       (html) => cb(null, html),
       (err: unknown) => cb(err),
