@@ -4,8 +4,8 @@
 // transport is Redis pub/sub on a connection of its own; a bus that loses its subscription says
 // so (`onGap`), and the L1 in front of it is then cleared, since messages may have been missed.
 
-import { randomUUID } from 'node:crypto';
 import { DogpileError, describe, toBackendError, ValidationError } from './api.js';
+import { nodeCrypto } from './node-builtins.js';
 
 /**
  * The parts of an ioredis client (`Redis` or `Cluster`) that {@link RedisBus} uses; any ioredis 5
@@ -118,7 +118,7 @@ export class RedisBus implements InvalidationBus {
   ) {
     this.channel = options.channel;
     this.ownsClient = options.ownsClient ?? false;
-    this.id = options.id ?? randomUUID();
+    this.id = options.id ?? nodeCrypto().randomUUID();
   }
 
   /** See {@link InvalidationBus.start}. */
@@ -182,7 +182,7 @@ export class RedisBus implements InvalidationBus {
  * file). ioredis is imported when the bus starts.
  */
 export class UrlRedisBus implements InvalidationBus {
-  readonly id = randomUUID();
+  readonly id = nodeCrypto().randomUUID();
   private inner: Promise<RedisBus> | undefined;
   private closed = false;
 

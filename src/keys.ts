@@ -4,8 +4,8 @@
 // key (`("x y","z")` vs `("x","y z")`, `1` vs `"1"`), and plain objects encode the same whatever
 // their key order. Dogpile.cache's `" ".join(str(a))` has neither property.
 
-import { createHash } from 'node:crypto';
 import { describe, ValidationError } from './api.js';
+import { nodeCrypto } from './node-builtins.js';
 
 /** Converts one argument to the text used in a key. */
 export type ToStr = (arg: unknown) => string;
@@ -157,7 +157,7 @@ export const kwargFunctionKeyGenerator: FunctionKeyGenerator = (namespace, fn, t
 
 /** SHA-1 hex digest of the key's UTF-8 bytes (40 characters, safe for memcached). */
 export function sha1MangleKey(key: string): string {
-  return createHash('sha1').update(key, 'utf8').digest('hex');
+  return nodeCrypto().createHash('sha1').update(key, 'utf8').digest('hex');
 }
 
 /** Applies `mangler` only to keys of at least `length` characters; shorter keys stay readable. */

@@ -71,6 +71,29 @@ describe('package', () => {
     assert.deepEqual([...new Set(resolved)].sort(), ['dogpile', 'lru-cache']);
   });
 
+  it('a memory region loads neither node:crypto nor node:net; the SHA-1 mangler loads crypto when first called', () => {
+    // Only the SHA-1 mangler, the memcached and file backends and the Redis bus use them (~0.65 MB
+    // of heap), and the main entry exports those modules: they load the two on first use.
+    buildIfStale();
+    const script = `
+      const before = new Set(process.moduleLoadList);
+      const d = await import('dogpile');
+      const r = d.makeRegion().configure('memory');
+      await r.set('a', 1);
+      await r.getOrCreate('b', () => 2);
+      const added = () => process.moduleLoadList.filter((m) => !before.has(m) && (m === 'NativeModule crypto' || m === 'NativeModule net'));
+      const first = added();
+      const digest = d.sha1MangleKey('x');
+      console.log(JSON.stringify({ first, then: added(), digest }));
+    `;
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: ROOT });
+    assert.equal(run.status, 0, run.stderr);
+    const out = JSON.parse(run.stdout) as { first: string[]; then: string[]; digest: string };
+    assert.deepEqual(out.first, []);
+    assert.deepEqual(out.then, ['NativeModule crypto']);
+    assert.equal(out.digest, '11f6ad8ec52a2984abaafd7c3b516503785c2072');
+  });
+
   it('exports the documented names', async () => {
     buildIfStale();
     const d = (await import('dogpile')) as Record<string, unknown>;

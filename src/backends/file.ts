@@ -2,7 +2,6 @@
 // by every process on the host, with values as envelope bytes and a per-key lock built on LMDB's
 // serialized write transactions. `lmdb` is an optional peer dependency, imported on first use.
 
-import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname, extname, resolve as resolvePath } from 'node:path';
 import type { Database, RootDatabase } from 'lmdb';
@@ -16,6 +15,7 @@ import {
   PluginNotFoundError,
   ValidationError,
 } from '../api.js';
+import { nodeCrypto } from '../node-builtins.js';
 import { decodeValue, encodeValue } from '../serialization.js';
 import { checkKnownNames, checkSeconds } from '../validate.js';
 import { BaseBackend } from './base.js';
@@ -88,7 +88,7 @@ export class FileBackend extends BaseBackend {
   /** The key as stored: the key itself, or `dogpile-sha1:<hex>` when too long for LMDB. */
   storeKey(key: string): string {
     if (key.length > 0 && Buffer.byteLength(key, 'utf8') <= MAX_KEY_BYTES) return key;
-    return `dogpile-sha1:${createHash('sha1').update(key, 'utf8').digest('hex')}`;
+    return `dogpile-sha1:${nodeCrypto().createHash('sha1').update(key, 'utf8').digest('hex')}`;
   }
 
   /** Runs `op`; a failure becomes a BackendError naming `what` (and `key`, quoted, if given). */
@@ -208,7 +208,7 @@ class FileMutex extends LeasedMutex<string> {
   }
 
   protected newToken(): string {
-    return randomBytes(16).toString('hex');
+    return nodeCrypto().randomBytes(16).toString('hex');
   }
 
   protected take(token: string): Promise<boolean> {

@@ -4,8 +4,7 @@
 // no npm client offered gets/cas, consistent hashing, binary-safe values and per-request timeouts
 // together.
 
-import { createHash, randomBytes } from 'node:crypto';
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import {
   type BackendContext,
   BackendError,
@@ -17,6 +16,7 @@ import {
   toBackendError,
   ValidationError,
 } from '../api.js';
+import { nodeCrypto, nodeNet } from '../node-builtins.js';
 import { decodeValue, encodeValue } from '../serialization.js';
 import { checkKnownNames, checkSeconds } from '../validate.js';
 import { BaseBackend } from './base.js';
@@ -225,7 +225,7 @@ class Connection {
   private connect(): Socket {
     if (this.socket) return this.socket;
     const [host, port] = this.address.split(':') as [string, string];
-    const socket = new Socket();
+    const socket = new (nodeNet().Socket)();
     socket.setNoDelay(true);
     const keepAliveMs = this.options.keepAliveMs ?? 0;
     if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs);
@@ -370,7 +370,7 @@ export class MemcachedClient {
     this.connections = servers.map((s) => new ServerPool(s, tunables));
     for (const conn of this.connections) {
       for (let i = 0; i < 40; i++) {
-        const digest = createHash('md5').update(`${conn.address}-${i}`).digest();
+        const digest = nodeCrypto().createHash('md5').update(`${conn.address}-${i}`).digest();
         for (let j = 0; j < 4; j++) this.ring.push({ point: digest.readUInt32LE(j * 4), conn });
       }
     }
@@ -384,7 +384,7 @@ export class MemcachedClient {
 
   private pick(key: string): ServerPool {
     if (this.connections.length === 1) return this.connections[0] as ServerPool;
-    const h = createHash('md5').update(key).digest().readUInt32LE(0);
+    const h = nodeCrypto().createHash('md5').update(key).digest().readUInt32LE(0);
     let lo = 0;
     let hi = this.ring.length;
     while (lo < hi) {
@@ -481,7 +481,7 @@ export class MemcachedBackend extends BaseBackend {
   wireKey(key: string): string {
     const full = `${this.options.keyPrefix}${key}`;
     if (full.length <= MAX_KEY_BYTES && /^[\x21-\x7e]*$/.test(full) && full.length > 0) return full;
-    return `${this.options.keyPrefix}dogpile-sha1:${createHash('sha1').update(full, 'utf8').digest('hex')}`;
+    return `${this.options.keyPrefix}dogpile-sha1:${nodeCrypto().createHash('sha1').update(full, 'utf8').digest('hex')}`;
   }
 
   private exptime(): number {
@@ -576,7 +576,7 @@ class MemcachedMutex extends LeasedMutex<Buffer> {
   }
 
   protected newToken(): Buffer {
-    return randomBytes(16);
+    return nodeCrypto().randomBytes(16);
   }
 
   /** Free means absent (`add`) or a released holder's tombstone (`gets` + `cas`). */

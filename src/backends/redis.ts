@@ -3,7 +3,6 @@
 // while the creator runs, and waiters in other processes woken by pub/sub (with a bounded poll).
 // ioredis is an optional peer dependency: it is imported when a region first uses these backends.
 
-import { randomUUID } from 'node:crypto';
 import type { ClusterOptions, RedisOptions } from 'ioredis';
 import {
   type BackendContext,
@@ -18,6 +17,7 @@ import {
   type Serializer,
   ValidationError,
 } from '../api.js';
+import { nodeCrypto } from '../node-builtins.js';
 import { decodeValue, encodeValue } from '../serialization.js';
 import { checkKnownNames, checkSeconds } from '../validate.js';
 import { BaseBackend } from './base.js';
@@ -511,7 +511,7 @@ function isWrongType(err: unknown): boolean {
  */
 export class RedisDistributedMutex implements CacheMutex {
   /** This holder's random token, stored as the lock's value. */
-  readonly token = randomUUID();
+  readonly token = nodeCrypto().randomUUID();
   private held = false;
   private renewTimer: NodeJS.Timeout | undefined;
   private controller = new AbortController();
