@@ -239,6 +239,61 @@ const lastKeys = new WeakMap<TemplateCache, Map<string, { args: readonly unknown
 const storedKeysOf = new WeakMap<readonly string[], readonly string[]>();
 
 /**
+ * The key stem of a collection's items: the partial (`template`), its dependency digest and the
+ * block id ({@link collectionBlock}: `as` and the shared variables, encoded). Kept per collection
+ * tag (`where`) and per cache, and reused while the template, digest, `as` and shared variables are
+ * the same primitives as at the tag's last render, so a page rendered again encodes none of them
+ * (shared objects are encoded every time).
+ */
+export function collectionStem(
+  cache: TemplateCache,
+  engine: string,
+  template: string,
+  digest: string,
+  as: string | undefined,
+  shared: Readonly<Record<string, unknown>> | undefined,
+  where: string,
+): string {
+  let byWhere = lastStems.get(cache);
+  const last = byWhere?.get(where);
+  if (last !== undefined && last.engine === engine && last.template === template && last.digest === digest && last.as === as) {
+    let same = true;
+    let count = 0;
+    for (const k in shared) {
+      const i = count++;
+      if (last.shared[i * 2] !== k || !Object.is(last.shared[i * 2 + 1], shared[k])) {
+        same = false;
+        break;
+      }
+    }
+    if (same && count * 2 === last.shared.length) return last.stem;
+  }
+  const stem = cache.keyStem(engine, template, digest, collectionBlock(as, shared));
+  const flat: unknown[] = [];
+  for (const k in shared) {
+    const v = shared[k];
+    if (v !== null && (typeof v === 'object' || typeof v === 'function')) return stem; // not kept
+    flat.push(k, v);
+  }
+  if (byWhere === undefined) {
+    byWhere = new Map();
+    lastStems.set(cache, byWhere);
+  }
+  if (byWhere.size >= 1000) byWhere.clear();
+  byWhere.set(where, { engine, template, digest, as, shared: flat, stem });
+  return stem;
+}
+
+/** The stems {@link collectionStem} last built per collection tag (by `where`), per cache. */
+const lastStems = new WeakMap<
+  TemplateCache,
+  Map<
+    string,
+    { engine: string; template: string; digest: string; as: string | undefined; shared: readonly unknown[]; stem: string }
+  >
+>();
+
+/**
  * The block id of a collection's items: `each`, plus the variable name the item is given under and
  * the variables shared by every item (both change the output, so both are in the key). Item
  * fragments never share entries with the single cached partial of the same template.

@@ -7,8 +7,8 @@ import { join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
   COLLECTION_OPTIONS,
-  collectionBlock,
   collectionKeys,
+  collectionStem,
   itemFragment,
   itemKeys,
   itemTagLists,
@@ -563,7 +563,7 @@ function makeRuntime(cache: TemplateCache, templates: Map<string, TemplateDeps>,
       partials.set(memoKey, partial);
     }
     const digest = cache.digest ? digests.current(partial.memo, partial.id, partial.own, resolverOf(eta)) : partial.own.digest;
-    const stem = cache.keyStem(engine(eta), partial.id, digest, collectionBlock(as, data));
+    const stem = collectionStem(cache, engine(eta), partial.id, digest, as, data, where);
     const keys = collectionKeys(cache, stem, ownKeys, where);
     const optOut = enabled ? undefined : { enabled: false };
     const vars = (i: number): Record<string, unknown> => {

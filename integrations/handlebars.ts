@@ -12,8 +12,8 @@ import { basename, extname, join, relative } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
   COLLECTION_OPTIONS,
-  collectionBlock,
   collectionKeys,
+  collectionStem,
   itemFragment,
   itemKeys,
   itemTagLists,
@@ -564,7 +564,7 @@ export function installHandlebars(
     const own = exphbs?.partials?.[name] !== undefined ? undefined : partialDeps.get(name);
     const digest =
       own === undefined ? digestOnce(render, () => functionIdentity(render, name)) : treeDigest(`partial:${name}`, own.digest);
-    const stem = eachStem(name, digest, as as string | undefined, shared, where);
+    const stem = collectionStem(cache, 'handlebars', `partial:${name}`, digest, as as string | undefined, shared, where);
     const keys = collectionKeys(cache, stem, ownKeys, where);
     // Like {{> name}} inside {{#each}}: the item is the context (merged with the shared hash), or
     // is given under `as`.
@@ -592,48 +592,6 @@ export function installHandlebars(
     }
     return new hbs.SafeString(collector.addMany(keys, fragment, item, itemTags));
   });
-
-  /**
-   * The key stem of a collection's items: the partial, its dependency digest and the block id
-   * (`as` and the shared variables, encoded). Kept per tag (by `where`) and reused while the
-   * partial, digest, `as` and shared variables are the same primitives as at the last render, so
-   * a page rendered again encodes none of them (shared objects are encoded every time).
-   */
-  const eachStem = (
-    name: string,
-    digest: string,
-    as: string | undefined,
-    shared: Readonly<Record<string, unknown>>,
-    where: string,
-  ): string => {
-    const last = eachStems.get(where);
-    if (last !== undefined && last.name === name && last.digest === digest && last.as === as) {
-      let same = true;
-      let count = 0;
-      for (const k in shared) {
-        const i = count++;
-        if (last.shared[i * 2] !== k || !Object.is(last.shared[i * 2 + 1], shared[k])) {
-          same = false;
-          break;
-        }
-      }
-      if (same && count * 2 === last.shared.length) return last.stem;
-    }
-    const stem = cache.keyStem('handlebars', `partial:${name}`, digest, collectionBlock(as, shared));
-    const flat: unknown[] = [];
-    for (const k in shared) {
-      const v = shared[k];
-      if (v !== null && (typeof v === 'object' || typeof v === 'function')) return stem; // not kept
-      flat.push(k, v);
-    }
-    if (eachStems.size >= 1000) eachStems.clear();
-    eachStems.set(where, { name, digest, as, shared: flat, stem });
-    return stem;
-  };
-  const eachStems = new Map<
-    string,
-    { name: string; digest: string; as: string | undefined; shared: readonly unknown[]; stem: string }
-  >();
 
   /** One collection of a render: one multi-read, the missing items rendered (their own blocks resolved). */
   const resolveMany = (

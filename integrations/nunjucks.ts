@@ -8,8 +8,8 @@ import { posix } from 'node:path';
 import { DogpileError, ValidationError } from '../src/index.js';
 import {
   COLLECTION_OPTIONS,
-  collectionBlock,
   collectionKeys,
+  collectionStem,
   itemFragment,
   itemKeys,
   itemTagLists,
@@ -513,7 +513,7 @@ export function installNunjucks(env: NunjucksEnvironment, options: NunjucksCache
       ? digests.compute(call.name, deps.get(own) ?? { digest: own, renders: [], dynamic: false }, resolve)
       : own;
     const { dogpile: _, ...sharedVars } = call.shared;
-    const stem = cache.keyStem('nunjucks', call.name, digest, collectionBlock(call.as, sharedVars));
+    const stem = collectionStem(cache, 'nunjucks', call.name, digest, call.as, sharedVars, call.where);
     return collectionKeys(cache, stem, call.keys, call.where);
   };
   const itemVars = (call: EachCall, i: number): Record<string, unknown> => ({ ...call.shared, [call.as]: call.items[i] });
