@@ -2,7 +2,7 @@
 // every value is fresh, done; otherwise the keys go through the lock's multi-key path in sorted
 // order, and one creator call makes the values of the keys that need one, in the order asked.
 
-import { type CachedValue, describe, NO_VALUE, ValidationError } from './api.js';
+import { type CachedValue, describe, NO_VALUE, type NoValue, ValidationError } from './api.js';
 import { fallbackDeadline } from './failsafe.js';
 import type { Lookup } from './lock.js';
 import { badShouldCacheFn, checkKeys, inRequestOrder } from './region-checks.js';
@@ -36,10 +36,13 @@ export async function getOrCreateMulti<T>(
   // With fail-safe: the stale values seen, to serve if the creator fails; throttled keys read as fresh.
   const staleOf = policy.failSafe ? new Map<string, CachedValue>() : undefined;
   let originalOf: Map<string, string> | undefined; // mangled → as asked; built past the warm path
-  const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => {
+  const read = async (ks: readonly string[]): Promise<(CachedValue | NoValue)[] | NoValue> => {
     const found = await guard.read('getMulti', undefined, () => backend.getMulti([...ks]));
     await core.tagIndex.settleMulti(found);
-    return ks.map((k, i) => {
+    return found;
+  };
+  const judge = (ks: readonly string[], found: (CachedValue | NoValue)[] | NoValue): Lookup<T>[] =>
+    ks.map((k, i) => {
       const v = found === NO_VALUE ? NO_VALUE : (found[i] ?? NO_VALUE);
       const lookup = core.lookup<T>(v, expMs);
       if (staleOf === undefined || lookup.state !== 'stale') return lookup;
@@ -48,11 +51,18 @@ export async function getOrCreateMulti<T>(
       const throttled = creations.servesThrottled(policy, key, k, v as CachedValue, undefined);
       return throttled ? { state: 'fresh', value: lookup.value } : lookup;
     });
-  };
-  // The one read, in request order. Every value fresh (a warm page of fragments): done, without
-  // sorting the keys or the lock, which only keys to create need. A hit per key asked (a key asked
-  // twice, twice).
-  const asked = await readMulti(mangledKeys);
+  const readMulti = async (ks: readonly string[]): Promise<Lookup<T>[]> => judge(ks, await read(ks));
+  // The one read, in request order. Every value fresh (a warm page of fragments): done, without a
+  // lookup per key, sorting the keys or the lock, which only keys to create need. A hit per key
+  // asked (a key asked twice, twice).
+  const found = await read(mangledKeys);
+  const warm = freshPayloads<T>(core, found, expMs);
+  if (warm !== undefined) {
+    for (const key of keys) events.hit(key);
+    return warm;
+  }
+  // Judged one by one: a throttled fail-safe key reads as fresh too.
+  const asked = judge(mangledKeys, found);
   if (asked.every((lookup) => lookup.state === 'fresh')) {
     for (const key of keys) events.hit(key);
     return asked.map((lookup) => (lookup as { value: T }).value);
@@ -113,4 +123,16 @@ export async function getOrCreateMulti<T>(
     byKey.set(k, values[i] as T);
   });
   return mangledKeys.map((m) => byKey.get(m) as T);
+}
+
+/** The payloads of `found` in order when every one is fresh, else `undefined` (no lookup built). */
+function freshPayloads<T>(core: RegionCore, found: readonly (CachedValue | NoValue)[] | NoValue, expMs: number): T[] | undefined {
+  if (found === NO_VALUE) return undefined;
+  const out = new Array<T>(found.length);
+  for (let i = 0; i < found.length; i++) {
+    const v = found[i] ?? NO_VALUE;
+    if (!core.isFresh(v, expMs)) return undefined;
+    out[i] = (v as CachedValue).payload as T;
+  }
+  return out;
 }

@@ -294,6 +294,7 @@ export class CacheRegion {
       expirationFor: (expirationTime) => this.expirationFor(expirationTime),
       mangle: (key) => this.mangle(key),
       lookup: <T>(v: CachedValue | NoValue, expMs: number) => this.lookup<T>(v, expMs),
+      isFresh: (v: CachedValue | NoValue, expMs: number) => this.stateOf(v, expMs) === 'fresh',
       newValue: (payload, started, fs, tags) => this.newValue(payload, started, fs, tags),
     };
     const runner = options.asyncCreationRunner;
@@ -914,14 +915,19 @@ export class CacheRegion {
   }
 
   private lookup<T>(v: CachedValue | NoValue, expMs: number): Lookup<T> {
-    if (v === NO_VALUE) return MISSING;
+    const state = this.stateOf(v, expMs);
+    return state === 'missing' ? MISSING : { state, value: (v as CachedValue).payload as T };
+  }
+
+  /** What {@link lookup} judges a read value, without building its result. */
+  private stateOf(v: CachedValue | NoValue, expMs: number): Lookup<unknown>['state'] {
+    if (v === NO_VALUE) return 'missing';
     const ct = v[CURRENT_CT];
-    if (Number.isNaN(ct) || this.invalidator.isHardInvalidated(ct)) return MISSING;
+    if (Number.isNaN(ct) || this.invalidator.isHardInvalidated(ct)) return 'missing';
     const tagState = this.tagIndex.judge(v);
-    if (tagState === TAGS_HARD) return MISSING;
-    const value = v.payload as T;
-    if (tagState === TAGS_SOFT || this.invalidator.isSoftInvalidated(ct)) return { state: 'stale', value };
-    return { state: withinExpiry(ct, expMs, this.clock) ? 'fresh' : 'stale', value };
+    if (tagState === TAGS_HARD) return 'missing';
+    if (tagState === TAGS_SOFT || this.invalidator.isSoftInvalidated(ct)) return 'stale';
+    return withinExpiry(ct, expMs, this.clock) ? 'fresh' : 'stale';
   }
 
   private newValue(payload: unknown, started?: number, fs?: number, tags?: readonly string[]): CachedValue {
