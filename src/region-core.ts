@@ -29,7 +29,10 @@ export interface RegionCore {
   mangle(key: string): string;
   /** A read value judged under the region's invalidation, tags and `expMs`: fresh, stale or missing. */
   lookup<T>(v: CachedValue | NoValue, expMs: number): Lookup<T>;
-  /** Whether {@link lookup} would judge `v` fresh (builds nothing: the warm path of a multi-read). */
+  /**
+   * Whether `v` is fresh, as the single-key read judges it (builds nothing: the warm path of a
+   * multi-read). A tag whose times are not known reads as not fresh here; {@link lookup} decides it.
+   */
   isFresh(v: CachedValue | NoValue, expMs: number): boolean;
   /** `payload` as a new value of this region (creation time, duration since `started`, fail-safe deadline, tags). */
   newValue(payload: unknown, started?: number, fs?: number, tags?: readonly string[]): CachedValue;

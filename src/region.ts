@@ -294,7 +294,7 @@ export class CacheRegion {
       expirationFor: (expirationTime) => this.expirationFor(expirationTime),
       mangle: (key) => this.mangle(key),
       lookup: <T>(v: CachedValue | NoValue, expMs: number) => this.lookup<T>(v, expMs),
-      isFresh: (v: CachedValue | NoValue, expMs: number) => this.stateOf(v, expMs) === 'fresh',
+      isFresh: (v: CachedValue | NoValue, expMs: number) => v !== NO_VALUE && this.isFresh(v, expMs),
       newValue: (payload, started, fs, tags) => this.newValue(payload, started, fs, tags),
     };
     const runner = options.asyncCreationRunner;
@@ -915,19 +915,14 @@ export class CacheRegion {
   }
 
   private lookup<T>(v: CachedValue | NoValue, expMs: number): Lookup<T> {
-    const state = this.stateOf(v, expMs);
-    return state === 'missing' ? MISSING : { state, value: (v as CachedValue).payload as T };
-  }
-
-  /** What {@link lookup} judges a read value, without building its result. */
-  private stateOf(v: CachedValue | NoValue, expMs: number): Lookup<unknown>['state'] {
-    if (v === NO_VALUE) return 'missing';
+    if (v === NO_VALUE) return MISSING;
     const ct = v[CURRENT_CT];
-    if (Number.isNaN(ct) || this.invalidator.isHardInvalidated(ct)) return 'missing';
+    if (Number.isNaN(ct) || this.invalidator.isHardInvalidated(ct)) return MISSING;
     const tagState = this.tagIndex.judge(v);
-    if (tagState === TAGS_HARD) return 'missing';
-    if (tagState === TAGS_SOFT || this.invalidator.isSoftInvalidated(ct)) return 'stale';
-    return withinExpiry(ct, expMs, this.clock) ? 'fresh' : 'stale';
+    if (tagState === TAGS_HARD) return MISSING;
+    const value = v.payload as T;
+    if (tagState === TAGS_SOFT || this.invalidator.isSoftInvalidated(ct)) return { state: 'stale', value };
+    return { state: withinExpiry(ct, expMs, this.clock) ? 'fresh' : 'stale', value };
   }
 
   private newValue(payload: unknown, started?: number, fs?: number, tags?: readonly string[]): CachedValue {

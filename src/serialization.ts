@@ -42,10 +42,7 @@ const HEADER_FIELDS = new Set(['ct', 'v', 'd']);
  */
 export const v8Serializer: Serializer = {
   serialize: (value) => v8Serialize(value),
-  deserialize: (bytes) => {
-    const buf = asBuffer(bytes);
-    return readV8String(buf, 0, buf.byteLength) ?? v8Deserialize(bytes);
-  },
+  deserialize: (bytes) => deserializeV8(bytes),
 };
 
 /**
@@ -67,8 +64,7 @@ export const defaultSerializer: Serializer = {
   },
   deserialize: (bytes) => {
     if (bytes[0] !== V8_FIRST_BYTE) return parseJsonBytes(bytes);
-    const buf = asBuffer(bytes);
-    return readV8String(buf, 0, buf.byteLength) ?? v8Deserialize(bytes);
+    return deserializeV8(bytes);
   },
 };
 
@@ -109,6 +105,12 @@ function readV8String(buf: Buffer, start: number, end: number): string | undefin
   if (pos + length !== end) return undefined;
   if (tag === V8_ONE_BYTE_STRING) return buf.toString('latin1', pos, end);
   return length % 2 === 0 ? buf.toString('utf16le', pos, end) : undefined;
+}
+
+/** A structured-clone payload: a string read straight from its bytes, anything else through `v8.deserialize`. */
+function deserializeV8(bytes: Uint8Array): unknown {
+  const buf = asBuffer(bytes);
+  return readV8String(buf, 0, buf.byteLength) ?? v8Deserialize(bytes);
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
