@@ -1,7 +1,7 @@
 // One measurement of the memory benchmark, in a fresh process (spawned by bench/memory.ts): fills
 // a store with ENTRIES records of ~200 bytes and prints the heap + external bytes after a full GC,
 // before and after, as one JSON line.
-// Usage: memory-worker.ts <raw|ours-set|ours-goc|backend|ours-clone|ours-l1> <entries>
+// Usage: memory-worker.ts <raw|ours-set|ours-goc|ours-goc-5ms|backend|ours-clone|ours-l1> <entries>
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -12,7 +12,7 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 /** What the benchmark can fill. */
-export const MEMORY_SUBJECTS = ['raw', 'ours-set', 'ours-goc', 'backend', 'ours-clone', 'ours-l1'] as const;
+export const MEMORY_SUBJECTS = ['raw', 'ours-set', 'ours-goc', 'ours-goc-5ms', 'backend', 'ours-clone', 'ours-l1'] as const;
 export type MemorySubject = (typeof MEMORY_SUBJECTS)[number];
 
 /** What a worker prints. */
@@ -45,6 +45,21 @@ async function store(subject: MemorySubject, entries: number): Promise<{ put: Pu
       l1: { max: entries, bus: false, ...(process.env.L1_TTL ? { expirationTime: Number(process.env.L1_TTL) } : {}) },
     });
     return { put: (k, v) => region.getOrCreate(k, () => v), keep: region };
+  }
+  if (subject === 'ours-goc-5ms') {
+    // Creators that take 5 ms each, as a database call would (on the region's clock, which the
+    // creator moves on: 100,000 real 5 ms waits would take minutes and change nothing stored).
+    const { ManualClock } = await import('../src/clock.js');
+    const clock = new ManualClock(Date.now());
+    const region = makeRegion({ clock }).configure('memory', { expirationTime: 3600, arguments: { max: entries } });
+    return {
+      put: (k, v) =>
+        region.getOrCreate(k, () => {
+          clock.advance(0.005);
+          return v;
+        }),
+      keep: region,
+    };
   }
   const args = subject === 'ours-clone' ? { max: entries, clone: true } : { max: entries };
   const region = makeRegion().configure('memory', { expirationTime: 3600, arguments: args });

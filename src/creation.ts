@@ -68,7 +68,7 @@ export interface CreationHost {
   readonly name: string | undefined;
   readonly clock: Clock;
   /** Stamps a new value's metadata (creation time after any invalidation, duration, `fs`, tags). */
-  stamp(payload: unknown, started: number, fs: number | undefined, tags: readonly string[] | undefined): CachedValue;
+  stamp(payload: unknown, started: number | undefined, fs: number | undefined, tags: readonly string[] | undefined): CachedValue;
   /** Writes through the region's backend-failure policy (fail-open: failures are reported, not thrown). */
   write(key: string, op: () => Promise<void>): Promise<void>;
   /** The region, so that its wrappers can check their options against its policies ({@link checkWrapperPolicy}). */
@@ -182,6 +182,7 @@ export class Creations {
   /**
    * Runs the creator (with hardTimeout), stores its value (unless `shouldCache` says no) and
    * returns it; when it fails and fail-safe can serve `stale`, returns the stale payload instead.
+   * `timed`: store how long the creation took (`d`), for early refresh.
    */
   async create<T>(
     backend: CacheBackend,
@@ -195,6 +196,7 @@ export class Creations {
     shouldCache: ((value: T) => boolean) | undefined,
     attributes: Attributes,
     tags?: readonly string[],
+    timed = false,
   ): Promise<T> {
     const events = this.events;
     const started = this.host.clock.now();
@@ -233,7 +235,9 @@ export class Creations {
     this.ended(key, attributes, t0, 'ok');
     if (shouldCache && !shouldCache(value)) return value;
     const fs = fallbackDeadline(started, expMs, policy.failSafe);
-    const stored = this.host.stamp(value, started, fs, context?.tagsWith(tags) ?? tags);
+    // The creation duration is kept only for early refresh, its one reader: without it a value is
+    // 8 bytes smaller in memory (a CachedValue, not the form with a duration slot) and in bytes.
+    const stored = this.host.stamp(value, timed ? started : undefined, fs, context?.tagsWith(tags) ?? tags);
     await this.host.write(key, () => backend.set(mangled, stored));
     if (policy.failSafe) this.failSafe().remember(mangled, stored);
     return value;

@@ -78,8 +78,10 @@ export class Regeneration {
     if (shouldCache !== undefined && typeof shouldCache !== 'function') {
       return Promise.reject(badShouldCacheFn('getOrCreate', shouldCache));
     }
+    // Early refresh (the region's or this call's) reads the creation duration; nothing else does.
+    const timed = (options?.earlyRefresh ?? this.earlyBeta) !== 0;
     const create = (signal: AbortSignal | undefined): Promise<T> =>
-      creations.create(backend, key, mangled, creator, signal, expMs, policy, stale, shouldCache, attributes, tags);
+      creations.create(backend, key, mangled, creator, signal, expMs, policy, stale, shouldCache, attributes, tags, timed);
     let handOff: AsyncHandOff | undefined;
     if (this.handOff) {
       handOff = (release) => this.runInBackground(key, () => create(undefined), release);
@@ -154,6 +156,7 @@ export class Regeneration {
         options?.shouldCacheFn,
         options?.attributes,
         tags,
+        true,
       );
     core.lock
       .getOrCreate<T>(current, {

@@ -34,6 +34,8 @@ export interface RegionCore {
    * multi-read). A tag whose times are not known reads as not fresh here; {@link lookup} decides it.
    */
   isFresh(v: CachedValue | NoValue, expMs: number): boolean;
+  /** Whether the region refreshes early, so that its values keep their creation duration. */
+  readonly timesCreations: boolean;
   /** `payload` as a new value of this region (creation time, duration since `started`, fail-safe deadline, tags). */
   newValue(payload: unknown, started?: number, fs?: number, tags?: readonly string[]): CachedValue;
 }

@@ -107,7 +107,11 @@ export async function getOrCreateMulti<T>(
         const value = created[i] as T;
         createdFor.set(k, value);
         if (!shouldCache || shouldCache(value)) {
-          entries.set(k, core.newValue(value, started, fs, tagsFor?.(originalOf.get(k) as string)));
+          // The duration only for early refresh (see Creations.create).
+          entries.set(
+            k,
+            core.newValue(value, core.timesCreations ? started : undefined, fs, tagsFor?.(originalOf.get(k) as string)),
+          );
         }
       });
       if (entries.size) await guard.write('setMulti', undefined, () => backend.setMulti(entries));

@@ -295,6 +295,7 @@ export class CacheRegion {
       mangle: (key) => this.mangle(key),
       lookup: <T>(v: CachedValue | NoValue, expMs: number) => this.lookup<T>(v, expMs),
       isFresh: (v: CachedValue | NoValue, expMs: number) => v !== NO_VALUE && this.isFresh(v, expMs),
+      timesCreations: earlyBeta !== 0,
       newValue: (payload, started, fs, tags) => this.newValue(payload, started, fs, tags),
     };
     const runner = options.asyncCreationRunner;
@@ -731,9 +732,8 @@ export class CacheRegion {
     const tagsFor = keyTags(options?.tags, 'setMulti');
     if (pairs.length === 0) return;
     const backend = await this.requireBackend();
-    const started = this.clock.now();
     const map = new Map<string, CachedValue>();
-    for (const [k, v] of pairs) map.set(this.mangle(k), this.newValue(v, started, undefined, tagsFor?.(k)));
+    for (const [k, v] of pairs) map.set(this.mangle(k), this.newValue(v, undefined, undefined, tagsFor?.(k)));
     await this.guard.write('setMulti', undefined, () => backend.setMulti(map));
   }
 
@@ -938,7 +938,9 @@ export class CacheRegion {
         tags: [...tags],
       });
     }
-    if (started === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION });
+    if (started === undefined) {
+      return new CachedValue(payload, fs === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, fs });
+    }
     if (fs === undefined) return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started });
     return new CachedValue(payload, { ct, v: VALUE_VERSION, d: now - started, fs });
   }
