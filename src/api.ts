@@ -19,7 +19,10 @@ export interface CacheMetadata {
   readonly ct: number;
   /** Envelope version ({@link VALUE_VERSION}). */
   readonly v: number;
-  /** How long the creator took, in milliseconds, when known. */
+  /**
+   * How long the creator took, in milliseconds. Recorded only when early refresh (its one reader)
+   * is on for the region or the call that created the value; absent otherwise.
+   */
   readonly d?: number;
   /**
    * Tags the value was written with (`set(key, value, { tags })`), checked against tag

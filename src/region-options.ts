@@ -77,7 +77,10 @@ export interface GetOrCreateOptions<T> {
   attributes?: Readonly<Record<string, string>>;
   /** Tags stored with a value this call creates (see {@link CacheRegion.invalidateTags}). */
   tags?: readonly string[];
-  /** XFetch beta for this call (overrides the region's `earlyRefresh`; 0 turns it off). */
+  /**
+   * XFetch beta for this call (overrides the region's `earlyRefresh`; 0 turns it off). A value this
+   * call creates records its creation duration when the beta in effect is not 0.
+   */
   earlyRefresh?: number;
 }
 
