@@ -760,9 +760,18 @@ export class CacheRegion {
   /**
    * Invalidates every value created before now. Hard (default): they read as missing, and callers
    * wait for one regeneration. Soft: they read as expired, and one caller regenerates while the
-   * others get the old value. Nothing is deleted from the backend.
+   * others get the old value. Nothing is deleted from the backend. Rejects with a ValidationError
+   * for options that are not an object (`invalidate(false)`: write `invalidate({ hard: false })`).
    */
   async invalidate(options: { hard?: boolean } = {}): Promise<void> {
+    // dogpile.cache's `invalidate(hard=False)` reads naturally as `invalidate(false)`, which would
+    // otherwise be a hard invalidation: say so instead.
+    if (options === null || typeof options !== 'object') {
+      throw new ValidationError(`invalidate: options must be an object such as { hard: false }, got ${describe(options)}`);
+    }
+    if (options.hard !== undefined && typeof options.hard !== 'boolean') {
+      throw new ValidationError(`invalidate: hard must be true or false, got ${describe(options.hard)}`);
+    }
     this.requireConfigured();
     const hard = options.hard ?? true;
     // Not before the creation time of a value stamped in this millisecond (stampFloor), so a second

@@ -370,6 +370,26 @@ describe('invalidation', () => {
     assert.ok(results.every((r) => r === 'new'));
   });
 
+  it('invalidate rejects options that are not { hard?: boolean } (invalidate(false) is not a soft invalidation)', async () => {
+    const { region } = memoryRegion(null);
+    await region.set('k', 'v');
+    for (const bad of [false, true, 'soft', null, 0]) {
+      await assert.rejects(
+        region.invalidate(bad as unknown as { hard?: boolean }),
+        (e: unknown) =>
+          e instanceof ValidationError && /invalidate: options must be an object such as \{ hard: false \}/.test(e.message),
+        String(bad),
+      );
+    }
+    await assert.rejects(
+      region.invalidate({ hard: 'no' as unknown as boolean }),
+      (e: unknown) => e instanceof ValidationError && /hard must be true or false, got "no"/.test(e.message),
+    );
+    assert.equal(await region.get('k'), 'v', 'a rejected call invalidates nothing');
+    await region.invalidate();
+    assert.equal(await region.get('k'), NO_VALUE);
+  });
+
   it('soft invalidation serves the old value while one caller regenerates, even without an expiration time', async () => {
     const { region } = memoryRegion(null);
     await region.set('k', 'old');
