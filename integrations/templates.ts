@@ -709,7 +709,7 @@ export class TemplateCache extends EventEmitter {
     if (!this.enabled || options?.enabled === false) return String(render());
     const region = this.region(options?.region);
     const full = this.prefix + key;
-    const found = this.sync.cache.get(full);
+    const found = this.sync.cache.get(full) as CachedValue | undefined; // an unbound store: CachedValues only
     const ttl = options?.expire === undefined ? region.expirationTime : options.expire;
     const ttlMs = ttl === null || ttl === -1 ? -1 : ttl * 1000;
     if (
@@ -877,7 +877,7 @@ export class TemplateCache extends EventEmitter {
     }
     const drop = new Set(list);
     for (const [full, v] of this.sync.cache.entries()) {
-      const own = v.metadata.tags;
+      const own = (v as CachedValue).metadata.tags; // an unbound store: CachedValues only
       if (own?.some((t) => drop.has(t))) this.sync.cache.delete(full);
     }
     const regions = new Set(this.regions.values());

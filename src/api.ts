@@ -54,6 +54,14 @@ export const CURRENT_CT: unique symbol = Symbol('dogpile.currentCt') as typeof C
  */
 export const UNTAGGED_CT: unique symbol = Symbol('dogpile.untaggedCt') as typeof UNTAGGED_CT;
 
+/**
+ * Internal: the creation time (ms) of a value that is nothing but a payload and a creation time
+ * (current envelope version, no duration, deadline, tags or other fields), else NaN. A memory store
+ * bound to a region keeps such a value as the bare payload, its creation time in lru-cache's own
+ * per-entry start (see `MemoryBackend`).
+ */
+export const BARE_CT: unique symbol = Symbol('dogpile.bareCt') as typeof BARE_CT;
+
 /** Internal: the tags a value was written with, or undefined (without building `metadata`). */
 export const VALUE_TAGS: unique symbol = Symbol('dogpile.valueTags') as typeof VALUE_TAGS;
 
@@ -145,6 +153,12 @@ export class CachedValue<T = unknown> {
     return m.v === VALUE_VERSION && m.tags === undefined ? m.ct : Number.NaN;
   }
 
+  /** @internal See {@link BARE_CT}. */
+  get [BARE_CT](): number {
+    const m = this.#m;
+    return typeof m === 'number' && m % 2 === 0 ? TIME_ORIGIN + m / 2 : Number.NaN;
+  }
+
   /** @internal See {@link VALUE_TAGS}. */
   get [VALUE_TAGS](): readonly string[] | undefined {
     const m = this.#m;
@@ -167,6 +181,11 @@ class DurationValue<T = unknown> extends CachedValue<T> {
 
   override get metadata(): CacheMetadata {
     return { ct: this.cachedTime, v: VALUE_VERSION, d: this.#d };
+  }
+
+  /** @internal It has a duration: not bare. */
+  override get [BARE_CT](): number {
+    return Number.NaN;
   }
 }
 
@@ -195,6 +214,11 @@ class DeadlineValue<T = unknown> extends CachedValue<T> {
     const fs = this.#fs === undefined ? undefined : TIME_ORIGIN + this.#fs;
     if (fs === undefined) return d === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d };
     return d === undefined ? { ct, v: VALUE_VERSION, fs } : { ct, v: VALUE_VERSION, d, fs };
+  }
+
+  /** @internal It has a deadline: not bare. */
+  override get [BARE_CT](): number {
+    return Number.NaN;
   }
 }
 

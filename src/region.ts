@@ -24,6 +24,7 @@ import {
 import type { BackendArgumentsMap, BuiltinBackendName } from './backend-arguments.js';
 import { BackendGuard } from './backend-guard.js';
 import type { ProxyBackend } from './backends/base.js';
+import { BIND_EXPIRY, type BoundStore, type MemoryBackend, NOT_A_BARE_HIT } from './backends/memory.js';
 import { type BreakerOptions, parseBackendTimeout, parseBreaker } from './breaker.js';
 import { coarseClock } from './clock.js';
 import { type ConfigureOptions, coerceConfig } from './config.js';
@@ -209,6 +210,11 @@ export class CacheRegion {
   private inner: CacheBackend | undefined;
   /** The backend's synchronous reader (SYNC_GET), when it has one and no proxy wraps it. */
   private syncReader: SyncReader | undefined;
+  /**
+   * A compact memory store (or L1) bound to this region's expiration: values without an envelope,
+   * fresh by lru-cache's ttl check (see BIND_EXPIRY in the memory backend). Undefined otherwise.
+   */
+  private bareStore: BoundStore | undefined;
   private loading: Promise<void> | undefined;
   private loadError: unknown;
   private expirationMs = NEVER;
@@ -369,7 +375,7 @@ export class CacheRegion {
     this.expirationMs = expirationMs;
     this.invalidator = invalidator;
     this.pendingL1 = l1;
-    this.outer = this.inner = this.syncReader = this.tier = undefined;
+    this.outer = this.inner = this.syncReader = this.bareStore = this.tier = undefined;
     this.loadError = undefined;
     if (isPromise(made)) {
       const loading = made.then(
@@ -441,7 +447,7 @@ export class CacheRegion {
     claimProxies([p], this);
     p.wrap(current);
     this.outer = p;
-    this.syncReader = undefined;
+    this.syncReader = this.bareStore = undefined;
     return this;
   }
 
@@ -464,9 +470,20 @@ export class CacheRegion {
     // With an L1 bounded by creation time, a read judged by other terms must check that bound.
     if (options !== undefined && this.tier?.creationBoundMs !== undefined) return this.getAsync(key, options);
     try {
-      const hit = sync.get(this.mangler === undefined ? key : this.mangle(key));
-      const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
+      const mangled = this.mangler === undefined ? key : this.mangle(key);
       const events = this.events;
+      const bare = this.bareStore;
+      if (bare !== undefined && options?.expirationTime === undefined) {
+        // A store bound to this region: a fresh bare value (see getOrCreate).
+        const payload = bare.fresh(mangled, (this.invalidator as DefaultInvalidationStrategy).invalidatedAt);
+        if (payload !== NOT_A_BARE_HIT) {
+          events.hits++;
+          if (events.hearsHit) events.emit('hit', { region: this.name, key });
+          return Promise.resolve(payload as T);
+        }
+      }
+      const hit = sync.get(mangled);
+      const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
       if (hit === undefined || !(options?.ignoreExpiration || this.isFresh(hit, expMs))) {
         // An L1 miss still reads L2; a tagged value may need its tag times first.
         if (this.tier !== undefined || hit?.[VALUE_TAGS] !== undefined) return this.getAsync(key, options);
@@ -551,6 +568,22 @@ export class CacheRegion {
     try {
       const mangled = this.mangler === undefined ? key : this.mangle(key);
       if (options !== undefined) this.creations.policyFor(options); // a call's bad option fails on hits too
+      const bare = this.bareStore;
+      if (bare !== undefined && options?.expirationTime === undefined) {
+        // A store bound to this region (see BIND_EXPIRY in the memory backend): a fresh bare value.
+        const payload = bare.fresh(mangled, (this.invalidator as DefaultInvalidationStrategy).invalidatedAt);
+        if (payload !== NOT_A_BARE_HIT) {
+          const events = this.events;
+          events.hits++;
+          // No early refresh: a bare value has no creation duration (a region that refreshes early
+          // keeps one with every value it creates, and is not bound).
+          if (events.heard.hit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
+          return Promise.resolve(payload as T);
+        }
+      }
+      // Otherwise a CachedValue: the one `fresh` just found (a tagged value, say), or read with its
+      // metadata (a bound store rebuilds a bare value that is stale or may be invalidated).
+      const hit = bare?.envelope ?? sync.get(mangled);
       let expMs = this.expirationMs;
       if (options?.expirationTime !== undefined) {
         // A longer expiration than the region's would outlive an L1 bounded by creation time.
@@ -561,7 +594,6 @@ export class CacheRegion {
       // here: when a process starts with misses, V8 spends its inlining budget on the miss path and
       // would leave isFresh a call (and its time a boxed number) on every hit. A tagged value reads
       // as NaN (UNTAGGED_CT) and is judged by afterRead, which knows its tags.
-      const hit = sync.get(mangled);
       if (hit !== undefined) {
         const ct = hit[UNTAGGED_CT];
         if (
@@ -852,6 +884,11 @@ export class CacheRegion {
     // Proxies have no synchronous read; the breaker guard passes the memory backend's through.
     const reader = (outer as Partial<SyncReadable>)[SYNC_GET];
     this.syncReader = typeof reader?.get === 'function' ? reader : undefined;
+    if (this.syncReader !== undefined && this.pendingL1 === undefined) {
+      this.bareStore = this.bindStore(backend);
+      // Bound, the store's own reader returns CachedValues (bare values rebuilt): the general path.
+      if (this.bareStore !== undefined) this.syncReader = (backend as Partial<SyncReadable>)[SYNC_GET];
+    }
     const memory = this.creations.memory;
     if (memory !== undefined) memory.keepCopies = this.syncReader === undefined || this.pendingL1 !== undefined;
     if (this.pendingL1 !== undefined) this.installTier(this.pendingL1, outer, backend);
@@ -869,7 +906,24 @@ export class CacheRegion {
     };
     this.tier = tier;
     this.outer = tier;
-    this.syncReader = tier.l1[SYNC_GET];
+    this.bareStore = this.bindStore(tier.l1);
+    this.syncReader = tier.l1[SYNC_GET]; // read after binding: CachedValues, bare ones rebuilt
+  }
+
+  /**
+   * Binds a compact memory store to this region's expiration (see BIND_EXPIRY), so that values that
+   * are only a payload and a creation time are kept bare. Only with the default invalidation
+   * strategy: a bare hit is checked against its one invalidation time; a strategy of the user's own
+   * may judge by anything, and is given CachedValues. A store that is not compact, holds values
+   * already or is bound to another region stays as it is.
+   */
+  private bindStore(store: CacheBackend): BoundStore | undefined {
+    if (this.invalidator.constructor !== DefaultInvalidationStrategy) return undefined;
+    // Values with a fail-safe deadline or an early-refresh duration are never bare: such a region
+    // keeps its hit path for CachedValues.
+    if (this.creations.policy.failSafe !== undefined || this.regeneration.earlyBeta !== 0) return undefined;
+    const bind = (store as Partial<Record<typeof BIND_EXPIRY, MemoryBackend[typeof BIND_EXPIRY]>>)[BIND_EXPIRY];
+    return typeof bind === 'function' ? bind.call(store, this.expirationMs, this.clock) : undefined;
   }
 
   private async requireBackend(): Promise<CacheBackend> {

@@ -1,11 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LRUCache } from 'lru-cache';
-import { DEFAULT_MEMORY_MAX, MemoryBackend } from '../../src/backends/memory.js';
+import { BIND_EXPIRY, DEFAULT_MEMORY_MAX, MemoryBackend } from '../../src/backends/memory.js';
+import { systemClock } from '../../src/clock.js';
 import { CachedValue, makeRegion, NO_VALUE, VALUE_VERSION, ValidationError } from '../../src/index.js';
 import { backendConformance } from './conformance.js';
 
 backendConformance({ name: 'memory', makeBackend: () => new MemoryBackend({ max: 1000 }) });
+// A compact store bound to a region's expiration keeps bare values (see BIND_EXPIRY); its storage
+// contract is the same. (The suite's regions, given the bound store, read it as a second region would.)
+backendConformance({
+  name: 'memory, compact and bound (bare values)',
+  makeBackend: () => {
+    const b = new MemoryBackend({ max: 1000, compact: true });
+    if (b[BIND_EXPIRY](60_000, systemClock) === undefined) throw new Error('not bound');
+    return b;
+  },
+});
 
 describe('memory backend arguments', () => {
   const v = (payload: unknown) => new CachedValue(payload, { ct: Date.now(), v: VALUE_VERSION });
