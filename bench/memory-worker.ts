@@ -1,7 +1,7 @@
 // One measurement of the memory benchmark, in a fresh process (spawned by bench/memory.ts): fills
 // a store with ENTRIES records of ~200 bytes and prints the heap + external bytes after a full GC,
 // before and after, as one JSON line.
-// Usage: memory-worker.ts <raw|ours-set|ours-goc|ours-goc-5ms|backend|ours-clone|ours-l1> <entries>
+// Usage: memory-worker.ts <subject (MEMORY_SUBJECTS)> <entries>
 
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -12,7 +12,18 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 /** What the benchmark can fill. */
-export const MEMORY_SUBJECTS = ['raw', 'ours-set', 'ours-goc', 'ours-goc-5ms', 'backend', 'ours-clone', 'ours-l1'] as const;
+export const MEMORY_SUBJECTS = [
+  'raw',
+  'ours-set',
+  'ours-goc',
+  'ours-goc-5ms',
+  'backend',
+  'ours-clone',
+  'ours-l1',
+  'ours-set-compact',
+  'ours-goc-compact',
+  'ours-l1-compact',
+] as const;
 export type MemorySubject = (typeof MEMORY_SUBJECTS)[number];
 
 /** What a worker prints. */
@@ -38,11 +49,17 @@ async function store(subject: MemorySubject, entries: number): Promise<{ put: Pu
     const backend = new MemoryBackend({ max: entries });
     return { put: (k, v) => backend.set(k, new CachedValue(v, { ct: Date.now(), v: VALUE_VERSION })), keep: backend };
   }
-  if (subject === 'ours-l1') {
+  const compact = subject.endsWith('-compact');
+  if (subject === 'ours-l1' || subject === 'ours-l1-compact') {
     // The L1 alone: in front of the null backend (nothing stored out of process), no bus.
     const region = makeRegion().configure('null', {
       expirationTime: 3600,
-      l1: { max: entries, bus: false, ...(process.env.L1_TTL ? { expirationTime: Number(process.env.L1_TTL) } : {}) },
+      l1: {
+        max: entries,
+        bus: false,
+        ...(compact ? { compact: true } : {}),
+        ...(process.env.L1_TTL ? { expirationTime: Number(process.env.L1_TTL) } : {}),
+      },
     });
     return { put: (k, v) => region.getOrCreate(k, () => v), keep: region };
   }
@@ -61,9 +78,10 @@ async function store(subject: MemorySubject, entries: number): Promise<{ put: Pu
       keep: region,
     };
   }
-  const args = subject === 'ours-clone' ? { max: entries, clone: true } : { max: entries };
+  const args = subject === 'ours-clone' ? { max: entries, clone: true } : compact ? { max: entries, compact } : { max: entries };
   const region = makeRegion().configure('memory', { expirationTime: 3600, arguments: args });
-  if (subject === 'ours-goc') return { put: (k, v) => region.getOrCreate(k, () => v), keep: region };
+  if (subject === 'ours-goc' || subject === 'ours-goc-compact')
+    return { put: (k, v) => region.getOrCreate(k, () => v), keep: region };
   return { put: (k, v) => region.set(k, v), keep: region };
 }
 

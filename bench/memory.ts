@@ -16,7 +16,18 @@ const workerPath = join(here, 'memory-worker.ts');
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 100_000);
-const ORDER: readonly MemorySubject[] = ['raw', 'ours-set', 'ours-goc', 'ours-goc-5ms', 'backend', 'ours-clone', 'ours-l1'];
+const ORDER: readonly MemorySubject[] = [
+  'raw',
+  'ours-set',
+  'ours-goc',
+  'ours-goc-5ms',
+  'backend',
+  'ours-clone',
+  'ours-l1',
+  'ours-set-compact',
+  'ours-goc-compact',
+  'ours-l1-compact',
+];
 
 const LABELS: Record<MemorySubject, string> = {
   raw: 'raw lru-cache (`cache.set(key, record)`)',
@@ -26,6 +37,9 @@ const LABELS: Record<MemorySubject, string> = {
   'ours-l1': 'dogpile L1 (`l1: { max }` over the null backend, no bus) via `region.getOrCreate`',
   backend: 'dogpile `MemoryBackend.set(key, new CachedValue(record, { ct, v }))`',
   'ours-clone': 'dogpile memory backend, `clone: true`, via `region.set`',
+  'ours-set-compact': 'dogpile memory backend, `compact: true`, via `region.set`',
+  'ours-goc-compact': 'dogpile memory backend, `compact: true`, via `region.getOrCreate`',
+  'ours-l1-compact': 'dogpile L1, `l1: { max, compact: true }`, via `region.getOrCreate`',
 };
 
 const MB = 1e6;
