@@ -113,16 +113,16 @@ export interface BoundStore {
 }
 
 /**
- * lru-cache's clock for a bindable store, remembering its last reading; once bound, also the
- * {@link BoundStore} the region reads through (plain fields: the hit path reads `lastNow`).
- */
-/**
  * Bare entries' times are kept as offsets from this origin (a day before this module loaded): an
  * offset within ±2^30 ms (about 12 days) is a small integer, which lru-cache's start array, the
  * clock's readings and their comparisons handle without boxing a heap number on every hit.
  */
 const BARE_ORIGIN = Math.floor(Date.now()) - 86_400_000;
 
+/**
+ * lru-cache's clock for a compact store, remembering its last reading; once bound, also the
+ * {@link BoundStore} the region reads through (plain fields: the hit path reads `lastNow`).
+ */
 class StoreClock implements BoundStore {
   lastNow = 0;
   /** The ttl of bare entries once bound (ms). */
