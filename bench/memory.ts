@@ -16,18 +16,6 @@ const workerPath = join(here, 'memory-worker.ts');
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 100_000);
-const ORDER: readonly MemorySubject[] = [
-  'raw',
-  'ours-set',
-  'ours-goc',
-  'ours-goc-5ms',
-  'backend',
-  'ours-clone',
-  'ours-l1',
-  'ours-set-compact',
-  'ours-goc-compact',
-  'ours-l1-compact',
-];
 
 const LABELS: Record<MemorySubject, string> = {
   raw: 'raw lru-cache (`cache.set(key, record)`)',
@@ -41,6 +29,8 @@ const LABELS: Record<MemorySubject, string> = {
   'ours-goc-compact': 'dogpile memory backend, `compact: true`, via `region.getOrCreate`',
   'ours-l1-compact': 'dogpile L1, `l1: { max, compact: true }`, via `region.getOrCreate`',
 };
+/** The subjects, in the order each round runs them (LABELS' order). */
+const ORDER = Object.keys(LABELS) as MemorySubject[];
 
 const MB = 1e6;
 
