@@ -55,10 +55,10 @@ export const CURRENT_CT: unique symbol = Symbol('dogpile.currentCt') as typeof C
 export const UNTAGGED_CT: unique symbol = Symbol('dogpile.untaggedCt') as typeof UNTAGGED_CT;
 
 /**
- * Internal: the creation time (ms) of a value that is nothing but a payload and a creation time
- * (current envelope version, no duration, deadline, tags or other fields), else NaN. A memory store
- * bound to a region keeps such a value as the bare payload, its creation time in lru-cache's own
- * per-entry start (see `MemoryBackend`).
+ * Internal: the creation time (ms) of a value that is nothing but a payload and a creation time (a
+ * CachedValue itself, not a subclass, with the current envelope version and no duration, deadline,
+ * tags or other fields), else NaN. A compact memory store keeps such a value as the bare payload,
+ * its creation time in lru-cache's own per-entry start (see `MemoryBackend`).
  */
 export const BARE_CT: unique symbol = Symbol('dogpile.bareCt') as typeof BARE_CT;
 
@@ -156,7 +156,8 @@ export class CachedValue<T = unknown> {
   /** @internal See {@link BARE_CT}. */
   get [BARE_CT](): number {
     const m = this.#m;
-    return typeof m === 'number' && m % 2 === 0 ? TIME_ORIGIN + m / 2 : Number.NaN;
+    // The subclasses with slots of their own (a duration, a deadline) pack their time here too.
+    return this.constructor === CachedValue && typeof m === 'number' && m % 2 === 0 ? TIME_ORIGIN + m / 2 : Number.NaN;
   }
 
   /** @internal See {@link VALUE_TAGS}. */
@@ -181,11 +182,6 @@ class DurationValue<T = unknown> extends CachedValue<T> {
 
   override get metadata(): CacheMetadata {
     return { ct: this.cachedTime, v: VALUE_VERSION, d: this.#d };
-  }
-
-  /** @internal It has a duration: not bare. */
-  override get [BARE_CT](): number {
-    return Number.NaN;
   }
 }
 
@@ -214,11 +210,6 @@ class DeadlineValue<T = unknown> extends CachedValue<T> {
     const fs = this.#fs === undefined ? undefined : TIME_ORIGIN + this.#fs;
     if (fs === undefined) return d === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, d };
     return d === undefined ? { ct, v: VALUE_VERSION, fs } : { ct, v: VALUE_VERSION, d, fs };
-  }
-
-  /** @internal It has a deadline: not bare. */
-  override get [BARE_CT](): number {
-    return Number.NaN;
   }
 }
 

@@ -173,7 +173,7 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
   private readonly storeClock: StoreClock | undefined;
   /** Once bound: the ttl of bare entries (ms); 0 while unbound. */
   private bareTtl = 0;
-  /** `size` for lru-cache when a bound store has `maxSize` (it must not size bare payloads itself). */
+  /** `size` for lru-cache when a compact store has `maxSize` (it must not size bare payloads itself). */
   private readonly sizeOf: ((value: CachedValue, key: string) => number) | undefined;
   /** set's options for lru-cache, reused (lru-cache writes `status` into them). */
   private readonly bareOptions: { ttl: number; start: number; size?: number } = { ttl: 0, start: 0 };
@@ -207,7 +207,7 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
     }
     this.storeClock = compact ? new StoreClock({ now: Date.now }) : undefined;
     this.cache = cache === undefined ? makeCache(args, this.storeClock) : checkCache(cache, args);
-    this.sizeOf = args.maxSize === undefined ? undefined : sizer(args.sizeCalculation);
+    this.sizeOf = compact && args.maxSize !== undefined ? sizer(args.sizeCalculation) : undefined;
     // Without clone the region reads the LRUCache itself. A subclass that overrides get or getMulti
     // (a test double, say) must be read through them.
     const overridden = this.get !== MemoryBackend.prototype.get || this.getMulti !== MemoryBackend.prototype.getMulti;
@@ -258,14 +258,7 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
     const size = this.sizeOf?.(value, key);
     // undefined would delete the entry (and lru-cache takes no null); a payload that is itself a
     // CachedValue would read as one; lru-cache reads a start of 0 as "no ttl".
-    if (
-      ct > 0 &&
-      ct !== BARE_ORIGIN &&
-      payload !== undefined &&
-      payload !== null &&
-      !(payload instanceof CachedValue) &&
-      value.constructor === CachedValue
-    ) {
+    if (ct > 0 && ct !== BARE_ORIGIN && payload !== undefined && payload !== null && !(payload instanceof CachedValue)) {
       const options = this.bareOptions;
       options.ttl = this.bareTtl;
       options.start = ct - BARE_ORIGIN;
