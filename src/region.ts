@@ -24,7 +24,7 @@ import {
 import type { BackendArgumentsMap, BuiltinBackendName } from './backend-arguments.js';
 import { BackendGuard } from './backend-guard.js';
 import type { ProxyBackend } from './backends/base.js';
-import { BIND_EXPIRY, type BoundStore, type MemoryBackend, NOT_A_BARE_HIT } from './backends/memory.js';
+import { CompactLru } from './backends/compact-lru.js';
 import { type BreakerOptions, parseBackendTimeout, parseBreaker } from './breaker.js';
 import { coarseClock } from './clock.js';
 import { type ConfigureOptions, coerceConfig } from './config.js';
@@ -211,10 +211,10 @@ export class CacheRegion {
   /** The backend's synchronous reader (SYNC_GET), when it has one and no proxy wraps it. */
   private syncReader: SyncReader | undefined;
   /**
-   * A compact memory store (or L1) bound to this region's expiration: values without an envelope,
-   * fresh by lru-cache's ttl check (see BIND_EXPIRY in the memory backend). Undefined otherwise.
+   * The synchronous reader when it is the memory store's CompactLru: the hit path then reads a bare
+   * payload and its creation time in place, building no CachedValue.
    */
-  private bareStore: BoundStore | undefined;
+  private slots: CompactLru | undefined;
   private loading: Promise<void> | undefined;
   private loadError: unknown;
   private expirationMs = NEVER;
@@ -375,7 +375,7 @@ export class CacheRegion {
     this.expirationMs = expirationMs;
     this.invalidator = invalidator;
     this.pendingL1 = l1;
-    this.outer = this.inner = this.syncReader = this.bareStore = this.tier = undefined;
+    this.outer = this.inner = this.syncReader = this.slots = this.tier = undefined;
     this.loadError = undefined;
     if (isPromise(made)) {
       const loading = made.then(
@@ -447,7 +447,7 @@ export class CacheRegion {
     claimProxies([p], this);
     p.wrap(current);
     this.outer = p;
-    this.syncReader = this.bareStore = undefined;
+    this.syncReader = this.slots = undefined;
     return this;
   }
 
@@ -472,14 +472,15 @@ export class CacheRegion {
     try {
       const mangled = this.mangler === undefined ? key : this.mangle(key);
       const events = this.events;
-      const bare = this.bareStore;
-      if (bare !== undefined && options?.expirationTime === undefined) {
-        // A store bound to this region: a fresh bare value (see getOrCreate).
-        const payload = bare.fresh(mangled, (this.invalidator as DefaultInvalidationStrategy).invalidatedAt);
-        if (payload !== NOT_A_BARE_HIT) {
+      const slots = this.slots;
+      if (slots !== undefined && options === undefined) {
+        // The memory store's CompactLru: a bare payload is judged by its time, read in place.
+        const slot = slots.find(mangled);
+        const ct = slot < 0 ? Number.NaN : (slots.times[slot] as number);
+        if (!Number.isNaN(ct) && this.isFreshTime(ct, this.expirationMs)) {
           events.hits++;
           if (events.hearsHit) events.emit('hit', { region: this.name, key });
-          return Promise.resolve(payload as T);
+          return Promise.resolve(slots.items[slot] as T);
         }
       }
       const hit = sync.get(mangled);
@@ -568,46 +569,45 @@ export class CacheRegion {
     try {
       const mangled = this.mangler === undefined ? key : this.mangle(key);
       if (options !== undefined) this.creations.policyFor(options); // a call's bad option fails on hits too
-      const bare = this.bareStore;
-      if (bare !== undefined && options?.expirationTime === undefined) {
-        // A store bound to this region (see BIND_EXPIRY in the memory backend): a fresh bare value.
-        const payload = bare.fresh(mangled, (this.invalidator as DefaultInvalidationStrategy).invalidatedAt);
-        if (payload !== NOT_A_BARE_HIT) {
-          const events = this.events;
-          events.hits++;
-          // No early refresh: a bare value has no creation duration (a region that refreshes early
-          // keeps one with every value it creates, and is not bound).
-          if (events.heard.hit) events.emit('hit', { region: this.name, key, attributes: options?.attributes });
-          return Promise.resolve(payload as T);
-        }
+      // The value's creation time (NaN: nothing this path can serve) and, unless it is a bare
+      // payload in the memory store's CompactLru (read in place, `slot`), its CachedValue.
+      const slots = this.slots;
+      let hit: CachedValue | undefined;
+      let ct: number;
+      let slot = -1;
+      if (slots !== undefined && options?.expirationTime === undefined) {
+        slot = slots.find(mangled);
+        ct = slot < 0 ? Number.NaN : (slots.times[slot] as number);
+        hit = slot < 0 || !Number.isNaN(ct) ? undefined : (slots.items[slot] as CachedValue);
+      } else {
+        hit = sync.get(mangled);
+        ct = Number.NaN;
       }
-      // Otherwise a CachedValue: the one `fresh` just found (a tagged value, say), or read with its
-      // metadata (a bound store rebuilds a bare value that is stale or may be invalidated).
-      const hit = bare?.envelope ?? sync.get(mangled);
+      // A tagged value reads as NaN (UNTAGGED_CT) and is judged by afterRead, which knows its tags.
+      if (hit !== undefined) ct = hit[UNTAGGED_CT];
       let expMs = this.expirationMs;
       if (options?.expirationTime !== undefined) {
         // A longer expiration than the region's would outlive an L1 bounded by creation time.
         if (this.tier?.creationBoundMs !== undefined) return this.getOrCreateAsync(key, creator, options);
         expMs = this.expirationFor(options.expirationTime);
       }
-      // `undefined` for a miss (see SYNC_GET): tested without type feedback. isFresh is written out
-      // here: when a process starts with misses, V8 spends its inlining budget on the miss path and
-      // would leave isFresh a call (and its time a boxed number) on every hit. A tagged value reads
-      // as NaN (UNTAGGED_CT) and is judged by afterRead, which knows its tags.
-      if (hit !== undefined) {
-        const ct = hit[UNTAGGED_CT];
-        if (
-          !Number.isNaN(ct) &&
-          !this.invalidator.isInvalidated(ct) &&
-          (expMs === NEVER || (expMs !== 0 && this.clock.now() - ct <= expMs))
-        ) {
-          const events = this.events;
-          events.hits++;
-          // hearsHit is also set when the region refreshes early (events.hookHits); a call can ask for it too.
-          if (events.hearsHit || options?.earlyRefresh !== undefined) this.hitHooks(key, mangled, hit, expMs, creator, options);
-          return Promise.resolve(hit.payload as T);
+      // isFresh is written out here: when a process starts with misses, V8 spends its inlining
+      // budget on the miss path and would leave isFresh a call (and its time a boxed number) on
+      // every hit.
+      if (
+        !Number.isNaN(ct) &&
+        !this.invalidator.isInvalidated(ct) &&
+        (expMs === NEVER || (expMs !== 0 && this.clock.now() - ct <= expMs))
+      ) {
+        const events = this.events;
+        events.hits++;
+        // hearsHit is also set when the region refreshes early (events.hookHits); a call can ask for it too.
+        if (events.hearsHit || options?.earlyRefresh !== undefined) {
+          this.hitHooks(key, mangled, hit ?? (slots as CompactLru).valueAt(slot), expMs, creator, options);
         }
+        return Promise.resolve((hit === undefined ? (slots as CompactLru).items[slot] : hit.payload) as T);
       }
+      if (hit === undefined && slot >= 0) hit = (slots as CompactLru).valueAt(slot); // bare, not fresh
       // An L1 miss still reads L2; a tagged value may need its tag times loaded.
       if (this.tier !== undefined || hit?.[VALUE_TAGS] !== undefined) {
         return this.afterRead(this.outer as CacheBackend, key, mangled, hit ?? NO_VALUE, expMs, creator, options, true);
@@ -884,11 +884,7 @@ export class CacheRegion {
     // Proxies have no synchronous read; the breaker guard passes the memory backend's through.
     const reader = (outer as Partial<SyncReadable>)[SYNC_GET];
     this.syncReader = typeof reader?.get === 'function' ? reader : undefined;
-    if (this.syncReader !== undefined && this.pendingL1 === undefined) {
-      this.bareStore = this.bindStore(backend);
-      // Bound, the store's own reader returns CachedValues (bare values rebuilt): the general path.
-      if (this.bareStore !== undefined) this.syncReader = (backend as Partial<SyncReadable>)[SYNC_GET];
-    }
+    this.slots = this.syncReader instanceof CompactLru ? this.syncReader : undefined;
     const memory = this.creations.memory;
     if (memory !== undefined) memory.keepCopies = this.syncReader === undefined || this.pendingL1 !== undefined;
     if (this.pendingL1 !== undefined) this.installTier(this.pendingL1, outer, backend);
@@ -906,24 +902,8 @@ export class CacheRegion {
     };
     this.tier = tier;
     this.outer = tier;
-    this.bareStore = this.bindStore(tier.l1);
-    this.syncReader = tier.l1[SYNC_GET]; // read after binding: CachedValues, bare ones rebuilt
-  }
-
-  /**
-   * Binds a compact memory store to this region's expiration (see BIND_EXPIRY), so that values that
-   * are only a payload and a creation time are kept bare. Only with the default invalidation
-   * strategy: a bare hit is checked against its one invalidation time; a strategy of the user's own
-   * may judge by anything, and is given CachedValues. A store that is not compact, holds values
-   * already or is bound to another region stays as it is.
-   */
-  private bindStore(store: CacheBackend): BoundStore | undefined {
-    if (this.invalidator.constructor !== DefaultInvalidationStrategy) return undefined;
-    // Values with a fail-safe deadline or an early-refresh duration are never bare: such a region
-    // keeps its hit path for CachedValues.
-    if (this.creations.policy.failSafe !== undefined || this.regeneration.earlyBeta !== 0) return undefined;
-    const bind = (store as Partial<Record<typeof BIND_EXPIRY, MemoryBackend[typeof BIND_EXPIRY]>>)[BIND_EXPIRY];
-    return typeof bind === 'function' ? bind.call(store, this.expirationMs, this.clock) : undefined;
+    this.syncReader = tier.l1[SYNC_GET];
+    this.slots = this.syncReader instanceof CompactLru ? this.syncReader : undefined;
   }
 
   private async requireBackend(): Promise<CacheBackend> {
@@ -968,6 +948,11 @@ export class CacheRegion {
     return expirationTime === undefined || expirationTime === null
       ? this.expirationMs
       : toExpirationMs(expirationTime, 'expirationTime');
+  }
+
+  /** Whether a value created at `ct` (untagged, of this envelope version) is fresh by `expMs`. */
+  private isFreshTime(ct: number, expMs: number): boolean {
+    return !this.invalidator.isInvalidated(ct) && withinExpiry(ct, expMs, this.clock);
   }
 
   private isFresh(v: CachedValue, expMs: number): boolean {
