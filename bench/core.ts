@@ -24,18 +24,18 @@ const ORDER: readonly SubjectName[] = (process.env.BENCH_SUBJECTS?.split(',') as
   'ours',
   'ours-resilient',
   'raw',
-  'ours-compact',
+  'ours-lru',
   'ours-clone',
   'cm',
   'bento',
   'bento-noser',
 ];
-const STAMPEDE_ORDER = ORDER.filter((s) => s !== 'ours-clone' && s !== 'ours-resilient' && s !== 'ours-compact');
+const STAMPEDE_ORDER = ORDER.filter((s) => s !== 'ours-clone' && s !== 'ours-resilient' && s !== 'ours-lru');
 
 const LABELS: Record<SubjectName, string> = {
   ours: 'dogpile `region.getOrCreate` (memory)',
   'ours-resilient': 'dogpile `region.getOrCreate` (memory, failSafe + softTimeout + hardTimeout + breaker + backendTimeout)',
-  'ours-compact': 'dogpile `region.getOrCreate` (memory, `compact: true`)',
+  'ours-lru': 'dogpile `region.getOrCreate` (memory, `maxSize`: an lru-cache store of CachedValues)',
   'ours-clone': 'dogpile `region.getOrCreate` (memory, `clone: true`)',
   raw: 'raw lru-cache wrapper',
   cm: 'cache-manager `wrap` (default Keyv Map)',

@@ -20,9 +20,7 @@ export const MEMORY_SUBJECTS = [
   'backend',
   'ours-clone',
   'ours-l1',
-  'ours-set-compact',
-  'ours-goc-compact',
-  'ours-l1-compact',
+  'ours-lru',
 ] as const;
 export type MemorySubject = (typeof MEMORY_SUBJECTS)[number];
 
@@ -49,15 +47,13 @@ async function store(subject: MemorySubject, entries: number): Promise<{ put: Pu
     const backend = new MemoryBackend({ max: entries });
     return { put: (k, v) => backend.set(k, new CachedValue(v, { ct: Date.now(), v: VALUE_VERSION })), keep: backend };
   }
-  const compact = subject.endsWith('-compact');
-  if (subject === 'ours-l1' || subject === 'ours-l1-compact') {
+  if (subject === 'ours-l1') {
     // The L1 alone: in front of the null backend (nothing stored out of process), no bus.
     const region = makeRegion().configure('null', {
       expirationTime: 3600,
       l1: {
         max: entries,
         bus: false,
-        ...(compact ? { compact: true } : {}),
         ...(process.env.L1_TTL ? { expirationTime: Number(process.env.L1_TTL) } : {}),
       },
     });
@@ -78,10 +74,15 @@ async function store(subject: MemorySubject, entries: number): Promise<{ put: Pu
       keep: region,
     };
   }
-  const args = subject === 'ours-clone' ? { max: entries, clone: true } : compact ? { max: entries, compact } : { max: entries };
+  // ours-lru: a store that needs lru-cache (maxSize, here never reached), which keeps CachedValues.
+  const args =
+    subject === 'ours-clone'
+      ? { max: entries, clone: true }
+      : subject === 'ours-lru'
+        ? { max: entries, maxSize: 1e12 }
+        : { max: entries };
   const region = makeRegion().configure('memory', { expirationTime: 3600, arguments: args });
-  if (subject === 'ours-goc' || subject === 'ours-goc-compact')
-    return { put: (k, v) => region.getOrCreate(k, () => v), keep: region };
+  if (subject === 'ours-goc') return { put: (k, v) => region.getOrCreate(k, () => v), keep: region };
   return { put: (k, v) => region.set(k, v), keep: region };
 }
 

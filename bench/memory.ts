@@ -25,9 +25,7 @@ const LABELS: Record<MemorySubject, string> = {
   'ours-l1': 'dogpile L1 (`l1: { max }` over the null backend, no bus) via `region.getOrCreate`',
   backend: 'dogpile `MemoryBackend.set(key, new CachedValue(record, { ct, v }))`',
   'ours-clone': 'dogpile memory backend, `clone: true`, via `region.set`',
-  'ours-set-compact': 'dogpile memory backend, `compact: true`, via `region.set`',
-  'ours-goc-compact': 'dogpile memory backend, `compact: true`, via `region.getOrCreate`',
-  'ours-l1-compact': 'dogpile L1, `l1: { max, compact: true }`, via `region.getOrCreate`',
+  'ours-lru': 'dogpile memory backend with `maxSize` (an lru-cache store of `CachedValue`s) via `region.set`',
 };
 /** The subjects, in the order each round runs them (LABELS' order). */
 const ORDER = Object.keys(LABELS) as MemorySubject[];

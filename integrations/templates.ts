@@ -9,6 +9,7 @@ import {
   BackendError,
   CachedValue,
   type CacheRegion,
+  type CompactLru,
   type DogpileError,
   type GetOrCreateOptions,
   LockTimeoutError,
@@ -366,7 +367,8 @@ export class TemplateCache extends EventEmitter {
   private readonly prefix: string;
   private readonly regions: ReadonlyMap<string, CacheRegion>;
   private readonly defaultRegionName: string;
-  private readonly sync: MemoryBackend;
+  /** The in-process tier of synchronous renders (a memory backend's CompactLru: bare fragments). */
+  private readonly sync: CompactLru;
   private readonly dependencies: Readonly<Record<string, readonly string[]>>;
   private readonly warnings = new Set<string>();
   private readonly registry = new FragmentRegistry();
@@ -416,7 +418,7 @@ export class TemplateCache extends EventEmitter {
     this.digest = options.digest ?? true;
     const version = options.version === undefined ? '' : String(options.version);
     this.prefix = `${options.keyPrefix ?? 'tpl'}|${version}|`;
-    this.sync = new MemoryBackend({ max: options.syncMax ?? 10_000 });
+    this.sync = new MemoryBackend({ max: options.syncMax ?? 10_000 }).cache as CompactLru; // validates syncMax
     const deps = options.dependencies ?? {};
     if (deps === null || typeof deps !== 'object') {
       throw new ValidationError('TemplateCache: `dependencies` must be a record of template name → template names');
@@ -709,14 +711,16 @@ export class TemplateCache extends EventEmitter {
     if (!this.enabled || options?.enabled === false) return String(render());
     const region = this.region(options?.region);
     const full = this.prefix + key;
-    const found = this.sync.cache.get(full) as CachedValue | undefined; // an unbound store: CachedValues only
+    // Read in place: an untagged fragment is a bare string with its creation time; a tagged one a CachedValue.
+    const sync = this.sync;
+    const slot = sync.find(full);
+    const time = slot < 0 ? Number.NaN : (sync.times[slot] as number);
+    const found = slot < 0 || !Number.isNaN(time) ? undefined : (sync.items[slot] as CachedValue);
+    const createdAt = found === undefined ? time : found.metadata.ct;
     const ttl = options?.expire === undefined ? region.expirationTime : options.expire;
     const ttlMs = ttl === null || ttl === -1 ? -1 : ttl * 1000;
-    if (
-      found !== undefined &&
-      (ttlMs === -1 || (ttlMs !== 0 && Date.now() - found.metadata.ct <= ttlMs)) &&
-      !region.regionInvalidator.isInvalidated(found.metadata.ct)
-    ) {
+    if (slot >= 0 && (ttlMs === -1 || (ttlMs !== 0 && Date.now() - ct <= ttlMs)) && !region.regionInvalidator.isInvalidated(ct)) {
+      if (found === undefined) return sync.items[slot] as string;
       const tags = found.metadata.tags;
       if (tags !== undefined) {
         this.recheckSync(region, full, found, ttl);
@@ -730,7 +734,7 @@ export class TemplateCache extends EventEmitter {
     const tags = widenedTags(declared, collected) ?? (declared !== undefined && declared.length > 0 ? declared : undefined);
     reportFragmentTags(tags);
     const ct = Date.now();
-    this.sync.cache.set(
+    this.sync.set(
       full,
       new CachedValue(html, tags === undefined ? { ct, v: VALUE_VERSION } : { ct, v: VALUE_VERSION, tags: [...tags] }),
     );
@@ -753,7 +757,7 @@ export class TemplateCache extends EventEmitter {
     this.syncChecked.set(full, now);
     region.getValueMetadata(full, { expirationTime: ttl }).then(
       (v) => {
-        if (v === null && this.sync.cache.get(full) === found) this.sync.cache.delete(full);
+        if (v === null && this.sync.peek(full) === found) this.sync.delete(full);
       },
       () => {}, // a failing backend: keep serving this tier's copy (as the region's fail-open would)
     );
@@ -876,9 +880,9 @@ export class TemplateCache extends EventEmitter {
       throw new ValidationError(`TemplateCache.invalidateTags: hard must be true or false, got ${String(hard)}`);
     }
     const drop = new Set(list);
-    for (const [full, v] of this.sync.cache.entries()) {
-      const own = (v as CachedValue).metadata.tags; // an unbound store: CachedValues only
-      if (own?.some((t) => drop.has(t))) this.sync.cache.delete(full);
+    for (const [full, v] of this.sync.entries()) {
+      const own = v.metadata.tags;
+      if (own?.some((t) => drop.has(t))) this.sync.delete(full);
     }
     const regions = new Set(this.regions.values());
     await Promise.all([...regions].map((region) => region.invalidateTags(list, { hard })));
@@ -887,7 +891,7 @@ export class TemplateCache extends EventEmitter {
   /** Deletes the fragment under `key` (also from the synchronous tier). Rejects if the backend fails. */
   async invalidate(key: string, options?: { region?: string | undefined }): Promise<void> {
     const region = this.region(options?.region);
-    this.sync.cache.delete(this.prefix + key);
+    this.sync.delete(this.prefix + key);
     await region.delete(this.prefix + key);
   }
 

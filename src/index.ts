@@ -24,9 +24,10 @@ export {
 } from './api.js';
 export type { BackendArgumentsMap, BuiltinBackendName } from './backend-arguments.js';
 export { BaseBackend, ProxyBackend } from './backends/base.js';
+export { CompactLru } from './backends/compact-lru.js';
 export { createFileBackend, FileBackend, type FileBackendArguments } from './backends/file.js';
 export { MemcachedBackend, type MemcachedBackendArguments, type MemcachedClientOptions } from './backends/memcached.js';
-export { DEFAULT_MEMORY_MAX, MemoryBackend, type MemoryBackendArguments } from './backends/memory.js';
+export { DEFAULT_MEMORY_MAX, MemoryBackend, type MemoryBackendArguments, type MemoryStore } from './backends/memory.js';
 export { NullBackend } from './backends/null.js';
 export type { LmdbDatabase, LmdbRootDatabase, RedisClient, RedisPipeline } from './backends/peer-types.js';
 export {

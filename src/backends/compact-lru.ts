@@ -104,7 +104,9 @@ export class CompactLru {
   /** Stores `value` under `key` as the most recently used entry, dropping the least recently used when full. */
   set(key: string, value: CachedValue): this {
     if (!(value instanceof CachedValue)) {
-      throw new ValidationError(`CompactLru: values must be CachedValue objects, got ${typeof value} for key ${JSON.stringify(key)}`);
+      throw new ValidationError(
+        `CompactLru: values must be CachedValue objects, got ${typeof value} for key ${JSON.stringify(key)}`,
+      );
     }
     const ct = value[BARE_CT];
     let slot = this.slots.get(key);

@@ -8,7 +8,16 @@
 // LRUCaches holding CachedValues.
 
 import { LRUCache } from 'lru-cache';
-import { CachedValue, describe, NO_VALUE, type NoValue, SYNC_GET, type SyncReadable, type SyncReader, ValidationError } from '../api.js';
+import {
+  CachedValue,
+  describe,
+  NO_VALUE,
+  type NoValue,
+  SYNC_GET,
+  type SyncReadable,
+  type SyncReader,
+  ValidationError,
+} from '../api.js';
 import { BaseBackend } from './base.js';
 import { COMPACT_LRU_MAX, CompactLru } from './compact-lru.js';
 

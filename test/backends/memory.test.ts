@@ -1,28 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LRUCache } from 'lru-cache';
-import { BIND_EXPIRY, DEFAULT_MEMORY_MAX, MemoryBackend } from '../../src/backends/memory.js';
-import { systemClock } from '../../src/clock.js';
+import { CompactLru } from '../../src/backends/compact-lru.js';
+import { DEFAULT_MEMORY_MAX, MemoryBackend } from '../../src/backends/memory.js';
 import { CachedValue, makeRegion, NO_VALUE, VALUE_VERSION, ValidationError } from '../../src/index.js';
 import { backendConformance } from './conformance.js';
 
+// The default store (a CompactLru: bare payloads with their times) and an lru-cache store
+// (maxSize: CachedValue objects) keep the same storage contract.
 backendConformance({ name: 'memory', makeBackend: () => new MemoryBackend({ max: 1000 }) });
-// A compact store bound to a region's expiration keeps bare values (see BIND_EXPIRY); its storage
-// contract is the same. (The suite's regions, given the bound store, read it as a second region would.)
-backendConformance({
-  name: 'memory, compact and bound (bare values)',
-  makeBackend: () => {
-    const b = new MemoryBackend({ max: 1000, compact: true });
-    if (b[BIND_EXPIRY](60_000, systemClock) === undefined) throw new Error('not bound');
-    return b;
-  },
-});
+backendConformance({ name: 'memory, lru-cache store (maxSize)', makeBackend: () => new MemoryBackend({ maxSize: 1_000_000 }) });
 
 describe('memory backend arguments', () => {
   const v = (payload: unknown) => new CachedValue(payload, { ct: Date.now(), v: VALUE_VERSION });
 
   it('is bounded by default', () => {
     const b = new MemoryBackend();
+    assert.ok(b.cache instanceof CompactLru);
     assert.equal(b.cache.max, DEFAULT_MEMORY_MAX);
   });
 
@@ -66,8 +60,12 @@ describe('memory backend: time options take fractions of a second', () => {
   it('accepts ttl: 3.85 (lru-cache itself takes only whole milliseconds)', () => {
     assert.doesNotThrow(() => new MemoryBackend({ ttl: 3.85 }));
     assert.doesNotThrow(() => makeRegion().configure('memory', { arguments: { ttl: 3.85 } }));
-    assert.equal(new MemoryBackend({ ttl: 3.85 }).cache.ttl, 3850);
-    assert.equal(new MemoryBackend({ ttl: 0.0001 }).cache.ttl, 1, 'below a millisecond rounds up to one');
+    assert.equal((new MemoryBackend({ ttl: 3.85 }).cache as LRUCache<string, CachedValue>).ttl, 3850);
+    assert.equal(
+      (new MemoryBackend({ ttl: 0.0001 }).cache as LRUCache<string, CachedValue>).ttl,
+      1,
+      'below a millisecond rounds up to one',
+    );
   });
 
   it('drops entries after a fractional ttl', async () => {
@@ -99,7 +97,7 @@ describe('memory backend: time options take fractions of a second', () => {
     assert.throws(() => new MemoryBackend({ sizeCalculation: () => 1 }), /sizeCalculation.*maxSize/);
     const fractional = new MemoryBackend({ maxSize: 10, sizeCalculation: () => 2.5 });
     await fractional.set('a', v(1));
-    assert.equal(fractional.cache.calculatedSize, 3);
+    assert.equal((fractional.cache as LRUCache<string, CachedValue>).calculatedSize, 3);
     const broken = new MemoryBackend({ maxSize: 10, sizeCalculation: () => 0 });
     await assert.rejects(
       broken.set('a', v(1)),

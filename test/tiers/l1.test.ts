@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import type { LRUCache } from 'lru-cache';
+import { CompactLru } from '../../src/backends/compact-lru.js';
 import {
   type CachedValue,
   type CacheRegion,
@@ -185,7 +187,7 @@ describe('L1 in front of redis', () => {
     const tier = region.backend as TieredBackend;
     await tier.whenListening();
     assert.equal(tier.creationBoundMs, 60_000);
-    assert.equal(tier.l1.cache.ttl, 0, 'L1 has no lru-cache ttl of its own');
+    assert.ok(tier.l1.cache instanceof CompactLru, 'L1 has no lru-cache ttl of its own: the compact store');
     const key = `k:${randomUUID()}`;
     assert.equal(await region.getOrCreate(key, () => 'v1'), 'v1');
     const reads = counter.gets;
@@ -204,7 +206,7 @@ describe('L1 in front of redis', () => {
   it('a shorter l1.expirationTime is counted from the copy into L1 (lru-cache ttl)', async () => {
     const { tier } = await l1Region(`short-${randomUUID()}`, { expirationTime: 5 });
     assert.equal(tier.creationBoundMs, undefined);
-    assert.equal(tier.l1.cache.ttl, 5000);
+    assert.equal((tier.l1.cache as LRUCache<string, CachedValue>).ttl, 5000);
   });
 
   it('L1 stays bounded: 1M distinct keys through l1.max = 10,000 keep 10,000 entries', async () => {

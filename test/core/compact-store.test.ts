@@ -1,14 +1,16 @@
-// A compact memory store (`compact: true`, or `l1: { compact: true }`) is bound to the expiration of
-// the region it serves and keeps values that are only a payload and a creation time bare: the
-// payload is the lru-cache entry, the creation time lru-cache's start. These tests check that every reading
-// of such a store gives what an envelope would have given: freshness, staleness, invalidation,
-// per-call expiration, metadata, sharing the store with another region, and the fallbacks to
-// CachedValue objects for values that carry more.
+// The memory backend's default store (a CompactLru, for a store bounded by `max` alone, and the
+// default L1) keeps values that are only a payload and a creation time bare: the payload in the
+// slot, the creation time in a Float64Array beside it. These tests check that every reading of
+// such a store gives what an envelope would have given: freshness, staleness, invalidation,
+// per-call expiration, metadata, sharing the store with another region, and the CachedValue
+// objects kept for values that carry more.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BIND_EXPIRY, MemoryBackend } from '../../src/backends/memory.js';
-import { ManualClock, systemClock } from '../../src/clock.js';
+import { LRUCache } from 'lru-cache';
+import { CompactLru } from '../../src/backends/compact-lru.js';
+import { MemoryBackend } from '../../src/backends/memory.js';
+import { ManualClock } from '../../src/clock.js';
 import {
   CachedValue,
   type CacheRegion,
@@ -29,17 +31,17 @@ function memoryRegion(
   const clock = new ManualClock(T0);
   const region = makeRegion({ clock, ...extra }).configure('memory', {
     expirationTime: 10,
-    arguments: { compact: true, ...args },
+    arguments: args,
   });
   return { region, clock, store: region.backend as MemoryBackend };
 }
 
-describe('compact memory stores: bare values, bound to their region', () => {
-  it('keeps a set value bare, its creation time in lru-cache, and reads it back as the same CachedValue', async () => {
+describe('the compact store: bare values, read in place', () => {
+  it('keeps a set value bare, its creation time beside it, and reads it back as the same CachedValue', async () => {
     const { region, clock, store } = memoryRegion();
     const user = { id: 1, name: 'ann' };
     await region.set('u', user);
-    assert.equal(store.cache.get('u'), user, 'the entry is the payload itself');
+    assert.deepEqual(stored(store, 'u'), { item: user, time: T0 }, 'the entry is the payload itself');
     const slowReads = countSlowReads(store);
     assert.equal(await region.getOrCreate('u', () => 'other'), user);
     assert.equal(await region.get('u'), user);
@@ -58,15 +60,16 @@ describe('compact memory stores: bare values, bound to their region', () => {
   it('getOrCreate values are bare without early refresh, and keep their duration with it', async () => {
     const plain = memoryRegion();
     await plain.region.getOrCreate('k', () => ({ n: 1 }));
-    assert.ok(!(plain.store.cache.get('k') instanceof CachedValue));
+    assert.ok(!(stored(plain.store, 'k')?.item instanceof CachedValue));
 
     const early = memoryRegion({ earlyRefresh: 1 });
     await early.region.getOrCreate('k', async () => {
       early.clock.advance(0.25);
       return { n: 1 };
     });
-    const kept = early.store.cache.get('k');
+    const kept = stored(early.store, 'k')?.item;
     assert.ok(kept instanceof CachedValue, 'an early-refresh value keeps its envelope');
+    assert.ok(Number.isNaN(stored(early.store, 'k')?.time));
     assert.equal(kept.metadata.d, 250);
 
     const perCall = memoryRegion();
@@ -174,47 +177,54 @@ describe('compact memory stores: bare values, bound to their region', () => {
   it('values that carry more than a creation time stay CachedValue objects, and read back whole', async () => {
     const { region, store } = memoryRegion();
     await region.set('tagged', 't', { tags: ['x'] });
-    assert.ok(store.cache.get('tagged') instanceof CachedValue);
+    assert.ok(stored(store, 'tagged')?.item instanceof CachedValue);
     assert.equal(await region.get('tagged'), 't');
     assert.equal(await region.getOrCreate('tagged', () => 'other'), 't');
     const deadline = new CachedValue('d', { ct: T0, v: VALUE_VERSION, fs: T0 + 60_000 });
     await store.set('deadline', deadline);
-    assert.equal(store.cache.get('deadline'), deadline);
+    assert.equal(stored(store, 'deadline')?.item, deadline);
     assert.equal(await region.get('deadline'), 'd');
-    for (const odd of [undefined, null, new CachedValue('inner', { ct: T0, v: VALUE_VERSION })]) {
+    const inner = new CachedValue('inner', { ct: T0, v: VALUE_VERSION });
+    for (const odd of [undefined, null, inner, 0, '', false]) {
       await region.set('odd', odd);
-      assert.ok(store.cache.get('odd') instanceof CachedValue);
+      assert.deepEqual(stored(store, 'odd'), { item: odd, time: T0 }, `${String(odd)} is kept bare too`);
       assert.equal(await region.get('odd'), odd);
+      assert.equal(await region.getOrCreate('odd', () => 'other'), odd);
+      assert.equal(((await store.get('odd')) as CachedValue).payload, odd);
     }
+    await store.set('d0', new CachedValue('z', { ct: T0, v: VALUE_VERSION, d: 0 }));
+    assert.ok(stored(store, 'd0')?.item instanceof CachedValue, 'a zero duration is kept as given');
+    assert.deepEqual(((await store.get('d0')) as CachedValue).metadata, { ct: T0, v: VALUE_VERSION, d: 0 });
     await region.invalidateTags(['x']);
     assert.equal(await region.get('tagged'), NO_VALUE);
   });
 
-  it('maxSize sizes bare values through sizeCalculation, which still gets the CachedValue', async () => {
-    const seen: unknown[] = [];
-    const { region, store } = memoryRegion(
-      {},
-      {
-        maxSize: 100,
-        sizeCalculation: (value: CachedValue) => {
-          seen.push(value);
-          return String(value.payload).length;
-        },
-      },
-    );
-    await region.set('a', 'x'.repeat(60));
-    await region.set('b', 'y'.repeat(60));
-    assert.ok(seen.every((v) => v instanceof CachedValue));
-    assert.equal(store.cache.get('a'), undefined, 'evicted by size');
-    assert.equal(await region.get('b'), 'y'.repeat(60));
-    assert.equal(store.cache.calculatedSize, 60);
+  it('maxSize, ttl and a given cache make an lru-cache store of CachedValues; clone keeps bare clones', async () => {
+    for (const args of [{ maxSize: 1000 }, { ttl: 60 }, { cache: new LRUCache<string, CachedValue>({ max: 10 }) }]) {
+      const { region, store } = memoryRegion({}, args);
+      assert.ok(store.cache instanceof LRUCache, Object.keys(args)[0]);
+      await region.set('k', { v: 1 });
+      assert.ok(store.cache.get('k') instanceof CachedValue);
+      assert.deepEqual(await region.get('k'), { v: 1 });
+      assert.deepEqual(await region.getOrCreate('k', () => 'other'), { v: 1 });
+    }
+    const { region, store } = memoryRegion({}, { clone: true });
+    assert.ok(store.cache instanceof CompactLru);
+    const value = { v: 1 };
+    await region.set('k', value);
+    const kept = stored(store, 'k')?.item;
+    assert.deepEqual(kept, value);
+    assert.notEqual(kept, value, 'a clone, kept bare');
+    const got = await region.get('k');
+    assert.deepEqual(got, value);
+    assert.notEqual(got, kept, 'read back as another clone');
   });
 
   it('another region configured with the same store reads CachedValues, judged by its own expiration', async () => {
     const { region: a, clock, store } = memoryRegion();
     const b = makeRegion({ clock }).configure(store, { expirationTime: 3 });
     await a.set('k', 'v');
-    assert.equal(store.cache.get('k'), 'v', 'bare');
+    assert.equal(stored(store, 'k')?.item, 'v', 'bare');
     assert.equal(await b.get('k'), 'v');
     clock.advance(4);
     assert.equal(await b.get('k'), NO_VALUE);
@@ -223,83 +233,62 @@ describe('compact memory stores: bare values, bound to their region', () => {
     assert.equal(await a.get('k'), 'b');
   });
 
-  it('is compact only when asked, and not in a region with its own invalidation strategy, fail-safe or early refresh', async () => {
-    for (const args of [{}, { ttl: 60 }, { clone: true }]) {
-      const r = makeRegion().configure('memory', { expirationTime: 10, arguments: args });
-      await r.set('k', { v: 1 });
-      assert.ok((r.backend as MemoryBackend).cache.get('k') instanceof CachedValue, JSON.stringify(args));
-      assert.deepEqual(await r.get('k'), { v: 1 });
-    }
-
-    const given = new MemoryBackend({ compact: true });
+  it('is the store of every region on a max-bounded memory store or L1, whatever its policies', async () => {
+    const given = new MemoryBackend({ max: 5 });
     const r1 = makeRegion().configure(given, { expirationTime: 10 });
     await r1.set('k', 'v');
-    assert.equal(given.cache.get('k'), 'v', 'a compact store given to configure is bound too');
+    assert.equal(stored(given, 'k')?.item, 'v', 'a store given to configure');
 
-    const filled = new MemoryBackend({ compact: true });
+    const filled = new MemoryBackend();
     await filled.set('old', new CachedValue('o', { ct: Date.now(), v: VALUE_VERSION }));
     const r4 = makeRegion().configure(filled, { expirationTime: 10 });
-    await r4.set('k', 'v');
-    assert.ok(filled.cache.get('k') instanceof CachedValue, 'a store that held values before stays as it was');
-    assert.equal(await r4.get('old'), 'o');
+    assert.equal(await r4.get('old'), 'o', 'values stored before a region used the store');
 
+    // A strategy of the user's own judges bare values as it judges envelopes.
+    let invalidAfter = 0;
     const own: RegionInvalidationStrategy = {
-      isInvalidated: () => false,
-      isHardInvalidated: () => false,
+      isInvalidated: (ct) => ct <= invalidAfter,
+      isHardInvalidated: (ct) => ct <= invalidAfter,
       isSoftInvalidated: () => false,
       invalidate: () => {},
       wasHardInvalidated: () => false,
       wasSoftInvalidated: () => false,
     };
-    const r2 = makeRegion().configure('memory', { expirationTime: 10, regionInvalidator: own, arguments: { compact: true } });
+    const clock = new ManualClock(T0);
+    const r2 = makeRegion({ clock }).configure('memory', { expirationTime: 10, regionInvalidator: own });
     await r2.set('k', 'v');
-    assert.ok((r2.backend as MemoryBackend).cache.get('k') instanceof CachedValue);
+    assert.equal(stored(r2.backend as MemoryBackend, 'k')?.item, 'v');
+    assert.equal(await r2.getOrCreate('k', () => 'other'), 'v');
+    invalidAfter = T0;
+    assert.equal(await r2.get('k'), NO_VALUE);
+    assert.equal(await r2.getOrCreate('k', () => 'new'), 'new');
 
-    for (const extra of [{ failSafe: { maxStale: 60, retryAfter: 5 } }, { earlyRefresh: 1 }]) {
-      const r = makeRegion(extra).configure('memory', { expirationTime: 10, arguments: { compact: true } });
-      await r.set('k', 'v');
-      assert.ok((r.backend as MemoryBackend).cache.get('k') instanceof CachedValue, Object.keys(extra)[0]);
-    }
+    // Fail-safe values carry a deadline: CachedValues; a plain set in such a region is bare.
+    const fs = makeRegion({ failSafe: { maxStale: 60, retryAfter: 5 } }).configure('memory', { expirationTime: 10 });
+    await fs.getOrCreate('made', () => 'm');
+    assert.ok(stored(fs.backend as MemoryBackend, 'made')?.item instanceof CachedValue);
+    assert.equal(await fs.getOrCreate('made', () => 'other'), 'm');
 
     const shared = new DefaultInvalidationStrategy();
-    const r3 = makeRegion().configure('memory', { expirationTime: 10, regionInvalidator: shared, arguments: { compact: true } });
+    const r3 = makeRegion().configure('memory', { expirationTime: 10, regionInvalidator: shared });
     await r3.set('k', 'v');
-    assert.equal((r3.backend as MemoryBackend).cache.get('k'), 'v', 'the default strategy, given: bound');
+    assert.equal(stored(r3.backend as MemoryBackend, 'k')?.item, 'v');
     shared.invalidate(true);
     assert.equal(await r3.get('k'), NO_VALUE);
   });
 
-  it('compact is validated', () => {
+  it('compact is not an argument (every max-bounded store is compact)', () => {
     assert.throws(
-      () => new MemoryBackend({ compact: 'yes' as unknown as boolean }),
-      (e: unknown) => e instanceof ValidationError && /compact must be true or false, got "yes"/.test(e.message),
-    );
-    for (const [name, args] of [
-      ['ttl', { ttl: 5 }],
-      ['clone', { clone: true }],
-      ['cache', { cache: new MemoryBackend().cache as never }],
-    ] as const) {
-      assert.throws(
-        () => new MemoryBackend({ compact: true, ...args }),
-        (e: unknown) => e instanceof ValidationError && new RegExp(`compact cannot be used with ${name}`).test(e.message),
-        name,
-      );
-    }
-    assert.throws(
-      () => makeRegion().configure('null', { expirationTime: 10, l1: { compact: 1 as unknown as boolean, bus: false } }),
-      (e: unknown) => e instanceof ValidationError && /l1.compact must be true or false/.test(e.message),
-    );
-    assert.throws(
-      () => makeRegion().configure('null', { expirationTime: 10, l1: { compact: true, expirationTime: 5, bus: false } }),
-      (e: unknown) => e instanceof ValidationError && /l1.compact needs l1.expirationTime absent or equal/.test(e.message),
+      () => new MemoryBackend({ compact: true } as never),
+      (e: unknown) => e instanceof ValidationError && /unknown argument "compact"/.test(e.message),
     );
   });
 
   it('a region that never expires keeps bare values until invalidated', async () => {
     const clock = new ManualClock(T0);
-    const region = makeRegion({ clock }).configure('memory', { arguments: { compact: true } });
+    const region = makeRegion({ clock }).configure('memory');
     await region.set('k', 'v');
-    assert.equal((region.backend as MemoryBackend).cache.get('k'), 'v');
+    assert.equal(stored(region.backend as MemoryBackend, 'k')?.item, 'v');
     clock.advance(86_400 * 365);
     assert.equal(await region.get('k'), 'v');
     await region.invalidate({ hard: false });
@@ -307,13 +296,16 @@ describe('compact memory stores: bare values, bound to their region', () => {
     assert.equal(await servedStale(region, 'k', 'v', 'w'), 'w');
   });
 
-  it('a clock at zero, or fractional times, fall back to CachedValue objects', async () => {
+  it('a clock at zero is kept bare; fractional times keep their CachedValue', async () => {
     for (const start of [0, T0 + 0.5]) {
       const clock = new ManualClock(start);
-      const region = makeRegion({ clock }).configure('memory', { expirationTime: 10, arguments: { compact: true } });
+      const region = makeRegion({ clock }).configure('memory', { expirationTime: 10 });
       await region.set('k', 'v');
-      assert.ok((region.backend as MemoryBackend).cache.get('k') instanceof CachedValue, String(start));
+      const kept = stored(region.backend as MemoryBackend, 'k');
+      if (start === 0) assert.deepEqual(kept, { item: 'v', time: 0 });
+      else assert.ok(kept?.item instanceof CachedValue, String(start));
       assert.equal(await region.get('k'), 'v');
+      assert.equal((await region.getValueMetadata('k'))?.cachedTime, start);
       clock.advance(11);
       assert.equal(await region.get('k'), NO_VALUE);
     }
@@ -322,8 +314,11 @@ describe('compact memory stores: bare values, bound to their region', () => {
   it('an L1 over another backend keeps bare values, bounded by the region expiration', async () => {
     const clock = new ManualClock(T0);
     const l2 = new MemoryBackend();
-    const region = makeRegion({ clock }).configure(l2, { expirationTime: 10, l1: { max: 100, bus: false, compact: true } });
+    const region = makeRegion({ clock }).configure(l2, { expirationTime: 10, l1: { max: 100, bus: false } });
     await region.set('k', { n: 1 });
+    const tier = region.backend as unknown as { l1: MemoryBackend };
+    assert.ok(tier.l1.cache instanceof CompactLru);
+    assert.ok(!(stored(tier.l1, 'k')?.item instanceof CachedValue), 'bare in L1');
     assert.equal(await region.getOrCreate('k', () => ({ n: 2 })), ((await l2.get('k')) as CachedValue).payload);
     assert.deepEqual(await region.get('k'), { n: 1 });
     clock.advance(11);
@@ -331,27 +326,31 @@ describe('compact memory stores: bare values, bound to their region', () => {
     assert.deepEqual(await region.get('k'), { n: 3 });
   });
 
-  it('binding: only an empty, unbound compact store', () => {
-    const b = new MemoryBackend({ compact: true });
-    assert.ok(b[BIND_EXPIRY](10_000, systemClock) !== undefined);
-    assert.equal(b[BIND_EXPIRY](10_000, systemClock), undefined, 'bound once');
-    const full = new MemoryBackend({ compact: true });
-    void full.set('k', new CachedValue('v', { ct: Date.now(), v: VALUE_VERSION }));
-    assert.equal(full[BIND_EXPIRY](10_000, systemClock), undefined);
-    assert.equal(new MemoryBackend()[BIND_EXPIRY](10_000, systemClock), undefined, 'not compact');
-    assert.equal(new MemoryBackend({ compact: true })[BIND_EXPIRY](0, systemClock), undefined);
-    assert.ok(new MemoryBackend({ compact: true })[BIND_EXPIRY](-1, systemClock) !== undefined, 'never expires');
+  it('an L1 with its own shorter expirationTime or a maxSize is an lru-cache store', () => {
+    for (const l1 of [{ expirationTime: 5 }, { maxSize: 1000 }]) {
+      const region = makeRegion().configure('null', { expirationTime: 10, l1: { ...l1, bus: false } });
+      const tier = region.backend as unknown as { l1: MemoryBackend };
+      assert.ok(tier.l1.cache instanceof LRUCache, JSON.stringify(l1));
+    }
   });
 });
 
-/** Counts a bound store's lookups of a bare value's creation time (the reads that are not fresh hits). */
+/** What a CompactLru store holds under `key` (recency unchanged): the slot's item and time. */
+function stored(store: MemoryBackend, key: string): { item: unknown; time: number } | undefined {
+  const lru = store.cache;
+  assert.ok(lru instanceof CompactLru, 'a CompactLru store');
+  const slot = (lru as unknown as { slots: Map<string, number> }).slots.get(key);
+  return slot === undefined ? undefined : { item: lru.items[slot], time: lru.times[slot] as number };
+}
+
+/** Counts the store's rebuilding of CachedValues around bare payloads (reads that are not fresh hits). */
 function countSlowReads(store: MemoryBackend): { count: number } {
   const counter = { count: 0 };
-  const cache = store.cache;
-  const original = cache.getRemainingTTL.bind(cache);
-  cache.getRemainingTTL = (key: string) => {
+  const lru = store.cache as CompactLru;
+  const original = lru.valueAt.bind(lru);
+  lru.valueAt = (slot: number) => {
     counter.count++;
-    return original(key);
+    return original(slot);
   };
   return counter;
 }
