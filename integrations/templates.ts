@@ -719,7 +719,11 @@ export class TemplateCache extends EventEmitter {
     const createdAt = found === undefined ? time : found.metadata.ct;
     const ttl = options?.expire === undefined ? region.expirationTime : options.expire;
     const ttlMs = ttl === null || ttl === -1 ? -1 : ttl * 1000;
-    if (slot >= 0 && (ttlMs === -1 || (ttlMs !== 0 && Date.now() - ct <= ttlMs)) && !region.regionInvalidator.isInvalidated(ct)) {
+    if (
+      slot >= 0 &&
+      (ttlMs === -1 || (ttlMs !== 0 && Date.now() - createdAt <= ttlMs)) &&
+      !region.regionInvalidator.isInvalidated(createdAt)
+    ) {
       if (found === undefined) return sync.items[slot] as string;
       const tags = found.metadata.tags;
       if (tags !== undefined) {
