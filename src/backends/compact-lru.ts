@@ -27,7 +27,7 @@ export const COMPACT_LRU_MAX = 2 ** 32;
  * A bounded LRU map from string keys to {@link CachedValue}s, storing a value that is only a
  * payload and a creation time without its CachedValue object. `get` and `peek` return
  * CachedValues (bare ones rebuilt, a new object each time); the region's hit path reads the slot
- * (see {@link CompactLru.find}) and builds nothing. Iteration runs from the most to the least
+ * in place and builds nothing. Iteration runs from the most to the least
  * recently used, as lru-cache's does; entries deleted during an iteration are skipped.
  */
 export class CompactLru {
@@ -159,6 +159,7 @@ export class CompactLru {
     for (const [key, slot] of this.order()) yield [key, this.valueAt(slot)];
   }
 
+  /** The same as {@link CompactLru.entries}. */
   [Symbol.iterator](): Generator<[string, CachedValue]> {
     return this.entries();
   }

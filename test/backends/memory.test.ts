@@ -9,7 +9,7 @@ import { backendConformance } from './conformance.js';
 // The default store (a CompactLru: bare payloads with their times) and an lru-cache store
 // (maxSize: CachedValue objects) keep the same storage contract.
 backendConformance({ name: 'memory', makeBackend: () => new MemoryBackend({ max: 1000 }) });
-backendConformance({ name: 'memory, lru-cache store (maxSize)', makeBackend: () => new MemoryBackend({ maxSize: 1_000_000 }) });
+backendConformance({ name: 'memory, lru-cache store (maxSize)', makeBackend: () => new MemoryBackend({ maxSize: 1e9 }) });
 
 describe('memory backend arguments', () => {
   const v = (payload: unknown) => new CachedValue(payload, { ct: Date.now(), v: VALUE_VERSION });
