@@ -57,8 +57,8 @@ export const UNTAGGED_CT: unique symbol = Symbol('dogpile.untaggedCt') as typeof
 /**
  * Internal: the creation time (ms) of a value that is nothing but a payload and a creation time (a
  * CachedValue itself, not a subclass, with the current envelope version and no duration, deadline,
- * tags or other fields), else NaN. A compact memory store keeps such a value as the bare payload,
- * its creation time in lru-cache's own per-entry start (see `MemoryBackend`).
+ * tags or other fields), else NaN. The memory backend's CompactLru keeps such a value as the bare
+ * payload, its creation time in a Float64Array beside it.
  */
 export const BARE_CT: unique symbol = Symbol('dogpile.bareCt') as typeof BARE_CT;
 

@@ -473,6 +473,7 @@ export class CacheRegion {
       const mangled = this.mangler === undefined ? key : this.mangle(key);
       const events = this.events;
       const slots = this.slots;
+      let hit: CachedValue | undefined;
       if (slots !== undefined && options === undefined) {
         // The memory store's CompactLru: a bare payload is judged by its time, read in place.
         const slot = slots.find(mangled);
@@ -482,8 +483,10 @@ export class CacheRegion {
           if (events.hearsHit) events.emit('hit', { region: this.name, key });
           return Promise.resolve(slots.items[slot] as T);
         }
+        hit = slot < 0 ? undefined : slots.valueAt(slot);
+      } else {
+        hit = sync.get(mangled);
       }
-      const hit = sync.get(mangled);
       const expMs = options?.expirationTime === undefined ? this.expirationMs : this.expirationFor(options.expirationTime);
       if (hit === undefined || !(options?.ignoreExpiration || this.isFresh(hit, expMs))) {
         // An L1 miss still reads L2; a tagged value may need its tag times first.

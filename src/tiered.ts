@@ -152,8 +152,9 @@ export function makeTier(
   } else {
     // The region's own (the default): counted from the value's creation, which is never later than
     // its copy into L1, so the bound is at least as tight. The region's freshness test on a hit
-    // already implies it, so L1 needs no lru-cache ttl, whose per-read timestamp check costs a
-    // fifth of a hit; reads of L1 that are not fresh hits check it here (see creationBoundMs).
+    // already implies it, so L1 needs no ttl, and is a CompactLru (an lru-cache ttl would cost a
+    // timestamp check on every read); reads of L1 that are not fresh hits check it here (see
+    // creationBoundMs).
     creationBoundMs = regionMs;
   }
   return new TieredBackend(l2, bus, sizing, creationBoundMs, clock);
