@@ -20,8 +20,8 @@ function slotArray(max: number): SlotArray {
   return max <= 2 ** 8 ? new Uint8Array(max) : max <= 2 ** 16 ? new Uint16Array(max) : new Uint32Array(max);
 }
 
-/** Largest `max` a CompactLru takes (its typed arrays are allocated up front). */
-export const COMPACT_LRU_MAX = 2 ** 32;
+/** Largest `max` a CompactLru takes: the longest JS array (its arrays are allocated up front). */
+export const COMPACT_LRU_MAX = 2 ** 32 - 1;
 
 /**
  * A bounded LRU map from string keys to {@link CachedValue}s, storing a value that is only a
@@ -51,7 +51,7 @@ export class CompactLru {
 
   constructor(max: number) {
     if (!(Number.isSafeInteger(max) && max > 0 && max <= COMPACT_LRU_MAX)) {
-      throw new ValidationError(`CompactLru: max must be a positive integer up to 2^32, got ${String(max)}`);
+      throw new ValidationError(`CompactLru: max must be a positive integer up to 2^32 - 1, got ${String(max)}`);
     }
     this.max = max;
     this.items = new Array(max);

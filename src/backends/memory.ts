@@ -162,7 +162,7 @@ function makeStore(args: Readonly<MemoryBackendArguments>): MemoryStore {
   }
   if (maxSize === undefined && ttl === undefined) {
     if ((max ?? DEFAULT_MEMORY_MAX) > COMPACT_LRU_MAX) {
-      throw new ValidationError(`memory backend: max must be at most 2^32, got ${describe(max)}`);
+      throw new ValidationError(`memory backend: max must be at most 2^32 - 1, got ${describe(max)}`);
     }
     return new CompactLru(max ?? DEFAULT_MEMORY_MAX);
   }

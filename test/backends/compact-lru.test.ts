@@ -159,7 +159,7 @@ describe('CompactLru', () => {
   });
 
   it('rejects a bad max and values that are not CachedValues', () => {
-    for (const max of [0, -1, 1.5, Number.NaN, 2 ** 32 + 1]) {
+    for (const max of [0, -1, 1.5, Number.NaN, 2 ** 32]) {
       assert.throws(
         () => new CompactLru(max),
         (e: unknown) => e instanceof ValidationError && /max must be a positive integer/.test(e.message),

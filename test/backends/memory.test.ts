@@ -20,6 +20,13 @@ describe('memory backend arguments', () => {
     assert.equal(b.cache.max, DEFAULT_MEMORY_MAX);
   });
 
+  it('rejects a max longer than any array (the store allocates its slots up front)', () => {
+    assert.throws(
+      () => new MemoryBackend({ max: 2 ** 32 }),
+      (e: unknown) => e instanceof ValidationError && /max must be at most 2\^32 - 1, got 4294967296/.test(e.message),
+    );
+  });
+
   it('evicts the least recently used entry past max', async () => {
     const b = new MemoryBackend({ max: 2 });
     await b.set('a', v(1));
