@@ -960,10 +960,9 @@ export class CacheRegion {
 
   private isFresh(v: CachedValue, expMs: number): boolean {
     const ct = v[CURRENT_CT]; // NaN for another envelope version
-    if (Number.isNaN(ct) || this.invalidator.isInvalidated(ct)) return false;
+    if (Number.isNaN(ct) || !this.isFreshTime(ct, expMs)) return false;
     const tags = v[VALUE_TAGS]; // unknown tag times read as not fresh: the caller settles them first
-    if (tags !== undefined && this.tagIndex.state(tags, ct) !== TAGS_OK) return false;
-    return withinExpiry(ct, expMs, this.clock);
+    return tags === undefined || this.tagIndex.state(tags, ct) === TAGS_OK;
   }
 
   private lookup<T>(v: CachedValue | NoValue, expMs: number): Lookup<T> {

@@ -220,7 +220,7 @@ export class TieredBackend implements CacheBackend, BusListener {
 
   /** The usable L1 copy of `key` (one past {@link creationBoundMs} is dropped). */
   private fromL1(key: string): CachedValue | undefined {
-    const hit = this.l1.peekValue(key);
+    const hit = this.l1.cache.get(key);
     if (hit === undefined || !this.outlived(hit)) return hit;
     this.l1.cache.delete(key);
     return undefined;

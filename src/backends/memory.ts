@@ -77,7 +77,7 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
    * Internal: the region's hit path reads through this (see SYNC_GET): the store itself, unless
    * values are cloned or a subclass reads differently.
    */
-  [SYNC_GET]: SyncReader | undefined;
+  readonly [SYNC_GET]: SyncReader | undefined;
   private readonly clone: boolean;
 
   constructor(args: Readonly<MemoryBackendArguments> = {}) {
@@ -133,11 +133,6 @@ export class MemoryBackend extends BaseBackend implements SyncReadable {
   /** Empties the cache (it holds no connection or timer). */
   async close(): Promise<void> {
     this.cache.clear();
-  }
-
-  /** @internal The stored value of `key` read synchronously, or undefined: what the tier's L1 reads. */
-  peekValue(key: string): CachedValue | undefined {
-    return this.read(key);
   }
 
   private read(key: string): CachedValue | undefined {
